@@ -1,0 +1,30 @@
+"""backprop-lab: hand-written matrix backpropagation that matches jax.grad.
+
+The network is an equinox Module (:class:`MLP`); :func:`manual_grad` is the
+notes' δ rule written with matrix and Hadamard products only, and
+:func:`autodiff_grad` and :func:`numerical_grad` are the second and third
+opinions it is tested against.
+"""
+
+from . import reference as reference
+from ._activations import ACTIVATIONS as ACTIVATIONS
+from ._activations import Activation as Activation
+from ._activations import get_activation as get_activation
+from ._autodiff import autodiff_grad as autodiff_grad
+from ._autodiff import numerical_grad as numerical_grad
+from ._backprop import VARIANTS as VARIANTS
+from ._backprop import BackpropTrace as BackpropTrace
+from ._backprop import backprop_trace as backprop_trace
+from ._backprop import loss_value as loss_value
+from ._backprop import manual_grad as manual_grad
+from ._backprop import manual_value_and_grad as manual_value_and_grad
+from ._backprop import sgd_step as sgd_step
+from ._losses import LOSSES as LOSSES
+from ._losses import Loss as Loss
+from ._losses import get_loss as get_loss
+from ._network import INITS as INITS
+from ._network import MLP as MLP
+from ._network import Trace as Trace
+from ._network import forward_trace as forward_trace
+
+__version__ = "0.1.0"

@@ -1,0 +1,172 @@
+"""Activation functions, each with its hand-written derivative beside it.
+
+Every entry of :data:`ACTIVATIONS` carries the function ``fn(z)`` and the
+derivative ``deriv(z, a)``, written in terms of the output ``a = fn(z)`` where
+the notes do so (σ′ = a(1 − a), tanh′ = 1 − a²). This table is the only place
+a derivative is written: the backward pass, the diagonal-matrix variant and the
+worked-example explainer all read it from here.
+
+Softmax is not element-wise; it supplies its Jacobian-vector product
+``a ⊙ (g − ⟨g, a⟩)`` and its Jacobian ``diag(a) − a aᵀ`` instead, and is only
+allowed as an output activation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import erf
+
+Array = jax.Array
+
+_LEAKY_SLOPE = 0.01
+_ELU_ALPHA = 1.0
+_SQRT2 = 1.4142135623730951
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An activation function with its hand-written derivative.
+
+    Attributes:
+        name: the name used in configs and error messages.
+        fn: ``z -> a``, applied to arrays of shape (..., width).
+        deriv: ``(z, a) -> f′(z)`` element-wise, same shape as ``z``; ``None``
+            for activations that are not element-wise (softmax).
+        vjp: for non-element-wise activations, ``(z, a, g) -> Jᵀ g``.
+        jac: for non-element-wise activations, ``(z, a) -> J`` of shape
+            (..., width, width).
+        default_init: the initialisation that suits this activation.
+        output_only: True if it may only be used on the last layer.
+    """
+
+    name: str
+    fn: Callable[[Array], Array]
+    deriv: Callable[[Array, Array], Array] | None
+    vjp: Callable[[Array, Array, Array], Array] | None = None
+    jac: Callable[[Array, Array], Array] | None = None
+    default_init: str = "glorot"
+    output_only: bool = False
+
+    def backward(self, z: Array, a: Array, g: Array) -> Array:
+        """δ = (∂a/∂z)ᵀ g, the Hadamard form: ``g ⊙ f′(z)`` for element-wise ones."""
+        if self.deriv is not None:
+            return g * self.deriv(z, a)
+        return self.vjp(z, a, g)
+
+    def jacobian(self, z: Array, a: Array) -> Array:
+        """The matrix D = ∂a/∂z of shape (..., width, width), as notes 000-002 write it.
+
+        For an element-wise activation this is ``diag(f′(z))``, materialised on
+        purpose: it is the teaching form whose wasted work the benchmarks show.
+        """
+        if self.deriv is not None:
+            d = self.deriv(z, a)
+            return jnp.einsum("...i,ij->...ij", d, jnp.eye(d.shape[-1], dtype=d.dtype))
+        return self.jac(z, a)
+
+
+def _sigmoid(z: Array) -> Array:
+    return jax.nn.sigmoid(z)
+
+
+def _gelu(z: Array) -> Array:
+    return 0.5 * z * (1.0 + erf(z / _SQRT2))
+
+
+def _gelu_deriv(z: Array, a: Array) -> Array:
+    # Φ(z) + z φ(z), exact (erf) form.
+    return 0.5 * (1.0 + erf(z / _SQRT2)) + z * _INV_SQRT_2PI * jnp.exp(-0.5 * z * z)
+
+
+def _silu_deriv(z: Array, a: Array) -> Array:
+    s = jax.nn.sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+def _softmax(z: Array) -> Array:
+    return jax.nn.softmax(z, axis=-1)
+
+
+def _softmax_vjp(z: Array, a: Array, g: Array) -> Array:
+    return a * (g - jnp.sum(g * a, axis=-1, keepdims=True))
+
+
+def _softmax_jac(z: Array, a: Array) -> Array:
+    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    return jnp.einsum("...i,ij->...ij", a, eye) - jnp.einsum("...i,...j->...ij", a, a)
+
+
+def _elu(z: Array) -> Array:
+    return jnp.where(z > 0, z, _ELU_ALPHA * jnp.expm1(jnp.minimum(z, 0.0)))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    act.name: act
+    for act in (
+        Activation("sigmoid", _sigmoid, lambda z, a: a * (1.0 - a)),
+        Activation("tanh", jnp.tanh, lambda z, a: 1.0 - a * a),
+        Activation(
+            "relu",
+            lambda z: jnp.where(z > 0, z, 0.0),
+            lambda z, a: (z > 0).astype(z.dtype),
+            default_init="he",
+        ),
+        Activation(
+            "leaky_relu",
+            lambda z: jnp.where(z > 0, z, _LEAKY_SLOPE * z),
+            lambda z, a: jnp.where(z > 0, 1.0, _LEAKY_SLOPE).astype(z.dtype),
+            default_init="he",
+        ),
+        Activation(
+            "elu",
+            _elu,
+            lambda z, a: jnp.where(z > 0, 1.0, a + _ELU_ALPHA).astype(z.dtype),
+            default_init="he",
+        ),
+        Activation(
+            "softplus",
+            jax.nn.softplus,
+            lambda z, a: jax.nn.sigmoid(z),
+            default_init="he",
+        ),
+        Activation("gelu", _gelu, _gelu_deriv, default_init="he"),
+        Activation("silu", jax.nn.silu, _silu_deriv, default_init="he"),
+        Activation("identity", lambda z: z, lambda z, a: jnp.ones_like(z), default_init="lecun"),
+        Activation(
+            "softmax",
+            _softmax,
+            None,
+            vjp=_softmax_vjp,
+            jac=_softmax_jac,
+            output_only=True,
+        ),
+    )
+}
+
+
+def get_activation(name: str | Activation, *, output: bool = False) -> Activation:
+    """Look up an activation by name, with an error that lists the valid names.
+
+    Arguments:
+        name: a key of :data:`ACTIVATIONS`, or an :class:`Activation` (returned as is).
+        output: whether it is for the output layer (softmax is allowed only there).
+    """
+    if isinstance(name, Activation):
+        act = name
+    else:
+        if name not in ACTIVATIONS:
+            valid = ", ".join(sorted(ACTIVATIONS))
+            raise ValueError(f"unknown activation {name!r}; valid activations are: {valid}")
+        act = ACTIVATIONS[name]
+    if act.output_only and not output:
+        hidden = ", ".join(sorted(n for n, a in ACTIVATIONS.items() if not a.output_only))
+        raise ValueError(
+            f"activation {act.name!r} is only allowed as output_activation; "
+            f"hidden layers take one of: {hidden}"
+        )
+    return act
