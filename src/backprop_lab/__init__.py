@@ -26,5 +26,11 @@ from ._network import INITS as INITS
 from ._network import MLP as MLP
 from ._network import Trace as Trace
 from ._network import forward_trace as forward_trace
+from ._training import GRADS as GRADS
+from ._training import OPTIMIZERS as OPTIMIZERS
+from ._training import accuracy as accuracy
+from ._training import make_optimizer as make_optimizer
+from ._training import run_steps as run_steps
+from ._training import train as train
 
 __version__ = "0.1.0"
