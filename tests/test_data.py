@@ -1,0 +1,180 @@
+"""Tests for the data sets: shapes, seeding, targets and error messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backprop_lab._data import (
+    DATASETS,
+    Dataset,
+    dataset_names,
+    load_dataset,
+    validate_against_model,
+)
+
+TABLES = ["xor", "and", "or", "swap", "note003", "note004"]
+GENERATED = ["moons", "circles", "digits"]
+
+
+def test_registry_lists_every_data_set() -> None:
+    assert dataset_names() == sorted(TABLES + GENERATED)
+    assert set(DATASETS) == set(dataset_names())
+
+
+@pytest.mark.parametrize(
+    ("name", "outputs"),
+    [("xor", [0, 1, 1, 0]), ("and", [0, 0, 0, 1]), ("or", [0, 1, 1, 1])],
+)
+def test_gates_are_truth_tables(name: str, outputs: list[int]) -> None:
+    data = load_dataset(name)
+    np.testing.assert_array_equal(data.x_train, [[0, 0], [0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(data.y_train[:, 0], outputs)
+    assert data.y_train.shape == (4, 1)
+    assert (data.targets, data.n_classes, data.out_width) == ("binary", 2, 1)
+
+
+def test_swap_is_note_004_table() -> None:
+    data = load_dataset("swap")
+    rows = {tuple(x): tuple(y) for x, y in zip(data.x_train, data.y_train)}
+    assert rows == {(1, 1): (1, 1), (1, 0): (0, 1), (0, 1): (1, 0), (0, 0): (0, 0)}
+    assert data.targets == "regression" and data.n_classes is None
+
+
+@pytest.mark.parametrize(("name", "y"), [("note003", [1.0, 0.0]), ("note004", [0.0, 1.0])])
+def test_note_examples(name: str, y: list[float]) -> None:
+    data = load_dataset(name)
+    np.testing.assert_array_equal(data.x_train, [[1.0, 0.0]])
+    np.testing.assert_array_equal(data.y_train, [y])
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_tables_test_on_their_training_rows(name: str) -> None:
+    data = load_dataset(name)
+    np.testing.assert_array_equal(data.x_test, data.x_train)
+    np.testing.assert_array_equal(data.y_test, data.y_train)
+    assert data.x_test is not data.x_train
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_tables_ignore_seed(name: str) -> None:
+    np.testing.assert_array_equal(load_dataset(name, seed=0).y_train, load_dataset(name, seed=5).y_train)
+
+
+@pytest.mark.parametrize(("name", "width", "classes"), [("moons", 2, 2), ("circles", 2, 2), ("digits", 64, 10)])
+def test_generated_shapes_and_one_hot(name: str, width: int, classes: int) -> None:
+    data = load_dataset(name)
+    assert isinstance(data, Dataset)
+    assert data.x_train.shape == (data.n_train, width)
+    assert data.x_test.shape == (data.n_test, width)
+    assert data.y_train.shape == (data.n_train, classes)
+    assert data.y_test.shape == (data.n_test, classes)
+    assert (data.targets, data.n_classes, data.in_width, data.out_width) == ("one_hot", classes, width, classes)
+    for y in (data.y_train, data.y_test):
+        np.testing.assert_array_equal(y.sum(axis=1), 1.0)
+        assert set(np.unique(y)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_integer_labels(name: str) -> None:
+    data = load_dataset(name, one_hot=False)
+    assert data.targets == "labels"
+    assert data.y_train.shape == (data.n_train,)
+    assert np.issubdtype(data.y_train.dtype, np.integer)
+    assert data.out_width == data.n_classes
+    np.testing.assert_array_equal(np.argmax(load_dataset(name).y_train, axis=1), data.y_train)
+
+
+def test_digits_split_sizes_and_pixel_range() -> None:
+    data = load_dataset("digits")
+    assert (data.n_train, data.n_test) == (1347, 450)
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
+    assert data.x_train.max() == 1.0
+    small = load_dataset("digits", test_fraction=0.5)
+    assert small.n_train + small.n_test == 1797 and small.n_test == 899
+
+
+def test_split_is_stratified() -> None:
+    data = load_dataset("digits", one_hot=False)
+    counts = np.bincount(data.y_test, minlength=10)
+    assert counts.min() >= 43 and counts.max() <= 47
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_same_seed_same_data(name: str) -> None:
+    a, b = load_dataset(name, seed=3), load_dataset(name, seed=3)
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_different_seed_different_split(name: str) -> None:
+    a, b = load_dataset(name, seed=0), load_dataset(name, seed=1)
+    assert a.x_train.shape == b.x_train.shape
+    assert not np.array_equal(a.x_train, b.x_train)
+
+
+def test_generated_inputs_are_standardized_on_train() -> None:
+    data = load_dataset("moons", n_samples=400, noise=0.1)
+    assert data.n_train + data.n_test == 400
+    np.testing.assert_allclose(data.x_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(data.x_train.std(axis=0), 1.0, atol=1e-12)
+
+
+def test_noise_changes_points() -> None:
+    quiet, loud = load_dataset("circles", noise=0.0), load_dataset("circles", noise=0.3)
+    assert not np.allclose(quiet.x_train, loud.x_train)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, "float64"])
+def test_dtype(dtype: object) -> None:
+    data = load_dataset("xor", dtype=dtype)
+    assert data.x_train.dtype == np.dtype(dtype) and data.y_test.dtype == np.dtype(dtype)
+    assert load_dataset("digits", one_hot=False, dtype=dtype).y_train.dtype == np.int64
+
+
+def test_unknown_name_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="unknown data set 'mnist'") as info:
+        load_dataset("mnist")
+    for name in dataset_names():
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("xor", {"noise": 0.1}, "does not take noise.*fixed table"),
+        ("note003", {"test_fraction": 0.5}, "does not take test_fraction"),
+        ("digits", {"n_samples": 100}, "does not take n_samples.*accepts only: test_fraction"),
+        ("moons", {"test_fraction": 1.0}, "strictly between 0 and 1, got 1.0"),
+        ("moons", {"n_samples": 3}, "at least 8 .*got 3"),
+        ("circles", {"noise": -1.0}, "must be >= 0, got -1.0"),
+        ("xor", {"dtype": np.int32}, "floating type.*got int32"),
+    ],
+)
+def test_bad_options_are_explained(name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_dataset(name, **kwargs)
+
+
+def test_validate_against_model_accepts_matching_widths() -> None:
+    validate_against_model(load_dataset("xor"), 2, 1)
+    validate_against_model(load_dataset("moons", one_hot=False), 2, 2)
+
+
+def test_validate_against_model_names_both_input_widths() -> None:
+    with pytest.raises(ValueError, match="input width is 3 but data set 'digits' has 64") as info:
+        validate_against_model(load_dataset("digits"), 3, 10)
+    assert "output" not in str(info.value)
+
+
+def test_validate_against_model_names_both_output_widths() -> None:
+    with pytest.raises(ValueError, match="output width is 2 but data set 'xor' has 1 target columns"):
+        validate_against_model(load_dataset("xor"), 2, 2)
+    with pytest.raises(ValueError, match="output width is 1 but data set 'moons' has 2 classes"):
+        validate_against_model(load_dataset("moons", one_hot=False), 2, 1)
+
+
+def test_validate_against_model_reports_both_problems() -> None:
+    with pytest.raises(ValueError, match="input width is 4.*; .*output width is 3"):
+        validate_against_model(load_dataset("swap"), 4, 3)
