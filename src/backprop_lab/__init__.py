@@ -29,6 +29,7 @@ from ._network import forward_trace as forward_trace
 from ._training import GRADS as GRADS
 from ._training import OPTIMIZERS as OPTIMIZERS
 from ._training import accuracy as accuracy
+from ._training import evaluate as evaluate
 from ._training import make_optimizer as make_optimizer
 from ._training import run_steps as run_steps
 from ._training import train as train
