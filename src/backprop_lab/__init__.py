@@ -26,6 +26,10 @@ from ._network import INITS as INITS
 from ._network import MLP as MLP
 from ._network import Trace as Trace
 from ._network import forward_trace as forward_trace
+from ._sweep import run_lanes as run_lanes
+from ._sweep import stack_lanes as stack_lanes
+from ._sweep import train_sweep as train_sweep
+from ._sweep import unstack_lanes as unstack_lanes
 from ._training import GRADS as GRADS
 from ._training import OPTIMIZERS as OPTIMIZERS
 from ._training import accuracy as accuracy

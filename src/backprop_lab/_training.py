@@ -145,8 +145,7 @@ def batch_indices(key: Array, step: Array, n: int, batch_size: int) -> Array:
     return jax.lax.dynamic_slice_in_dim(perm, (step % per_epoch) * batch_size, batch_size)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad"))
-def _run(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad):
+def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad):
     value_and_grad = GRADS[grad]
     opt = optimizer.value
 
@@ -163,6 +162,9 @@ def _run(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_si
 
     (model, opt_state), losses = jax.lax.scan(step, (model, opt_state), start + jnp.arange(steps))
     return model, opt_state, losses
+
+
+_run = jax.jit(_run_impl, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad"))
 
 
 def check_train_args(model: MLP, x, y, *, loss, optimizer, steps, batch_size, grad) -> None:
