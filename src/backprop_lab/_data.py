@@ -92,8 +92,8 @@ class Dataset:
 
 
 Builder = Callable[..., Dataset]
-"""Signature of a registry entry: ``builder(*, seed, test_fraction, one_hot,
-n_samples, noise) -> Dataset`` with ``None`` meaning "not given"."""
+"""Signature of a registry entry: ``builder(*, seed, one_hot, **options) -> Dataset``
+where ``options`` are the data set's own settings (test_fraction, n_samples, noise)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -107,15 +107,7 @@ def _table(
     name: str, x: np.ndarray, y: np.ndarray, n_classes: int | None, targets: TargetKind
 ) -> Dataset:
     """A data set whose test rows are its training rows."""
-    return Dataset(
-        name=name,
-        x_train=x,
-        y_train=y,
-        x_test=x.copy(),
-        y_test=y.copy(),
-        n_classes=n_classes,
-        targets=targets,
-    )
+    return Dataset(name, x, y, x.copy(), y.copy(), n_classes, targets)
 
 
 def _gate(name: str, outputs: list[float]) -> Builder:
@@ -158,17 +150,8 @@ def _note004(**_: object) -> Dataset:
 # --------------------------------------------------------------------------- #
 
 
-def _classification(
-    name: str,
-    x: np.ndarray,
-    labels: np.ndarray,
-    n_classes: int,
-    *,
-    seed: int,
-    test_fraction: float,
-    one_hot: bool,
-    standardize: bool,
-) -> Dataset:
+def _classification(name: str, x: np.ndarray, labels: np.ndarray, n_classes: int, *, seed: int,
+                    test_fraction: float, one_hot: bool, standardize: bool) -> Dataset:
     """Split ``(x, labels)`` into a stratified train/test pair.
 
     Arguments:
@@ -190,8 +173,7 @@ def _classification(
         x, labels, test_size=test_fraction, random_state=seed, stratify=labels
     )
     if standardize:
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         x_train = (x_train - mean) / std
         x_test = (x_test - mean) / std
@@ -205,65 +187,37 @@ def _classification(
     return Dataset(name, x_train, y_train, x_test, y_test, n_classes, targets)
 
 
-def _moons(
-    *, seed: int, test_fraction: float | None, one_hot: bool, n_samples: int | None, noise: float | None
-) -> Dataset:
+def _moons(*, seed: int, test_fraction: float, one_hot: bool, n_samples: int, noise: float) -> Dataset:
     """Two interleaving half circles (``sklearn.datasets.make_moons``), seeded
-    by ``seed``, inputs standardized. Defaults: 1000 samples, noise 0.2,
-    test fraction 0.25. x shape (n, 2); y shape (n, 2) one-hot or (n,) labels."""
+    by ``seed``, inputs standardized. x (n, 2); y (n, 2) one-hot or (n,) labels."""
     from sklearn.datasets import make_moons
 
-    x, labels = make_moons(
-        n_samples=1000 if n_samples is None else n_samples,
-        noise=0.2 if noise is None else noise,
-        random_state=seed,
-    )
-    return _classification(
-        "moons", x, labels, 2, seed=seed, test_fraction=_fraction(test_fraction),
-        one_hot=one_hot, standardize=True,
-    )
+    x, labels = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    return _classification("moons", x, labels, 2, seed=seed, test_fraction=test_fraction,
+                           one_hot=one_hot, standardize=True)
 
 
-def _circles(
-    *, seed: int, test_fraction: float | None, one_hot: bool, n_samples: int | None, noise: float | None
-) -> Dataset:
+def _circles(*, seed: int, test_fraction: float, one_hot: bool, n_samples: int, noise: float) -> Dataset:
     """A small circle inside a large one (``sklearn.datasets.make_circles``,
-    factor 0.5), seeded by ``seed``, inputs standardized. Defaults: 1000
-    samples, noise 0.1, test fraction 0.25. x shape (n, 2); y shape (n, 2)
+    factor 0.5), seeded by ``seed``, inputs standardized. x (n, 2); y (n, 2)
     one-hot or (n,) labels."""
     from sklearn.datasets import make_circles
 
-    x, labels = make_circles(
-        n_samples=1000 if n_samples is None else n_samples,
-        noise=0.1 if noise is None else noise,
-        factor=0.5,
-        random_state=seed,
-    )
-    return _classification(
-        "circles", x, labels, 2, seed=seed, test_fraction=_fraction(test_fraction),
-        one_hot=one_hot, standardize=True,
-    )
+    x, labels = make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
+    return _classification("circles", x, labels, 2, seed=seed, test_fraction=test_fraction,
+                           one_hot=one_hot, standardize=True)
 
 
-def _digits(*, seed: int, test_fraction: float | None, one_hot: bool, **_: object) -> Dataset:
+def _digits(*, seed: int, test_fraction: float, one_hot: bool, **_: object) -> Dataset:
     """The 1797 8x8 handwritten digits bundled with scikit-learn
-    (``sklearn.datasets.load_digits``, no download). Pixels are scaled to
-    [0, 1] by dividing by 16. Default test fraction 0.25 (1347 train / 450
-    test rows). x shape (n, 64); y shape (n, 10) one-hot or (n,) labels."""
+    (``sklearn.datasets.load_digits``, no download), pixels scaled to [0, 1]
+    by dividing by 16. x (n, 64); y (n, 10) one-hot or (n,) labels."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = np.asarray(bunch.data, dtype=np.float64) / 16.0
-    labels = np.asarray(bunch.target, dtype=np.int64)
-    return _classification(
-        "digits", x, labels, 10, seed=seed, test_fraction=_fraction(test_fraction),
-        one_hot=one_hot, standardize=False,
-    )
-
-
-def _fraction(test_fraction: float | None) -> float:
-    """The default test fraction when none was given."""
-    return 0.25 if test_fraction is None else test_fraction
+    return _classification("digits", x, np.asarray(bunch.target, dtype=np.int64), 10, seed=seed,
+                           test_fraction=test_fraction, one_hot=one_hot, standardize=False)
 
 
 # --------------------------------------------------------------------------- #
@@ -284,10 +238,11 @@ DATASETS: dict[str, Builder] = {
 """Registry of data set builders by name; :func:`load_dataset` is the front door."""
 
 _TABLES = frozenset({"xor", "and", "or", "swap", "note003", "note004"})
-_ACCEPTS = {
-    "moons": {"test_fraction", "n_samples", "noise"},
-    "circles": {"test_fraction", "n_samples", "noise"},
-    "digits": {"test_fraction"},
+# Options each generated data set takes, with the value used when one is not given.
+_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "moons": {"test_fraction": 0.25, "n_samples": 1000, "noise": 0.2},
+    "circles": {"test_fraction": 0.25, "n_samples": 1000, "noise": 0.1},
+    "digits": {"test_fraction": 0.25},
 }
 
 
@@ -336,16 +291,11 @@ def load_dataset(
             option out of range.
     """
     if name not in DATASETS:
-        raise ValueError(
-            f"unknown data set {name!r}; valid names are: {', '.join(dataset_names())}"
-        )
-    given = {
-        key
-        for key, value in (("test_fraction", test_fraction), ("n_samples", n_samples), ("noise", noise))
-        if value is not None
-    }
-    accepted = set() if name in _TABLES else _ACCEPTS[name]
-    unused = sorted(given - accepted)
+        raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(dataset_names())}")
+    given = {k: v for k, v in (("test_fraction", test_fraction), ("n_samples", n_samples), ("noise", noise))
+             if v is not None}
+    accepted = set(_DEFAULTS.get(name, {}))
+    unused = sorted(set(given) - accepted)
     if unused:
         hint = (
             "it is a fixed table whose test rows are its training rows; leave these options unset (null)"
@@ -363,22 +313,13 @@ def load_dataset(
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"dtype must be a floating type such as float32 or float64, got {dtype}")
 
-    data = DATASETS[name](
-        seed=seed, test_fraction=test_fraction, one_hot=one_hot, n_samples=n_samples, noise=noise
-    )
+    data = DATASETS[name](seed=seed, one_hot=one_hot, **{**_DEFAULTS.get(name, {}), **given})
 
     def cast_y(y: np.ndarray) -> np.ndarray:
         return y if data.targets == "labels" else np.asarray(y, dtype=dtype)
 
-    return Dataset(
-        name=data.name,
-        x_train=np.asarray(data.x_train, dtype=dtype),
-        y_train=cast_y(data.y_train),
-        x_test=np.asarray(data.x_test, dtype=dtype),
-        y_test=cast_y(data.y_test),
-        n_classes=data.n_classes,
-        targets=data.targets,
-    )
+    return Dataset(data.name, np.asarray(data.x_train, dtype=dtype), cast_y(data.y_train),
+                   np.asarray(data.x_test, dtype=dtype), cast_y(data.y_test), data.n_classes, data.targets)
 
 
 def validate_against_model(dataset: Dataset, in_width: int, out_width: int) -> None:
