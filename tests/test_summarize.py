@@ -109,6 +109,7 @@ def test_rows_statuses_and_fields(sweep: Path) -> None:
     assert first["grad_start_passed"] is True and first["grad_end_max_rel_error"] == 2e-7
     assert rows[2]["diverged_at_step"] == 42 and rows[2]["grad_end_passed"] is False
     assert rows[4]["kind"] is None and rows[4]["lr"] == 0.1
+    assert "grad_agreement" not in first
     assert "final_train_loss" not in rows[5]
 
 
@@ -117,6 +118,12 @@ def test_activation_and_lr_from_config_when_not_overridden(tmp_path: Path) -> No
     job = make_job(tmp_path, "0", ["seed=1"], train_summary(), config=config)
     row = read_job(job, tmp_path)
     assert (row["activation"], row["lr"]) == ("sigmoid", 0.003)
+
+
+def test_extra_scalars_are_kept(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "0", [], {**train_summary(), "epochs": 7, "grad": "manual", "nested": {"a": 1}})
+    row = read_job(job, tmp_path)
+    assert (row["epochs"], row["grad"]) == (7, "manual") and "nested" not in row
 
 
 def test_compare_rows(tmp_path: Path) -> None:

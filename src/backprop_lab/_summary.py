@@ -134,7 +134,8 @@ def read_job(job_dir: str | Path, root: str | Path | None = None) -> Row:
         entry per override, ``activation`` and ``lr`` (from the overrides, else
         from ``.hydra/config.yaml``), ``kind`` ("train", "compare" or None),
         ``status`` and the kind's fields (:data:`TRAIN_FIELDS` or
-        :data:`COMPARE_FIELDS`). ``status`` is the summary's own status
+        :data:`COMPARE_FIELDS`), then any other scalar the summary holds.
+        ``status`` is the summary's own status
         (for compare jobs "passed"/"failed"), "missing" without summary.json,
         or "corrupt" when it cannot be read as a JSON object.
     """
@@ -177,6 +178,10 @@ def read_job(job_dir: str | Path, root: str | Path | None = None) -> Row:
             check = check if isinstance(check, dict) else {}
             row[f"grad_{when}_passed"] = check.get("passed")
             row[f"grad_{when}_max_rel_error"] = check.get("max_rel_error")
+    # keep any other plain value the job reported (e.g. epochs, grad), for the CSV
+    for key, value in summary.items():
+        if key not in row and (value is None or isinstance(value, (str, int, float, bool))):
+            row[key] = value
     return row
 
 
