@@ -1,0 +1,1 @@
+"""Hydra launcher ``hydra/launcher=vmap``: a sweep over learning rates and seeds as one vmapped program."""
