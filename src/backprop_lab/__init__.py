@@ -39,3 +39,5 @@ from ._training import run_steps as run_steps
 from ._training import train as train
 
 __version__ = "0.1.0"
+from ._report import GradReport as GradReport
+from ._report import check_grads as check_grads
