@@ -158,6 +158,16 @@ def test_table(sweep: Path) -> None:
     assert format_table([]) == "(no jobs)"
 
 
+def test_table_lists_common_overrides_once(tmp_path: Path) -> None:
+    for i, lr in enumerate(["0.1", "1"]):
+        make_job(tmp_path, str(i), ["optimizer=sgd", f"optimizer.lr={lr}", "epochs=5"], train_summary())
+    lines = format_table(collect_rows(tmp_path)).splitlines()
+    assert lines[0] == "same in every job: optimizer=sgd epochs=5"
+    assert lines[3].split()[:3] == ["0", "optimizer.lr=0.1", "completed"]
+    single = format_table(collect_rows(tmp_path / "0")).splitlines()
+    assert "optimizer=sgd optimizer.lr=0.1 epochs=5" in single[2]
+
+
 def test_csv(sweep: Path, tmp_path: Path) -> None:
     path = write_csv(collect_rows(sweep), tmp_path / "out.csv")
     with path.open() as f:

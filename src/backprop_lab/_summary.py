@@ -226,6 +226,24 @@ _COMPARE_COLUMNS = (
 )
 
 
+def _split_common_overrides(rows: Sequence[Row]) -> tuple[list[Row], str]:
+    """Rows whose ``overrides`` show only what differs between jobs, and the rest as one string."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k.startswith("override:") and k not in keys]
+    if len(rows) < 2 or not keys:
+        return list(rows), ""
+    same = [k for k in keys if len({r.get(k) for r in rows}) == 1]
+    if not same:
+        return list(rows), ""
+    varying = [k for k in keys if k not in same]
+    shown = [
+        {**r, "overrides": " ".join(f"{k[len('override:'):]}={r[k]}" for k in varying if k in r)}
+        for r in rows
+    ]
+    return shown, " ".join(f"{k[len('override:'):]}={rows[0][k]}" for k in same)
+
+
 def format_table(rows: Sequence[Row]) -> str:
     """A plain, column-aligned text table, one line per row.
 
@@ -233,13 +251,15 @@ def format_table(rows: Sequence[Row]) -> str:
         rows: Dicts from :func:`collect_rows`.
 
     Returns:
-        The table: job, overrides and status, then training columns (loss,
+        The table: job, overrides (only those that differ between jobs; the
+        others are listed once above the table), status, then training columns (loss,
         accuracy, time) when there are training rows and compare columns
         (errors, timings, speedup) when there are compare rows. Absent values
         show as ``-``. An empty input gives ``"(no jobs)"``.
     """
     if not rows:
         return "(no jobs)"
+    rows, common = _split_common_overrides(rows)
     columns: list[tuple[str, str]] = [("job", "job"), ("overrides", "overrides"), ("status", "status")]
     kinds = {r.get("kind") for r in rows}
     if kinds - {"compare"}:
@@ -255,7 +275,8 @@ def format_table(rows: Sequence[Row]) -> str:
         parts = [c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
         return "  ".join(parts).rstrip()
 
-    lines = [render(cells[0]), "  ".join("-" * w for w in widths)]
+    lines = [f"same in every job: {common}"] if common else []
+    lines += [render(cells[0]), "  ".join("-" * w for w in widths)]
     lines += [render(line) for line in cells[1:]]
     return "\n".join(lines)
 
