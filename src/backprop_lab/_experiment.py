@@ -137,10 +137,14 @@ def build_experiment(cfg: Mapping) -> Experiment:
     Raises:
         ConfigError: for the first key that cannot work.
     """
-    if not isinstance(cfg, dict):  # OmegaConf DictConfig → plain containers
+    if not isinstance(cfg, dict):  # OmegaConf DictConfig → plain containers, Hydra's own node left out
         from omegaconf import OmegaConf
 
-        cfg = OmegaConf.to_container(cfg, resolve=True)
+        cfg = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg.keys()
+            if k != "hydra"
+        }
     data_cfg = dict(cfg["data"])
     _choice("data", data_cfg.get("name"), DATASETS)
     _choice("dtype", cfg.get("dtype", "float32"), DTYPES)
