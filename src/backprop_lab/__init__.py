@@ -19,6 +19,11 @@ from ._backprop import loss_value as loss_value
 from ._backprop import manual_grad as manual_grad
 from ._backprop import manual_value_and_grad as manual_value_and_grad
 from ._backprop import sgd_step as sgd_step
+from ._data import DATASETS as DATASETS
+from ._data import Dataset as Dataset
+from ._data import dataset_names as dataset_names
+from ._data import load_dataset as load_dataset
+from ._data import validate_against_model as validate_against_model
 from ._losses import LOSSES as LOSSES
 from ._losses import Loss as Loss
 from ._losses import get_loss as get_loss
