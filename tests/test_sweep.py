@@ -96,3 +96,23 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
     vmapped = json.loads((job / "summary.json").read_text())["final_train_loss"]
     sequential = json.loads((single / "summary.json").read_text())["final_train_loss"]
     assert vmapped == pytest.approx(sequential, rel=1e-6)
+
+
+def test_parallel_launcher_runs_jobs_in_fresh_processes(tmp_path):
+    """joblib/loky workers are spawned interpreters, so JAX in the parent cannot deadlock them."""
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "experiments/train.py", "-m", "data=xor", "model.sizes=[2,4,1]",
+         "model.output_activation=sigmoid", "loss=binary_cross_entropy", "batch_size=null",
+         "epochs=50", "log_every=25", "jax_cache_dir=null", "optimizer=sgd",
+         "optimizer.lr=0.1,1.0", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(2)]
+    assert [s["status"] for s in summaries] == ["completed", "completed"]
+    summarize = subprocess.run([sys.executable, "scripts/summarize", str(sweep)],
+                               capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert summarize.returncode == 0, summarize.stderr
+    assert "optimizer.lr=0.1" in summarize.stdout and "optimizer.lr=1.0" in summarize.stdout
+    assert (sweep / "summary.csv").exists() and (sweep / "summary.png").exists()

@@ -205,7 +205,7 @@ def test_corrupt_checkpoint_is_refused(tmp_path, damage):
 
 @pytest.mark.slow
 def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
-    args = ("data=digits", "model.sizes=[64,32,10]", "epochs=200", "batch_size=32", "log_every=1")
+    args = ("data=digits", "model.sizes=[64,32,10]", "epochs=40", "batch_size=8", "log_every=1")
     straight = _run_cli(tmp_path / "straight", *args)
     assert straight.returncode == 0, straight.stderr
 
@@ -217,7 +217,7 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
     while time.monotonic() < deadline:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "summary.json").exists(), "the run finished before it could be killed"

@@ -102,7 +102,9 @@ def _softmax_jac(z: Array, a: Array) -> Array:
 
 
 def _elu(z: Array) -> Array:
-    return jnp.where(z > 0, z, _ELU_ALPHA * jnp.expm1(jnp.minimum(z, 0.0)))
+    # The inner where keeps expm1 finite for large z and gives jax.grad the
+    # derivative 1 at z = 0 (jnp.minimum would split the tie and give 0.5).
+    return jnp.where(z > 0, z, _ELU_ALPHA * jnp.expm1(jnp.where(z > 0, 0.0, z)))
 
 
 ACTIVATIONS: dict[str, Activation] = {
