@@ -317,6 +317,10 @@ def _floors(ref: list[np.ndarray], rel_floor: float, dtype: np.dtype) -> list[fl
     return [max(rel_floor * float(np.abs(r).max(initial=0.0)), base) for r in ref]
 
 
+_manual_jit = jax.jit(manual_grad, static_argnames=("loss", "variant"))
+_autodiff_jit = jax.jit(autodiff_grad, static_argnames=("loss",))
+
+
 def check_grads(
     model: MLP,
     x: Array,
@@ -368,9 +372,14 @@ def check_grads(
         elif not numerical:
             note = f"skipped: {n_params} parameters > {NUMERICAL_MAX_PARAMS} (pass numerical=True to force)"
 
-    manual = _tensors(manual_grad(model, x, y, loss, variant="hadamard"))
-    diagonal = _tensors(manual_grad(model, x, y, loss, variant="diagonal"))
-    auto = _tensors(autodiff_grad(model, x, y, loss))
+    # Jitted (one compilation each, cached across calls) when the loss is a name,
+    # which is hashable; a Loss object runs op by op.
+    named = isinstance(loss, str)
+    manual_fn = _manual_jit if named else manual_grad
+    auto_fn = _autodiff_jit if named else autodiff_grad
+    manual = _tensors(manual_fn(model, x, y, loss, variant="hadamard"))
+    diagonal = _tensors(manual_fn(model, x, y, loss, variant="diagonal"))
+    auto = _tensors(auto_fn(model, x, y, loss))
     numeric = _tensors(numerical_grad(model, x, y, loss)) if numerical else None
     floors = _floors([a for *_, a in auto], rel_floor, dtype)
     num_floors = _floors([n for *_, n in numeric], rel_floor, dtype) if numeric else None
