@@ -201,6 +201,7 @@ def _timing_markdown(s: dict) -> str:
 def main(cfg: DictConfig) -> None:
     from backprop_lab._experiment import ConfigError
 
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = compare(cfg)
     except ConfigError as err:

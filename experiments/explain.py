@@ -26,22 +26,41 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("backprop_lab.explain")
 
 
-def _example(cfg, data, sizes) -> tuple[np.ndarray, np.ndarray]:
-    """The example to explain: explicit x and y, or row `example` of the training data."""
+def _model_only(cfg: dict):
+    """The configured network without a data set, with the initial weights train would draw."""
+    from backprop_lab._experiment import DTYPES, ConfigError, _build_model, check_model_config
+
+    dtype, seed = cfg.get("dtype", "float32"), cfg.get("seed", 0)
+    if dtype not in DTYPES:
+        raise ConfigError("dtype", dtype, f"valid choices are: {', '.join(sorted(DTYPES))}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError("seed", seed, "expected an integer >= 0")
+    sizes = check_model_config(cfg["model"], cfg["loss"])
+    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the key build_experiment uses
+    return _build_model(cfg["model"], sizes, init_key, DTYPES[dtype])
+
+
+def _given_example(cfg: dict, sizes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Explicit x and y from the config, checked against the widths; None when not given."""
     from backprop_lab._experiment import ConfigError
 
     x, y = cfg.get("x"), cfg.get("y")
     if (x is None) != (y is None):
         raise ConfigError("x" if x is None else "y", None, "give both x and y, or neither (then `example` picks a row)")
-    if x is not None:
-        x = OmegaConf.to_container(x) if OmegaConf.is_config(x) else x
-        y = OmegaConf.to_container(y) if OmegaConf.is_config(y) else y
-        for key, v, width in (("x", x, sizes[0]), ("y", y, sizes[-1])):
-            ok = isinstance(v, (list, tuple)) and len(v) == width and all(
-                isinstance(t, (int, float)) and not isinstance(t, bool) for t in v)
-            if not ok:
-                raise ConfigError(key, v, f"expected a list of {width} numbers (model.sizes={list(sizes)})")
-        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x is None:
+        return None
+    for key, v, width in (("x", x, sizes[0]), ("y", y, sizes[-1])):
+        ok = isinstance(v, (list, tuple)) and len(v) == width and all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in v)
+        if not ok:
+            raise ConfigError(key, v, f"expected a list of {width} numbers (model.sizes={list(sizes)})")
+    return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+
+def _data_example(cfg: dict, data) -> tuple[np.ndarray, np.ndarray]:
+    """Row `example` of the training data, integer labels as one-hot targets."""
+    from backprop_lab._experiment import ConfigError
+
     index = cfg.get("example", 0)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < data.n_train:
         raise ConfigError("example", index, f"expected a row index from 0 to {data.n_train - 1} of data set {data.name!r}")
@@ -159,12 +178,22 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     if names not in ("numbers", "letters"):
         raise ConfigError("names", names, "valid choices are: letters, numbers")
 
-    exp = build_experiment(cfg)
-    x, y = _example(cfg, exp.data, sizes)
+    cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+           for k in cfg.keys() if k != "hydra"}
+    given = _given_example(cfg, sizes)
+    if given is None:
+        exp = build_experiment(cfg)
+        model, lr = exp.model, exp.lr
+        x, y = _data_example(cfg, exp.data)
+    else:  # the data set plays no part; its widths need not match
+        model, (x, y) = _model_only(cfg), given
+        lr = cfg["optimizer"].get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+            raise ConfigError("optimizer.lr", lr, "expected a finite number > 0, e.g. 0.1")
     if cfg["optimizer"].get("name") != "sgd":
         log.warning("optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
-                    cfg["optimizer"].get("name"), exp.lr)
-    e = explain(exp.model, x, y, exp.loss, exp.lr, round_each_step=rnd)
+                    cfg["optimizer"].get("name"), lr)
+    e = explain(model, x, y, cfg["loss"], float(lr), round_each_step=rnd)
     bias_column = model_cfg.get("bias_column")
     text = render_text(e, decimals=decimals, bias_column=bias_column, names=names)
     markdown = render_markdown(e, decimals=decimals, bias_column=bias_column, names=names)
@@ -185,6 +214,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 def main(cfg: DictConfig) -> None:
     from backprop_lab._experiment import ConfigError
 
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = explain_config(cfg)
     except ConfigError as err:

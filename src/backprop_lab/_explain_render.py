@@ -195,12 +195,14 @@ def render_text(e: Explanation, *, decimals: int | None = None, bias_column: str
     """
     d = _decimals(e, decimals)
     lines: list[str] = []
+    body = False  # paragraphs under the title start at the margin, later ones are indented
     for item in _items(e, d, bias_column, names):
         if item[0] == "h":
             text = item[2]
+            body = body or item[1] > 1
             lines += (["", text, "=" * len(text)] if item[1] <= 2 else ["", text])
         elif item[0] == "p":
-            lines.append(("  " if lines else "") + item[1])
+            lines.append(("  " if body else "") + item[1])
         else:
             head, mats = "", []
             for part in item[1]:
