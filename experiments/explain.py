@@ -200,7 +200,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
     out = Path(out_dir or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "explain.md").write_text(markdown)
+    (out / "explain.md").write_text(markdown + "\n![the network: out values, weights and gradients](network.png)\n")
     draw_network(e, out / "network.png", names)
     return {
         "kind": "explain", "text": text, "markdown": markdown,

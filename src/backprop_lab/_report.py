@@ -54,6 +54,7 @@ from ._autodiff import autodiff_grad, numerical_grad
 from ._backprop import _prepare, manual_grad
 from ._losses import Loss
 from ._network import MLP
+from ._report_render import render_markdown, render_table
 
 Array = jax.Array
 
@@ -206,66 +207,16 @@ class GradReport:
         """:meth:`to_dict` as a JSON string (strict: no NaN literals)."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
 
-    def _rows(self) -> tuple[list[str], list[list[str]]]:
-        header = ["layer", "tensor", "shape", "‖manual‖", "‖autodiff‖", "max abs err",
-                  "max rel err", "cosine", "diag rel err", "numeric rel err", "ok"]
-        rows = []
-        for c in self.checks:
-            rows.append([
-                str(c.layer), c.tensor, "x".join(map(str, c.shape)), _e(c.manual_norm, 4),
-                _e(c.autodiff_norm, 4), _e(c.max_abs_error), _e(c.max_rel_error),
-                _cos(c.cosine), _e(c.diagonal_max_rel_error),
-                "-" if c.numerical_max_rel_error is None else _e(c.numerical_max_rel_error),
-                "✓" if c.passed else "✗",
-            ])
-        return header, rows
-
-    def _title(self) -> list[str]:
-        tol = ", ".join(f"{k} {v:g}" for k, v in self.tolerances.items())
-        lines = [
-            f"Gradient check: sizes {list(self.sizes)}, {self.activation} -> {self.output_activation}, "
-            f"loss {self.loss}, batch {self.batch}, {self.dtype}",
-            self.floor_rule,
-            f"tolerances (max rel err): {tol}",
-        ]
-        if self.numerical_note:
-            lines.append(f"finite differences: {self.numerical_note}")
-        return lines
-
-    def _verdict(self) -> str:
-        if self.passed:
-            return f"✓ PASSED: all {len(self.checks)} tensors within tolerance"
-        bad = ", ".join(f"layer {l} {t}" for l, t in self.failing)
-        return f"✗ FAILED: {bad}"
-
     def to_table(self) -> str:
         """A plain, aligned terminal table with ✓/✗ marks."""
-        header, rows = self._rows()
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        lines = self._title() + ["", fmt.format(*header).rstrip()]
-        lines += [fmt.format(*r).rstrip() for r in rows]
-        return "\n".join(lines + ["", self._verdict()])
+        return render_table(self)
 
     def to_markdown(self) -> str:
         """A Markdown section: settings, one table row per tensor, the verdict."""
-        header, rows = self._rows()
-        lines = ["## Gradient check", ""] + [f"- {line}" for line in self._title()] + [""]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join("---" for _ in header) + "|")
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines + ["", f"**{self._verdict()}**", ""])
+        return render_markdown(self)
 
     def __str__(self) -> str:
         return self.to_table()
-
-
-def _e(v: float, digits: int = 1) -> str:
-    return "nan" if v is None or not math.isfinite(v) else f"{v:.{digits}e}"
-
-
-def _cos(v: float) -> str:
-    return "nan" if not math.isfinite(v) else f"{v:.10f}"
 
 
 def _worst(values) -> float:
