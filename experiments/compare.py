@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Check the hand-written gradient against jax.grad on one batch, and time both.
 
-    python experiments/compare.py data=random model.sizes=[2,2,2]
-    python experiments/compare.py -m data=random model.activation=sigmoid,tanh,relu,gelu \\
+    python experiments/compare.py data.name=random model.sizes=[2,2,2]
+    python experiments/compare.py -m data.name=random model.activation=sigmoid,tanh,relu,gelu \\
         dtype=float32,float64 'model.sizes=[2,2,2],[64,256,256,10]'
     scripts/summarize multirun/compare/<date>/<time>
 
-``data=random`` draws inputs and targets of the network's own widths, so any
-``model.sizes`` works; a named data set must match the widths (a clear error
+``data.name=random`` draws inputs and targets of the network's own widths
+(standard normal inputs; one-hot, 0/1 or uniform targets to suit the loss),
+seeded by ``seed``, so any ``model.sizes`` works; the data group's other keys
+are then ignored. A named data set must match the widths (a clear error
 otherwise). Each run writes into its Hydra output directory grad_report.json,
 grad_report.md and summary.json (``kind: compare``), and prints the table.
 """

@@ -160,7 +160,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_compare_sweep_gives_one_summary_table(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = _run(["experiments/compare.py", "-m", "data=random", "model.activation=sigmoid,tanh",
+    proc = _run(["experiments/compare.py", "-m", "data.name=random", "model.activation=sigmoid,tanh",
                  "dtype=float32,float64", "model.sizes=[2,3,2]", "batch=4", "+repeats=3",
                  f"hydra.sweep.dir={sweep}"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
