@@ -16,6 +16,7 @@ grad_report.md and summary.json (``kind: compare``), and prints the table.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import sys
@@ -26,6 +27,7 @@ import hydra
 import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("backprop_lab.compare")
@@ -208,6 +210,13 @@ def main(cfg: DictConfig) -> None:
         result = compare(cfg)
     except ConfigError as err:
         log.error("%s", err)
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:  # record it and let the sweep's other jobs run
+            out = Path(hc.runtime.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            runs_summary = {"kind": "compare", "status": "config_error", "passed": False, "error": str(err)}
+            (out / "summary.json").write_text(json.dumps(runs_summary, indent=2) + "\n")
+            return
         sys.exit(2)
     print(result["table"])
     log.info("%s; results in %s", "passed" if result["passed"] else "FAILED", result["output_dir"])

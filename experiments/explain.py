@@ -21,6 +21,7 @@ import hydra
 import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("backprop_lab.explain")
@@ -219,6 +220,8 @@ def main(cfg: DictConfig) -> None:
         result = explain_config(cfg)
     except ConfigError as err:
         log.error("%s", err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return  # the sweep's other jobs still run
         sys.exit(2)
     print(result["text"], end="")
     log.info("wrote %s", ", ".join(result["files"]))

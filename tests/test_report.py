@@ -190,3 +190,9 @@ def test_compare_config_error_exits_without_traceback(tmp_path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "model.sizes=[2, 2, 2] is invalid" in out and "Traceback" not in out
+    # in a sweep the bad job is recorded and the sweep goes on
+    sweep = tmp_path / "sweep"
+    proc = _run(["experiments/compare.py", "-m", "model.sizes=[2,2,2]", f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr
+    job = json.loads((sweep / "0" / "summary.json").read_text())
+    assert job["status"] == "config_error" and job["passed"] is False and "input width 64" in job["error"]
