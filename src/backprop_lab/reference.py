@@ -50,9 +50,13 @@ COSTS = {
 
 
 def forward(weights: Sequence[np.ndarray], biases, x: np.ndarray, activation: str,
-            output_activation: str):
-    """Return (zs, activations): zs[l] and activations[l + 1] of shape (batch, width)."""
-    a = np.asarray(x, np.float64)
+            output_activation: str, dtype=np.float64):
+    """Return (zs, activations): zs[l] and activations[l + 1] of shape (batch, width).
+
+    ``x`` is converted to ``dtype`` (float64 unless a benchmark asks for float32);
+    the weights are used as given.
+    """
+    a = np.asarray(x, dtype)
     zs, activations = [], [a]
     for l, (w, b) in enumerate(zip(weights, biases)):
         z = a @ w.T if b is None else a @ w.T + b
@@ -66,10 +70,14 @@ def forward(weights: Sequence[np.ndarray], biases, x: np.ndarray, activation: st
     return zs, activations
 
 
-def backprop(weights, biases, x, y, activation: str, output_activation: str, loss: str):
-    """Return (dW, db, L) of the batch-mean loss L; db[l] is None where biases[l] is."""
-    y = np.asarray(y, np.float64)
-    zs, acts = forward(weights, biases, x, activation, output_activation)
+def backprop(weights, biases, x, y, activation: str, output_activation: str, loss: str,
+             dtype=np.float64):
+    """Return (dW, db, L) of the batch-mean loss L; db[l] is None where biases[l] is.
+
+    x and y are converted to ``dtype`` (default float64, the oracle's precision).
+    """
+    y = np.asarray(y, dtype)
+    zs, acts = forward(weights, biases, x, activation, output_activation, dtype)
     a_out = acts[-1]
     if loss == "cross_entropy":
         assert output_activation == "softmax", "cross_entropy pairs with softmax here"
@@ -96,14 +104,20 @@ def backprop(weights, biases, x, y, activation: str, output_activation: str, los
 
 
 def train_sgd(weights, biases, x, y, activation: str, output_activation: str, loss: str,
-              lr: float, steps: int, batch_size: int | None = None, seed: int = 0):
+              lr: float, steps: int, batch_size: int | None = None, seed: int = 0,
+              dtype=np.float64):
     """Plain SGD for ``steps`` steps; minibatches drawn from a seeded permutation per epoch.
+
+    ``dtype`` is the precision of the whole run (float64 by default; the
+    benchmarks also race it in float32 against float32 JAX).
 
     Returns (weights, biases, losses) with one loss per step.
     """
     rng = np.random.default_rng(seed)
-    weights = [np.array(w, np.float64) for w in weights]
-    biases = [None if b is None else np.array(b, np.float64) for b in biases]
+    x = np.asarray(x, dtype)
+    y = np.asarray(y, dtype)
+    weights = [np.array(w, dtype) for w in weights]
+    biases = [None if b is None else np.array(b, dtype) for b in biases]
     n = x.shape[0]
     bs = n if batch_size is None else batch_size
     per_epoch = n // bs
@@ -114,7 +128,7 @@ def train_sgd(weights, biases, x, y, activation: str, output_activation: str, lo
             order = rng.permutation(n)
         idx = order[(step % per_epoch) * bs:(step % per_epoch + 1) * bs]
         dW, db, losses[step] = backprop(weights, biases, x[idx], y[idx], activation,
-                                        output_activation, loss)
+                                        output_activation, loss, dtype)
         for l in range(len(weights)):
             weights[l] -= lr * dW[l]
             if biases[l] is not None:
