@@ -1,0 +1,651 @@
+"""Benchmarks for the performance targets T1–T6, run by ``scripts/bench``.
+
+Every benchmark is a function that returns table rows (dicts with ``target``,
+``what``, ``measured``, ``ratio``, ``goal``, ``met`` and ``details``). The
+harness times with warm-up, interleaved repeats, ``block_until_ready`` and
+medians: when two things are compared (manual against autodiff, JAX against
+NumPy) their repeats alternate, so a colleague's job that slows the machine
+for a second slows both sides alike, and the ratio is of the two medians.
+
+By default each benchmark runs in a fresh subprocess, for two reasons: its
+peak resident memory (``ru_maxrss``) is its own and not the maximum of every
+benchmark before it, and its compile caches and XLA thread pools start cold
+and identical. ``--in-process`` runs them in this interpreter instead (then
+the peak RSS column is the process's peak so far).
+
+Usage::
+
+    scripts/bench                 # full suite, Markdown table, bench-results/bench.json
+    scripts/bench --quick         # smaller repeats and steps, under a minute
+    scripts/bench t1_small t3     # only these benchmarks
+    scripts/bench --json out.json --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+#: The default output file of ``scripts/bench`` (git-ignored).
+DEFAULT_JSON = Path("bench-results") / "bench.json"
+
+Row = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _ready(out):
+    """Wait for every JAX array in ``out`` (NumPy results are ready already)."""
+    import jax
+
+    for leaf in jax.tree_util.tree_leaves(out):
+        if hasattr(leaf, "block_until_ready"):
+            leaf.block_until_ready()
+    return out
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], Any]], repeats: int,
+                     warmup: int = 1) -> dict[str, list[float]]:
+    """Wall-clock seconds of each function, ``repeats`` times each, interleaved.
+
+    Round r calls the functions in order (reversed on odd rounds, so neither
+    side always runs first); every call ends in ``block_until_ready``.
+    ``warmup`` untimed rounds come first (compilation, caches, page faults).
+
+    Returns:
+        name → list of ``repeats`` durations in seconds.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            _ready(fns[name]())
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            _ready(fns[name]())
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def median(xs) -> float:
+    return float(statistics.median(xs))
+
+
+def _summary(times: list[float]) -> dict[str, Any]:
+    return {"median_s": median(times), "min_s": float(min(times)), "max_s": float(max(times)),
+            "repeats": len(times)}
+
+
+def row(target: str, what: str, measured: str, ratio: float | None, goal: str,
+        met: bool | None, **details) -> Row:
+    """One line of the results table; ``met`` None means report-only or not run."""
+    return {"target": target, "what": what, "measured": measured,
+            "ratio": None if ratio is None else float(ratio), "goal": goal,
+            "met": None if met is None else bool(met), "details": details}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _classifier(sizes, dtype, seed=0, activation="tanh"):
+    import jax
+
+    from ._network import MLP
+
+    return MLP(list(sizes), activation, "softmax", key=jax.random.PRNGKey(seed), dtype=dtype)
+
+
+def _random_batch(sizes, batch, dtype, seed=1):
+    import jax
+    import jax.numpy as jnp
+
+    x = jax.random.normal(jax.random.PRNGKey(seed), (batch, sizes[0]), dtype)
+    y = jax.nn.one_hot(jnp.arange(batch) % sizes[-1], sizes[-1], dtype=dtype)
+    return x, y
+
+
+def make_step(grad: str, loss: str, optimizer):
+    """A jitted training step ``(model, opt_state, x, y) -> (model, opt_state, L)``.
+
+    Gradient from :data:`GRADS` (``"manual"`` or ``"autodiff"``), then the
+    optax update, exactly as one iteration of :func:`train`'s scan.
+    """
+    import jax
+    import optax
+
+    from ._training import GRADS
+
+    value_and_grad = GRADS[grad]
+
+    @jax.jit
+    def step(model, opt_state, x, y):
+        value, grads = value_and_grad(model, x, y, loss)
+        updates, opt_state = optimizer.update(grads, opt_state, model)
+        return optax.apply_updates(model, updates), opt_state, value
+
+    return step
+
+
+def _chain(step, model, opt_state, x, y, n: int) -> Callable[[], Any]:
+    """n dependent steps from the same start (each step waits for the last)."""
+
+    def run():
+        m, s, v = model, opt_state, None
+        for _ in range(n):
+            m, s, v = step(m, s, x, y)
+        return m, v
+
+    return run
+
+
+def matmul_flops(sizes, batch: int) -> int:
+    """Matrix-product FLOPs of one training step of an MLP (2·m·n·k per product).
+
+    Forward x·Wᵀ per layer, backward δᵀ·a (∂L/∂W) per layer and δ·W (the δ of
+    the layer below) for every layer but the first. Element-wise work (O(batch
+    × width)) is not counted; it is under 1% for the widths benchmarked.
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(2 * batch * n_in * n_out for n_in, n_out in pairs)
+    back_input = sum(2 * batch * n_in * n_out for n_in, n_out in pairs[1:])
+    return 2 * forward + back_input
+
+
+def _matmul_fns(n: int):
+    """(numpy, jax) callables multiplying two n×n float32 matrices."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    mm = jax.jit(jnp.matmul)
+    return (lambda: a @ b), (lambda: mm(ja, jb))
+
+
+# --------------------------------------------------------------------------- T1
+
+
+def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, chain: int = 10,
+                     repeats: int = 21, target: str = "T1") -> list[Row]:
+    """T1: a jitted step with the hand-written gradient against one with jax.grad.
+
+    tanh hidden layers, softmax + cross-entropy, float32, ``optax.sgd``. Each
+    timed sample is ``chain`` dependent steps; the ratio is manual / autodiff
+    of the per-step medians.
+    """
+    import jax.numpy as jnp
+    import optax
+
+    model = _classifier(sizes, jnp.float32)
+    x, y = _random_batch(sizes, batch, jnp.float32)
+    opt = optax.sgd(0.01)
+    state = opt.init(model)
+    fns = {g: _chain(make_step(g, "cross_entropy", opt), model, state, x, y, chain)
+           for g in ("manual", "autodiff")}
+    times = time_interleaved(fns, repeats)
+    per = {g: median(t) / chain for g, t in times.items()}
+    ratio = per["manual"] / per["autodiff"]
+    arch = "-".join(map(str, sizes))
+    return [row(target, f"jitted step manual/autodiff, {arch}, batch {batch}",
+                f"{per['manual'] * 1e3:.3f} ms vs {per['autodiff'] * 1e3:.3f} ms",
+                ratio, "≤ 1.05", ratio <= 1.05, sizes=list(sizes), batch=batch, chain=chain,
+                manual=_summary([t / chain for t in times["manual"]]),
+                autodiff=_summary([t / chain for t in times["autodiff"]]))]
+
+
+# --------------------------------------------------------------------------- T2
+
+
+def _note003():
+    """Note 003's 2-2-2 sigmoid network, one example, half-SSE, learning rate 0.1."""
+    w1 = np.array([[0.1, -0.2, 0.3], [-0.4, 0.5, -0.6]])
+    w2 = np.array([[0.15, -0.25, 0.35], [-0.45, 0.55, -0.65]])
+    weights = [w1[:, 1:], w2[:, 1:]]
+    biases = [w1[:, 0], w2[:, 0]]
+    x = np.array([[1.0, 0.0]])
+    y = np.array([[1.0, 0.0]])
+    return weights, biases, x, y, 0.1
+
+
+def bench_tiny_sgd(steps: int = 10_000, repeats: int = 9, ref_repeats: int = 3) -> list[Row]:
+    """T2: note 003's network, ``steps`` SGD steps, train (second call) vs NumPy.
+
+    Both sides in float64, as the notes compute. The first ``train`` call is
+    timed on its own and reported as compile time (first − median of later).
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from . import reference
+    from ._network import MLP
+    from ._training import train
+
+    weights, biases, x, y, lr = _note003()
+    with jax.enable_x64(True):
+        model = MLP.from_weights([jnp.asarray(w) for w in weights],
+                                 [jnp.asarray(b) for b in biases])
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+        def run_jax():
+            return train(model, jx, jy, loss="half_sse", optimizer=optax.sgd(lr), steps=steps)
+
+        t0 = time.perf_counter()
+        _ready(run_jax())
+        first = time.perf_counter() - t0
+        jax_times = time_interleaved({"jax": run_jax}, repeats, warmup=0)["jax"]
+        trained, losses = run_jax()
+        jax_final = float(losses[-1])
+
+    def run_ref():
+        return reference.train_sgd(weights, biases, x, y, "sigmoid", "sigmoid", "half_sse", lr,
+                                   steps)
+
+    ref_times = time_interleaved({"numpy": run_ref}, ref_repeats, warmup=0)["numpy"]
+    ref_final = float(run_ref()[2][-1])
+    t_jax, t_ref = median(jax_times), median(ref_times)
+    ratio = t_ref / t_jax
+    return [row("T2", f"note 003 2-2-2 sigmoid, {steps} SGD steps: NumPy / train (2nd call)",
+                f"{t_ref * 1e3:.0f} ms vs {t_jax * 1e3:.2f} ms (compile {max(first - t_jax, 0):.2f} s)",
+                ratio, "≥ 200", ratio >= 200, steps=steps, numpy=_summary(ref_times),
+                jax=_summary(jax_times), first_call_s=first, compile_s=max(first - t_jax, 0.0),
+                final_loss_jax=jax_final, final_loss_numpy=ref_final, dtype="float64")]
+
+
+# --------------------------------------------------------------------------- T3
+
+
+def bench_digits(sizes=(64, 256, 256, 10), batch: int = 128, steps: int = 1000,
+                 repeats: int = 5, lr: float = 0.1, ref_dtypes=("float32", "float64"),
+                 n_train: int | None = None) -> list[Row]:
+    """T3: digits, tanh, softmax + cross-entropy, minibatch SGD: samples per second.
+
+    JAX: :func:`train` (second call, float32). NumPy: :func:`reference.train_sgd`
+    with the same settings, in each of ``ref_dtypes``; the goal is against the
+    fastest of them. ``n_train`` (tests only) cuts the training set.
+    """
+    import jax.numpy as jnp
+    import optax
+
+    from . import reference
+    from ._data import load_dataset
+    from ._training import train
+
+    data = load_dataset("digits", dtype=np.float32)
+    x, y = data.x_train[:n_train], data.y_train[:n_train]
+    model = _classifier(sizes, jnp.float32)
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+    weights = [np.asarray(w) for w in model.weights]
+    biases = [np.asarray(b) for b in model.biases]
+
+    def run_jax():
+        return train(model, jx, jy, loss="cross_entropy", optimizer=optax.sgd(lr), steps=steps,
+                     batch_size=batch)
+
+    t0 = time.perf_counter()
+    _ready(run_jax())
+    first = time.perf_counter() - t0
+    fns: dict[str, Callable[[], Any]] = {"jax": run_jax}
+    for dt in ref_dtypes:
+        fns[f"numpy_{dt}"] = (lambda dt=dt: reference.train_sgd(
+            weights, biases, x, y, "tanh", "softmax", "cross_entropy", lr, steps, batch,
+            dtype=np.dtype(dt)))
+    times = time_interleaved(fns, repeats, warmup=1)
+    rate = {k: steps * batch / median(t) for k, t in times.items()}
+    best_ref = max((k for k in rate if k != "jax"), key=rate.get)
+    ratio = rate["jax"] / rate[best_ref]
+    refs = ", ".join(f"{k.split('_')[1]} {rate[k]:,.0f}" for k in rate if k != "jax")
+    return [row("T3", f"digits {'-'.join(map(str, sizes))} tanh, batch {batch}: "
+                      "train (2nd call) / fastest NumPy",
+                f"{rate['jax']:,.0f} samples/s vs NumPy {refs}", ratio, "≥ 1", ratio >= 1.0,
+                steps=steps, batch=batch, n_train=int(x.shape[0]), samples_per_s=rate,
+                fastest_reference=best_ref, first_call_s=first,
+                **{k: _summary(t) for k, t in times.items()})]
+
+
+# --------------------------------------------------------------------------- T4
+
+
+def bench_flops(sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, repeats: int = 7,
+                peak_n: int = 2048) -> list[Row]:
+    """T4: achieved matrix FLOP/s of the jitted manual step vs the machine's peak.
+
+    The peak is the best of NumPy's and JAX's ``peak_n``² float32 matmul,
+    timed interleaved with the step in the same process.
+    """
+    import jax.numpy as jnp
+    import optax
+
+    model = _classifier(sizes, jnp.float32)
+    x, y = _random_batch(sizes, batch, jnp.float32)
+    opt = optax.sgd(0.01)
+    step = _chain(make_step("manual", "cross_entropy", opt), model, opt.init(model), x, y, chain)
+    np_mm, jax_mm = _matmul_fns(peak_n)
+    times = time_interleaved({"step": step, "numpy_matmul": np_mm, "jax_matmul": jax_mm}, repeats)
+    mm_flops = 2 * peak_n**3
+    gflops = {
+        "step": matmul_flops(sizes, batch) / (median(times["step"]) / chain) / 1e9,
+        "numpy_matmul": mm_flops / median(times["numpy_matmul"]) / 1e9,
+        "jax_matmul": mm_flops / median(times["jax_matmul"]) / 1e9,
+    }
+    peak = max(gflops["numpy_matmul"], gflops["jax_matmul"])
+    ratio = gflops["step"] / peak
+    return [row("T4", f"{'-'.join(map(str, sizes))} batch {batch} f32 manual step: "
+                      f"GFLOP/s / peak ({peak_n}² matmul)",
+                f"{gflops['step']:.1f} vs NumPy {gflops['numpy_matmul']:.1f}, "
+                f"JAX {gflops['jax_matmul']:.1f} GFLOP/s", ratio, "≥ 0.90", ratio >= 0.90,
+                gflops=gflops, step_flops=matmul_flops(sizes, batch), chain=chain,
+                step=_summary([t / chain for t in times["step"]]),
+                numpy_matmul=_summary(times["numpy_matmul"]),
+                jax_matmul=_summary(times["jax_matmul"]))]
+
+
+# --------------------------------------------------------------------------- T5
+
+
+def bench_sweep(lanes: int = 64, steps: int = 200, batch: int = 128, sizes=(64, 32, 10),
+                sequential: int | None = 8, n_train: int | None = None) -> list[Row]:
+    """T5: ``lanes`` learning rates × seeds as one vmapped ``train_sweep`` vs sequential runs.
+
+    The sequential side is ``lanes`` separate :func:`train` calls, each with its
+    own compile (a new learning rate baked into ``optax.sgd`` is a new program).
+    ``sequential`` < lanes times only that many and scales up (each sequential
+    run costs the same); every timed lane's final loss is compared with its
+    lane of the sweep (relative 1e-6).
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import backprop_lab
+
+    sweep = getattr(backprop_lab, "train_sweep", None)
+    what = f"{lanes} lanes (lr × seed), {'-'.join(map(str, sizes))} digits: sequential / sweep"
+    if sweep is None:
+        return [row("T5", what, "not run: train_sweep not available", None, "≥ 20, rel 1e-6",
+                    None)]
+    from ._data import load_dataset
+    from ._training import make_optimizer, train
+
+    data = load_dataset("digits", dtype=np.float32)
+    x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])
+    lrs = np.geomspace(0.01, 0.5, lanes).astype(np.float32)
+    models = [_classifier(sizes, jnp.float32, seed=i % 8) for i in range(lanes)]
+    keys = jnp.stack([jax.random.PRNGKey(i) for i in range(lanes)])
+
+    t0 = time.perf_counter()
+    _, histories = sweep(models, x, y, loss="cross_entropy", optimizer=make_optimizer("sgd", 0.1),
+                         learning_rates=lrs, steps=steps, batch_size=batch, keys=keys)
+    histories = np.asarray(_ready(histories))
+    t_sweep = time.perf_counter() - t0
+
+    count = lanes if sequential is None else min(sequential, lanes)
+    picks = np.linspace(0, lanes - 1, count).round().astype(int)
+    seq_times, worst = [], 0.0
+    for i in picks:
+        t0 = time.perf_counter()
+        _, h = train(models[i], x, y, loss="cross_entropy", optimizer=optax.sgd(float(lrs[i])),
+                     steps=steps, batch_size=batch, key=keys[i])
+        final = float(_ready(h)[-1])
+        seq_times.append(time.perf_counter() - t0)
+        worst = max(worst, abs(final - histories[i, -1]) / max(abs(final), 1e-30))
+    t_seq = median(seq_times) * lanes
+    ratio = t_seq / t_sweep
+    return [row("T5", what,
+                f"{t_seq:.2f} s (est. from {count}) vs {t_sweep:.2f} s; worst rel. diff {worst:.1e}",
+                ratio, "≥ 20, rel 1e-6", ratio >= 20 and worst <= 1e-6, lanes=lanes, steps=steps,
+                sweep_s=t_sweep, sequential_s_each=seq_times, timed_lanes=picks.tolist(),
+                worst_relative_difference=worst)]
+
+
+# --------------------------------------------------------------------------- T6
+
+
+def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) -> list[Row]:
+    """T6: jitted gradient with the materialised diag(f′) against the Hadamard form.
+
+    Network [n, n, n], sigmoid everywhere, half-SSE (so both layers' δ go
+    through the variant), float32, one batch of ``batch`` examples. Report only.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from ._backprop import manual_grad
+    from ._network import MLP
+
+    rows = []
+    for n in widths:
+        model = MLP([n, n, n], "sigmoid", "sigmoid", key=jax.random.PRNGKey(0), dtype=jnp.float32)
+        x = jax.random.normal(jax.random.PRNGKey(1), (batch, n), jnp.float32)
+        y = jax.random.uniform(jax.random.PRNGKey(2), (batch, n), jnp.float32)
+        fns = {v: (lambda f=jax.jit(lambda m, x, y, v=v: manual_grad(m, x, y, "half_sse", v)):
+                   f(model, x, y)) for v in ("hadamard", "diagonal")}
+        times = time_interleaved(fns, repeats)
+        t = {k: median(v) for k, v in times.items()}
+        ratio = t["diagonal"] / t["hadamard"]
+        d_bytes = batch * n * n * 4
+        rows.append(row("T6", f"gradient diagonal/Hadamard, [{n}, {n}, {n}] sigmoid, batch {batch}",
+                        f"{t['diagonal'] * 1e3:.3f} ms vs {t['hadamard'] * 1e3:.3f} ms", ratio,
+                        "report", None, width=n, batch=batch, d_tensor_mib=d_bytes / 2**20,
+                        **{k: _summary(v) for k, v in times.items()}))
+    return rows
+
+
+# --------------------------------------------------------------------------- suite
+
+#: name → (function, keyword arguments per mode). "tiny" is for the tests.
+BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]] = {
+    "t1_small": (bench_step_ratio, {
+        "full": dict(sizes=(64, 256, 256, 10), batch=128, chain=20, repeats=31),
+        "quick": dict(sizes=(64, 256, 256, 10), batch=128, chain=10, repeats=9),
+        "tiny": dict(sizes=(4, 8, 3), batch=4, chain=2, repeats=2),
+    }),
+    "t1_large": (bench_step_ratio, {
+        "full": dict(sizes=(784, 1024, 1024, 10), batch=512, chain=3, repeats=15),
+        "quick": dict(sizes=(784, 1024, 1024, 10), batch=512, chain=2, repeats=5),
+        "tiny": dict(sizes=(6, 8, 3), batch=8, chain=2, repeats=2),
+    }),
+    "t2": (bench_tiny_sgd, {
+        "full": dict(steps=10_000, repeats=21, ref_repeats=5),
+        "quick": dict(steps=10_000, repeats=7, ref_repeats=2),
+        "tiny": dict(steps=50, repeats=2, ref_repeats=1),
+    }),
+    "t3": (bench_digits, {
+        "full": dict(steps=2000, repeats=7),
+        "quick": dict(steps=300, repeats=3),
+        "tiny": dict(sizes=(64, 8, 10), steps=5, repeats=1, batch=16, n_train=64),
+    }),
+    "t4": (bench_flops, {
+        "full": dict(chain=3, repeats=11),
+        "quick": dict(chain=2, repeats=3),
+        "tiny": dict(sizes=(16, 8, 4), batch=8, chain=1, repeats=1, peak_n=32),
+    }),
+    "t5": (bench_sweep, {
+        "full": dict(lanes=64, steps=500, sequential=8),
+        "quick": dict(lanes=64, steps=100, sequential=3),
+        "tiny": dict(lanes=3, steps=4, batch=16, sizes=(64, 4, 10), sequential=2, n_train=64),
+    }),
+    "t6": (bench_diagonal, {
+        "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
+        "quick": dict(widths=(64, 256, 1024), batch=64, repeats=3),
+        "tiny": dict(widths=(4, 8), batch=2, repeats=1),
+    }),
+}
+
+
+def _rss_mib() -> float:
+    """This process's peak resident set so far, MiB (ru_maxrss is KiB on Linux)."""
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_one(name: str, mode: str = "full") -> dict[str, Any]:
+    """Run one benchmark here; returns its rows, wall time and peak RSS.
+
+    ``baseline_rss_mib`` is the peak after importing JAX and running one tiny
+    jitted op, so ``peak_rss_mib - baseline_rss_mib`` is roughly the
+    benchmark's own memory when it ran in a fresh process.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    jax.jit(lambda v: v + 1)(jnp.zeros(4)).block_until_ready()
+    baseline = _rss_mib()
+    fn, modes = BENCHMARKS[name]
+    t0 = time.perf_counter()
+    rows = fn(**modes[mode])
+    wall = time.perf_counter() - t0
+    peak = _rss_mib()
+    for r in rows:
+        r["details"]["peak_rss_mib"] = peak
+    return {"name": name, "mode": mode, "rows": rows, "wall_s": wall, "peak_rss_mib": peak,
+            "baseline_rss_mib": baseline}
+
+
+_CHILD_TAG = "BENCH_RESULT "
+
+
+def run_isolated(name: str, mode: str, timeout: float = 900) -> dict[str, Any]:
+    """:func:`run_one` in a fresh interpreter (own peak RSS, cold caches)."""
+    cmd = [sys.executable, "-m", "backprop_lab._bench", "--child", name, "--mode", mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith(_CHILD_TAG):
+            return json.loads(line[len(_CHILD_TAG):])
+    tail = (proc.stderr or proc.stdout)[-2000:]
+    return {"name": name, "mode": mode, "error": f"exit {proc.returncode}: {tail}",
+            "rows": [row(name.split("_")[0].upper(), name, f"error (exit {proc.returncode})",
+                         None, "", False)]}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, core count, load, library versions and XLA flags of this run."""
+    import jax
+    import jaxlib
+
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+        "python": platform.python_version(), "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:
+        pass
+    return info
+
+
+def _fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "—"
+    return f"{r:.0f}×" if r >= 100 else f"{r:.3g}×"
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The results as a Markdown table (target, what, measured, ratio, goal, met?, peak RSS)."""
+    lines = ["| target | what | measured (medians) | ratio | goal | met? | peak RSS |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        rss = r["details"].get("peak_rss_mib")
+        rss_s = "—" if rss is None else f"{rss:.0f} MiB"
+        lines.append(f"| {r['target']} | {r['what']} | {r['measured']} | {_fmt_ratio(r['ratio'])} "
+                     f"| {r['goal']} | {met} | {rss_s} |")
+    return "\n".join(lines)
+
+
+def run_suite(names: list[str] | None = None, mode: str = "full", isolate: bool = True,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run benchmarks (all by default) and return the JSON-ready report.
+
+    Returns:
+        ``{"machine": ..., "mode": ..., "benchmarks": [...], "rows": [...],
+        "isolated": ...}``; each row carries its benchmark's peak RSS.
+    """
+    names = list(BENCHMARKS) if names is None else names
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; valid: {', '.join(BENCHMARKS)}")
+    if mode not in ("full", "quick", "tiny"):
+        raise ValueError(f"mode must be full, quick or tiny, got {mode!r}")
+    machine = machine_info()
+    results = []
+    for name in names:
+        if progress:
+            progress(f"running {name} ({mode})…")
+        results.append(run_isolated(name, mode) if isolate else run_one(name, mode))
+    machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    rows = [r for res in results for r in res["rows"]]
+    return {"machine": machine, "mode": mode, "isolated": isolate, "benchmarks": results,
+            "rows": rows}
+
+
+def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="small repeats and steps (under a minute)")
+    parser.add_argument("--mode", choices=("full", "quick", "tiny"), default=None)
+    parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the JSON report")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every benchmark in this interpreter (peak RSS is then cumulative)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    mode = args.mode or ("quick" if args.quick else "full")
+    if args.child:
+        print(_CHILD_TAG + json.dumps(run_one(args.child, mode), default=float), flush=True)
+        return 0
+    if args.list:
+        for name, (fn, _) in BENCHMARKS.items():
+            print(f"{name}: {(fn.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    report = run_suite(args.names or None, mode, isolate=not args.in_process,
+                       progress=lambda s: print(s, file=sys.stderr, flush=True))
+    m = report["machine"]
+    print(f"{m['date']}  {m['cpu']}, {m['cores']} cores, jax {m['jax']}, numpy {m['numpy']}, "
+          f"mode {mode}, load {m.get('load_average')} → {m.get('load_average_after')}\n")
+    print(markdown_table(report["rows"]))
+    path = write_json(report, args.json)
+    print(f"\nJSON: {path}")
+    return 0 if all(res.get("error") is None for res in report["benchmarks"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
