@@ -228,3 +228,17 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
     assert _metrics_without_time(metrics) == _metrics_without_time(
         tmp_path / "straight" / "metrics.jsonl"
     )
+
+
+def test_bad_job_in_a_sweep_is_recorded_and_the_others_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), "-m", *TINY, "jax_cache_dir=null", "optimizer.lr=0,0.01",
+         f"hydra.sweep.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    bad = json.loads((tmp_path / "0" / "summary.json").read_text())
+    good = json.loads((tmp_path / "1" / "summary.json").read_text())
+    assert bad["status"] == "config_error" and "optimizer.lr=0" in bad["error"]
+    assert good["status"] == "completed"
