@@ -28,33 +28,11 @@ import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.compare")
 
 RANDOM = "random"
-
-
-def _plain(cfg) -> dict:
-    """The config as plain containers, Hydra's own node left out."""
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in cfg.keys() if k != "hydra"}
-
-
-def _model_only(cfg: dict):
-    """The configured network without a data set, with the initial weights train would draw."""
-    from backprop_lab._experiment import DTYPES, ConfigError, _build_model, check_model_config
-
-    dtype, seed = cfg.get("dtype", "float32"), cfg.get("seed", 0)
-    if dtype not in DTYPES:
-        raise ConfigError("dtype", dtype, f"valid choices are: {', '.join(sorted(DTYPES))}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", seed, "expected an integer >= 0")
-    sizes = check_model_config(cfg["model"], cfg["loss"])
-    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the key build_experiment uses
-    return _build_model(cfg["model"], sizes, init_key, DTYPES[dtype])
 
 
 def random_batch(sizes, batch: int, loss: str, seed: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -121,9 +99,9 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     """
     from backprop_lab import check_grads
     from backprop_lab import _runs as runs
-    from backprop_lab._experiment import ConfigError, build_experiment
+    from backprop_lab._experiment import ConfigError, build_experiment, build_model, plain_config
 
-    cfg = _plain(cfg)
+    cfg = plain_config(cfg)
     runs.setup_jax(cfg)  # float64 switched on before anything is built
     batch, repeats = cfg.get("batch", 16), cfg.get("repeats", 20)
     for key, value in (("batch", batch), ("repeats", repeats)):
@@ -134,7 +112,7 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
         raise ConfigError("numerical", numerical, "expected null (automatic), true or false")
     data_name = (cfg.get("data") or {}).get("name")
     if data_name == RANDOM:
-        model = _model_only(cfg)
+        model = build_model(cfg)
         x, y = random_batch(model.sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
     else:
         # grad, epochs and batch_size only matter for training; fill them when absent.

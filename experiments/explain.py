@@ -22,23 +22,9 @@ import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.explain")
-
-
-def _model_only(cfg: dict):
-    """The configured network without a data set, with the initial weights train would draw."""
-    from backprop_lab._experiment import DTYPES, ConfigError, _build_model, check_model_config
-
-    dtype, seed = cfg.get("dtype", "float32"), cfg.get("seed", 0)
-    if dtype not in DTYPES:
-        raise ConfigError("dtype", dtype, f"valid choices are: {', '.join(sorted(DTYPES))}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", seed, "expected an integer >= 0")
-    sizes = check_model_config(cfg["model"], cfg["loss"])
-    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the key build_experiment uses
-    return _build_model(cfg["model"], sizes, init_key, DTYPES[dtype])
 
 
 def _given_example(cfg: dict, sizes) -> tuple[np.ndarray, np.ndarray] | None:
@@ -157,14 +143,13 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         ConfigError: a config value that cannot work, or a network too large to
             explain (the message names the limit), before any compute.
     """
-    from backprop_lab._experiment import ConfigError, build_experiment, check_model_config
+    from backprop_lab._experiment import ConfigError, build_experiment, build_model, check_model_config, plain_config
     from backprop_lab._explain import TooLargeToExplain, check_explainable, explain
     from backprop_lab._explain_render import render_markdown, render_text
 
     jax.config.update("jax_enable_x64", True)  # explanations are float64 arithmetic
-    model_cfg = cfg["model"]
-    model_cfg = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else model_cfg
-    sizes = check_model_config(model_cfg, cfg["loss"])
+    cfg = plain_config(cfg)
+    sizes = check_model_config(cfg["model"], cfg["loss"])
     try:
         check_explainable(sizes)
     except TooLargeToExplain as err:
@@ -179,15 +164,13 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     if names not in ("numbers", "letters"):
         raise ConfigError("names", names, "valid choices are: letters, numbers")
 
-    cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-           for k in cfg.keys() if k != "hydra"}
     given = _given_example(cfg, sizes)
     if given is None:
         exp = build_experiment(cfg)
         model, lr = exp.model, exp.lr
         x, y = _data_example(cfg, exp.data)
     else:  # the data set plays no part; its widths need not match
-        model, (x, y) = _model_only(cfg), given
+        model, (x, y) = build_model(cfg), given
         lr = cfg["optimizer"].get("lr")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
             raise ConfigError("optimizer.lr", lr, "expected a finite number > 0, e.g. 0.1")
@@ -195,7 +178,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         log.warning("optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
                     cfg["optimizer"].get("name"), lr)
     e = explain(model, x, y, cfg["loss"], float(lr), round_each_step=rnd)
-    bias_column = model_cfg.get("bias_column")
+    bias_column = cfg["model"].get("bias_column")
     text = render_text(e, decimals=decimals, bias_column=bias_column, names=names)
     markdown = render_markdown(e, decimals=decimals, bias_column=bias_column, names=names)
 

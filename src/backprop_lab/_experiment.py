@@ -126,6 +126,32 @@ def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dty
     return model.astype(dtype)
 
 
+def plain_config(cfg: Mapping) -> dict:
+    """The config as plain Python containers, resolved, with Hydra's own node left out."""
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    from omegaconf import OmegaConf
+
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg.keys()
+        if k != "hydra"
+    }
+
+
+def build_model(cfg: Mapping) -> MLP:
+    """The configured network alone (no data set), with the initial weights a run would draw.
+
+    Checks the model group, the loss pairing, ``dtype`` and ``seed``.
+    """
+    cfg = plain_config(cfg)
+    _choice("dtype", cfg.get("dtype", "float32"), DTYPES)
+    seed = _int_at_least("seed", cfg.get("seed", 0), 0)
+    sizes = check_model_config(cfg["model"], cfg["loss"])
+    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the key build_experiment uses
+    return _build_model(cfg["model"], sizes, init_key, DTYPES[cfg.get("dtype", "float32")])
+
+
 def build_experiment(cfg: Mapping) -> Experiment:
     """Check a composed config and build the run's objects.
 
@@ -137,14 +163,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
     Raises:
         ConfigError: for the first key that cannot work.
     """
-    if not isinstance(cfg, dict):  # OmegaConf DictConfig → plain containers, Hydra's own node left out
-        from omegaconf import OmegaConf
-
-        cfg = {
-            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in cfg.keys()
-            if k != "hydra"
-        }
+    cfg = plain_config(cfg)
     data_cfg = dict(cfg["data"])
     _choice("data", data_cfg.get("name"), DATASETS)
     _choice("dtype", cfg.get("dtype", "float32"), DTYPES)
