@@ -141,26 +141,47 @@ def batch_indices(key: Array, step: Array, n: int, batch_size: int) -> Array:
         int array of shape (batch_size,).
     """
     per_epoch = n // batch_size
-    perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n)
+    perm = _epoch_permutation(key, step // per_epoch, n)
     return jax.lax.dynamic_slice_in_dim(perm, (step % per_epoch) * batch_size, batch_size)
+
+
+def _epoch_permutation(key: Array, epoch: Array, n: int) -> Array:
+    return jax.random.permutation(jax.random.fold_in(key, epoch), n)
 
 
 def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad):
     value_and_grad = GRADS[grad]
     opt = optimizer.value
+    n = x.shape[0]
+    per_epoch = 1 if batch_size is None else n // batch_size
 
+    # The batches are those of batch_indices, but the epoch's permutation (a sort
+    # of n random keys, costlier than a small network's whole step) is drawn once
+    # per epoch and carried, not redrawn every step.
     def step(carry, i):
-        model, opt_state = carry
+        model, opt_state, perm = carry
         if batch_size is None:
             xb, yb = x, y
         else:
-            idx = batch_indices(key, i, x.shape[0], batch_size)
+            if per_epoch == 1:  # every step is an epoch of its own
+                order = _epoch_permutation(key, i, n)
+            else:
+                perm = jax.lax.cond(i % per_epoch == 0,
+                                    lambda: _epoch_permutation(key, i // per_epoch, n),
+                                    lambda: perm)
+                order = perm
+            idx = jax.lax.dynamic_slice_in_dim(order, (i % per_epoch) * batch_size, batch_size)
             xb, yb = x[idx], y[idx]
         value, grads = value_and_grad(model, xb, yb, loss)
         updates, opt_state = opt.update(grads, opt_state, model)
-        return (optax.apply_updates(model, updates), opt_state), value
+        return (optax.apply_updates(model, updates), opt_state, perm), value
 
-    (model, opt_state), losses = jax.lax.scan(step, (model, opt_state), start + jnp.arange(steps))
+    if batch_size is None or per_epoch == 1:
+        perm = jnp.zeros((0,), jnp.int32)  # unused placeholder
+    else:
+        perm = _epoch_permutation(key, start // per_epoch, n)
+    (model, opt_state, _), losses = jax.lax.scan(step, (model, opt_state, perm),
+                                                 start + jnp.arange(steps))
     return model, opt_state, losses
 
 
