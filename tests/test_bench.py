@@ -92,7 +92,8 @@ def test_markdown_table_marks_misses():
 
 def test_main_writes_json_with_machine_and_rows(tmp_path, capsys):
     out = tmp_path / "b.json"
-    assert bench.main(["t2", "t6", "--mode", "tiny", "--in-process", "--json", str(out)]) == 0
+    args = ["t2", "t6", "--mode", "tiny", "--in-process", "--no-configure", "--json", str(out)]
+    assert bench.main(args) == 0
     report = json.loads(out.read_text())
     assert {"machine", "mode", "isolated", "benchmarks", "rows"} <= set(report)
     m = report["machine"]
@@ -109,3 +110,29 @@ def test_isolated_run_reports_its_own_peak_rss():
     assert "error" not in res
     assert res["peak_rss_mib"] > 0
     check_rows(res["rows"], "T2")
+
+
+def test_configure_cpu_adds_options_and_keeps_the_users():
+    from backprop_lab._training import CPU_XLA_FLAGS, merge_xla_flags
+
+    new = merge_xla_flags("", CPU_XLA_FLAGS, (0, 10, 2))
+    assert "--xla_cpu_copy_insertion_use_region_analysis=true" in new.split()
+    assert "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576" in new.split()
+    # a user's own value wins; other backend options are extended, not replaced
+    mine = "--xla_cpu_copy_insertion_use_region_analysis=false --xla_backend_extra_options=a=1"
+    merged = merge_xla_flags(mine, CPU_XLA_FLAGS, (0, 10, 2)).split()
+    assert "--xla_cpu_copy_insertion_use_region_analysis=false" in merged
+    assert "--xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=1048576" in merged
+    # an old jaxlib gets nothing it may not know
+    assert merge_xla_flags("", CPU_XLA_FLAGS, (0, 4, 30)) == ""
+
+
+def test_configure_cpu_after_jax_started_changes_nothing(monkeypatch):
+    import jax.numpy as jnp
+
+    from backprop_lab._training import configure_cpu
+
+    jnp.zeros(1).block_until_ready()
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    with pytest.warns(UserWarning, match="after JAX started"):
+        assert configure_cpu() == "--xla_cpu_enable_fast_math=false"

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ._training import configure_cpu
 
 #: The default output file of ``scripts/bench`` (git-ignored).
 DEFAULT_JSON = Path("bench-results") / "bench.json"
@@ -523,9 +524,12 @@ def run_one(name: str, mode: str = "full") -> dict[str, Any]:
 _CHILD_TAG = "BENCH_RESULT "
 
 
-def run_isolated(name: str, mode: str, timeout: float = 900) -> dict[str, Any]:
+def run_isolated(name: str, mode: str, timeout: float = 900,
+                 configure: bool = True) -> dict[str, Any]:
     """:func:`run_one` in a fresh interpreter (own peak RSS, cold caches)."""
     cmd = [sys.executable, "-m", "backprop_lab._bench", "--child", name, "--mode", mode]
+    if not configure:
+        cmd.append("--no-configure")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith(_CHILD_TAG):
@@ -565,6 +569,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def _loads(loads) -> str:
+    return "?" if not loads else "/".join(f"{v:.2f}" for v in loads)
+
+
 def _fmt_ratio(r: float | None) -> str:
     if r is None:
         return "—"
@@ -585,8 +593,13 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def run_suite(names: list[str] | None = None, mode: str = "full", isolate: bool = True,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              configure: bool = True) -> dict[str, Any]:
     """Run benchmarks (all by default) and return the JSON-ready report.
+
+    ``configure`` says whether the XLA options of :func:`configure_cpu` are
+    in force (it only tells the subprocesses; in process, the caller decides
+    before JAX starts).
 
     Returns:
         ``{"machine": ..., "mode": ..., "benchmarks": [...], "rows": [...],
@@ -603,11 +616,12 @@ def run_suite(names: list[str] | None = None, mode: str = "full", isolate: bool 
     for name in names:
         if progress:
             progress(f"running {name} ({mode})…")
-        results.append(run_isolated(name, mode) if isolate else run_one(name, mode))
+        results.append(run_isolated(name, mode, configure=configure) if isolate
+                       else run_one(name, mode))
     machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     rows = [r for res in results for r in res["rows"]]
-    return {"machine": machine, "mode": mode, "isolated": isolate, "benchmarks": results,
-            "rows": rows}
+    return {"machine": machine, "mode": mode, "isolated": isolate, "configured": configure,
+            "benchmarks": results, "rows": rows}
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -625,10 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the JSON report")
     parser.add_argument("--in-process", action="store_true",
                         help="run every benchmark in this interpreter (peak RSS is then cumulative)")
+    parser.add_argument("--no-configure", action="store_true",
+                        help="leave XLA_FLAGS as they are (skip configure_cpu), for a before/after")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = args.mode or ("quick" if args.quick else "full")
+    if not args.no_configure:
+        configure_cpu()
     if args.child:
         print(_CHILD_TAG + json.dumps(run_one(args.child, mode), default=float), flush=True)
         return 0
@@ -637,10 +655,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {(fn.__doc__ or '').strip().splitlines()[0]}")
         return 0
     report = run_suite(args.names or None, mode, isolate=not args.in_process,
-                       progress=lambda s: print(s, file=sys.stderr, flush=True))
+                       progress=lambda s: print(s, file=sys.stderr, flush=True),
+                       configure=not args.no_configure)
     m = report["machine"]
     print(f"{m['date']}  {m['cpu']}, {m['cores']} cores, jax {m['jax']}, numpy {m['numpy']}, "
-          f"mode {mode}, load {m.get('load_average')} → {m.get('load_average_after')}\n")
+          f"mode {mode}, load average {_loads(m.get('load_average'))} before, "
+          f"{_loads(m.get('load_average_after'))} after")
+    print(f"XLA_FLAGS: {m['xla_flags'] or '(none)'}\n")
     print(markdown_table(report["rows"]))
     path = write_json(report, args.json)
     print(f"\nJSON: {path}")
