@@ -136,3 +136,10 @@ def test_configure_cpu_after_jax_started_changes_nothing(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     with pytest.warns(UserWarning, match="after JAX started"):
         assert configure_cpu() == "--xla_cpu_enable_fast_math=false"
+
+
+def test_time_interleaved_settles_before_each_timed_call():
+    calls = []
+    bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                           repeats=2, warmup=0, settle=1)
+    assert calls == ["a", "a", "b", "b", "b", "b", "a", "a"]

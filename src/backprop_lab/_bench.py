@@ -61,12 +61,15 @@ def _ready(out):
 
 
 def time_interleaved(fns: Mapping[str, Callable[[], Any]], repeats: int,
-                     warmup: int = 1) -> dict[str, list[float]]:
+                     warmup: int = 1, settle: int = 0) -> dict[str, list[float]]:
     """Wall-clock seconds of each function, ``repeats`` times each, interleaved.
 
     Round r calls the functions in order (reversed on odd rounds, so neither
     side always runs first); every call ends in ``block_until_ready``.
     ``warmup`` untimed rounds come first (compilation, caches, page faults).
+    ``settle`` untimed calls precede each timed call, for functions whose
+    memory use is so different that one leaves the allocator and caches in a
+    state that slows the other.
 
     Returns:
         name → list of ``repeats`` durations in seconds.
@@ -78,6 +81,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], Any]], repeats: int,
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
+            for _ in range(settle):
+                _ready(fns[name]())
             t0 = time.perf_counter()
             _ready(fns[name]())
             times[name].append(time.perf_counter() - t0)
@@ -428,10 +433,10 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
 
     Network [n, n, n], sigmoid everywhere, half-SSE (so both layers' δ go
     through the variant), float32, one batch of ``batch`` examples. Report only.
-    The two variants are timed one after the other, not interleaved: after a
-    call that allocated the diagonal form's (batch, n, n) tensors, the next
-    Hadamard call ran 50% slower at n = 1024 (allocator and cache state), which
-    would flatter the diagonal form.
+    Each timed call follows an untimed call of the same variant: straight
+    after a call that allocated the diagonal form's (batch, n, n) tensors, a
+    Hadamard call ran 50% slower at n = 1024 (allocator and cache state),
+    which would flatter the diagonal form.
     """
     import jax
     import jax.numpy as jnp
@@ -446,7 +451,7 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
         y = jax.random.uniform(jax.random.PRNGKey(2), (batch, n), jnp.float32)
         fns = {v: (lambda f=jax.jit(lambda m, x, y, v=v: manual_grad(m, x, y, "half_sse", v)):
                    f(model, x, y)) for v in ("hadamard", "diagonal")}
-        times = {k: time_interleaved({k: f}, repeats)[k] for k, f in fns.items()}
+        times = time_interleaved(fns, repeats, settle=1)
         t = {k: median(v) for k, v in times.items()}
         ratio = t["diagonal"] / t["hadamard"]
         d_bytes = batch * n * n * 4
