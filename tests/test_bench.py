@@ -44,10 +44,14 @@ def test_every_benchmark_has_the_three_modes():
 
 
 def test_t1_rows_carry_both_medians():
-    (r,) = bench.bench_step_ratio(sizes=(3, 5, 2), batch=4, chain=2, repeats=3)
-    d = r["details"]
-    assert d["manual"]["repeats"] == d["autodiff"]["repeats"] == 3
-    assert r["ratio"] == pytest.approx(d["manual"]["median_s"] / d["autodiff"]["median_s"])
+    step, scan = bench.bench_step_ratio(sizes=(3, 5, 2), batch=4, repeats=3, scan_steps=2,
+                                        chained=2)
+    assert "jitted step" in step["what"] and "scan" in scan["what"]
+    for r in (step, scan):
+        d = r["details"]
+        assert d["manual"]["repeats"] == d["autodiff"]["repeats"] == 3
+        assert r["ratio"] == pytest.approx(d["manual"]["median_s"] / d["autodiff"]["median_s"])
+        assert d["chained_ratio"] > 0
 
 
 def test_t3_reference_races_in_both_dtypes():
@@ -117,6 +121,7 @@ def test_configure_cpu_adds_options_and_keeps_the_users():
 
     new = merge_xla_flags("", CPU_XLA_FLAGS, (0, 10, 2))
     assert "--xla_cpu_copy_insertion_use_region_analysis=true" in new.split()
+    assert "--xla_cpu_experimental_ynn_fusion_type=individual_dot" in new.split()
     assert "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576" in new.split()
     # a user's own value wins; other backend options are extended, not replaced
     mine = "--xla_cpu_copy_insertion_use_region_analysis=false --xla_backend_extra_options=a=1"

@@ -7,8 +7,8 @@ are not bound by Python dispatch. The compiled program is cached on the shapes
 and on the *structure* of the optimizer, so calling :func:`train` again with
 an equal optimizer (``optax.sgd(0.1)`` built afresh, say) reuses it.
 
-On CPU, entry points call :func:`configure_cpu` before JAX starts: two XLA
-options that make training loops faster without changing any result.
+On CPU, entry points call :func:`configure_cpu` before JAX starts: XLA
+options that make training faster (results change at most by float rounding).
 
 The step index and the PRNG key are traced values, and so is anything an
 optimizer keeps in its state (the learning rate of an
@@ -38,20 +38,28 @@ from ._network import MLP
 Array = jax.Array
 
 
-#: The XLA options :func:`configure_cpu` sets, name → value. Neither changes a
-#: single bit of the results (checked on float32 and float64 runs).
+#: The XLA options :func:`configure_cpu` sets, name → value.
 CPU_XLA_FLAGS: dict[str, str] = {
+    # XLA's CPU library YNNPACK takes the matrix products only, not the
+    # reductions and element-wise work around them (the batch sums of the bias
+    # gradients, the output layer's δ). Those small library calls made a
+    # 784-1024-1024-10 step at batch 512 both slower and erratic from one
+    # process to the next (27-34 ms instead of 26-29 ms). The sums then run
+    # in XLA's own loops: results change by float32 rounding (about 1e-7).
+    "xla_cpu_experimental_ynn_fusion_type": "individual_dot",
     # Copy insertion by region analysis: XLA then sees that a weight matrix
     # read by both the forward and the backward product can be updated in
     # place at the end of the step, and stops copying every such matrix on
-    # every step of the training loop (about 8% of a digits step).
+    # every step of the training loop (about 8% of a digits step). Results
+    # are unchanged to the bit.
     "xla_cpu_copy_insertion_use_region_analysis": "true",
     # A training loop whose products are all tiny (every dimension under 8, as
     # in the notes' 2-2-2 network) compiles into one kernel instead of a
     # dispatch per operation when it touches fewer bytes than this. XLA's own
     # limit let the float32 run of the notes' network through but not the
     # float64 one (0.6 µs instead of 0.1 µs per step). A loop with a product of
-    # 8 or more in some dimension calls XLA's matrix library and does not qualify.
+    # 8 or more in some dimension calls XLA's matrix library and does not
+    # qualify. Results are unchanged to the bit.
     "xla_cpu_small_while_loop_byte_threshold": str(1 << 20),
 }
 
@@ -59,7 +67,8 @@ CPU_XLA_FLAGS: dict[str, str] = {
 _BACKEND_EXTRA = {"xla_cpu_small_while_loop_byte_threshold"}
 #: The oldest jaxlib each option is set for (an unknown XLA option aborts the
 #: process, so options are only set where they were tried).
-_MIN_JAXLIB = {"xla_cpu_copy_insertion_use_region_analysis": (0, 10),
+_MIN_JAXLIB = {"xla_cpu_experimental_ynn_fusion_type": (0, 10),
+               "xla_cpu_copy_insertion_use_region_analysis": (0, 10),
                "xla_cpu_small_while_loop_byte_threshold": (0, 7, 1)}
 
 
@@ -81,7 +90,7 @@ def configure_cpu(flags: Mapping[str, str] | None = None) -> str:
     runner) call this first thing. Each option of :data:`CPU_XLA_FLAGS` (or of
     ``flags``) is added unless ``XLA_FLAGS`` already names it: a user's own
     setting wins. Options this jaxlib is too old to know are left out. The
-    options change speed only, not results.
+    options change speed, and results only by float rounding in some sums.
 
     Arguments:
         flags: name → value; default :data:`CPU_XLA_FLAGS`.
