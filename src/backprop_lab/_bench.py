@@ -189,32 +189,52 @@ def _matmul_fns(n: int):
 # --------------------------------------------------------------------------- T1
 
 
-def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, chain: int = 10,
-                     repeats: int = 21, target: str = "T1") -> list[Row]:
-    """T1: a jitted step with the hand-written gradient against one with jax.grad.
+def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, repeats: int = 21,
+                     scan_steps: int = 50, chained: int = 3, target: str = "T1") -> list[Row]:
+    """T1: the hand-written gradient against jax.grad in a training step.
 
-    tanh hidden layers, softmax + cross-entropy, float32, ``optax.sgd``. Each
-    timed sample is ``chain`` dependent steps; the ratio is manual / autodiff
-    of the per-step medians.
+    tanh hidden layers, softmax + cross-entropy, float32, ``optax.sgd``, one
+    fixed batch. Two rows, ratio manual / autodiff of the medians:
+
+    - jitted step: one call of a jitted step (gradient, optax update) from the
+      same inputs each time, blocked until done;
+    - in train's scan: :func:`train` for ``scan_steps`` steps, per step.
+
+    ``details`` also gives the ratio of ``chained`` calls in a row, each fed
+    the previous call's outputs (see docs/benchmarks.md for why it differs).
     """
     import jax.numpy as jnp
     import optax
+
+    from ._training import train
 
     model = _classifier(sizes, jnp.float32)
     x, y = _random_batch(sizes, batch, jnp.float32)
     opt = optax.sgd(0.01)
     state = opt.init(model)
-    fns = {g: _chain(make_step(g, "cross_entropy", opt), model, state, x, y, chain)
-           for g in ("manual", "autodiff")}
-    times = time_interleaved(fns, repeats)
-    per = {g: median(t) / chain for g, t in times.items()}
-    ratio = per["manual"] / per["autodiff"]
+    grads = ("manual", "autodiff")
+    steps = {g: make_step(g, "cross_entropy", opt) for g in grads}
+    single = time_interleaved({g: (lambda g=g: steps[g](model, state, x, y)) for g in grads},
+                              repeats)
+    scan = time_interleaved({g: (lambda g=g: train(model, x, y, loss="cross_entropy", optimizer=opt,
+                                                   steps=scan_steps, grad=g)) for g in grads},
+                            max(3, repeats // 3))
+    chain = time_interleaved({g: _chain(steps[g], model, state, x, y, chained) for g in grads},
+                             max(3, repeats // 3))
     arch = "-".join(map(str, sizes))
-    return [row(target, f"jitted step manual/autodiff, {arch}, batch {batch}",
-                f"{per['manual'] * 1e3:.3f} ms vs {per['autodiff'] * 1e3:.3f} ms",
-                ratio, "≤ 1.05", ratio <= 1.05, sizes=list(sizes), batch=batch, chain=chain,
-                manual=_summary([t / chain for t in times["manual"]]),
-                autodiff=_summary([t / chain for t in times["autodiff"]]))]
+    rows = []
+    for how, times, per in (("jitted step", single, 1), (f"in train's scan ({scan_steps} steps)",
+                                                         scan, scan_steps)):
+        t = {g: median(v) / per for g, v in times.items()}
+        ratio = t["manual"] / t["autodiff"]
+        rows.append(row(target, f"{how} manual/autodiff, {arch}, batch {batch}",
+                        f"{t['manual'] * 1e3:.3f} ms vs {t['autodiff'] * 1e3:.3f} ms", ratio,
+                        "≤ 1.05", ratio <= 1.05, sizes=list(sizes), batch=batch, steps_per_call=per,
+                        manual=_summary([v / per for v in times["manual"]]),
+                        autodiff=_summary([v / per for v in times["autodiff"]]),
+                        chained_ratio=median(chain["manual"]) / median(chain["autodiff"]),
+                        chained_calls=chained))
+    return rows
 
 
 # --------------------------------------------------------------------------- T2
@@ -367,16 +387,19 @@ def bench_flops(sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, r
 # --------------------------------------------------------------------------- T5
 
 
-def bench_sweep(lanes: int = 64, steps: int = 200, batch: int = 128, sizes=(64, 32, 10),
-                sequential: int | None = 8, n_train: int | None = None) -> list[Row]:
-    """T5: ``lanes`` learning rates × seeds as one vmapped ``train_sweep`` vs sequential runs.
+def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int = 32,
+                sizes=(64, 128, 10), optimizer: str = "adam", sequential: int | None = None,
+                n_train: int | None = None) -> list[Row]:
+    """T5: ``lanes`` runs (learning rates × seeds) as one vmapped ``train_sweep`` vs one by one.
 
-    The sequential side is ``lanes`` separate :func:`train` calls, each with its
-    own compile (a new learning rate baked into ``optax.sgd`` is a new program);
-    the sweep's time includes its one compile.
-    ``sequential`` < lanes times only that many and scales up (each sequential
-    run costs the same); every timed lane's final loss is compared with its
-    lane of the sweep (relative 1e-6).
+    The default is the project's digits experiment (64-128-10 tanh, Adam,
+    minibatches of 32, 40 epochs = 1680 steps) with lanes / seeds learning
+    rates from 1e-4 to 3e-2 and ``seeds`` initialisations and batch orders.
+    The sequential side is separate :func:`train` calls, each with its own
+    compile (a learning rate baked into ``optax.adam`` makes a new program);
+    the sweep's time includes its one compile. ``sequential`` < lanes times
+    only that many runs, spread over the lanes, and scales up. Every timed
+    lane's final loss is compared with its lane of the sweep (relative 1e-6).
     """
     import jax
     import jax.numpy as jnp
@@ -385,22 +408,27 @@ def bench_sweep(lanes: int = 64, steps: int = 200, batch: int = 128, sizes=(64, 
     import backprop_lab
 
     sweep = getattr(backprop_lab, "train_sweep", None)
-    what = f"{lanes} lanes (lr × seed), {'-'.join(map(str, sizes))} digits: sequential / sweep"
+    arch = "-".join(map(str, sizes))
+    what = (f"{lanes} lanes ({lanes // seeds} lr × {seeds} seeds), digits {arch} {optimizer}, "
+            f"batch {batch}, {steps} steps: one by one / train_sweep")
     if sweep is None:
         return [row("T5", what, "not run: train_sweep not available", None, "≥ 20, rel 1e-6",
                     None)]
     from ._data import load_dataset
-    from ._training import make_optimizer, train
+    from ._training import OPTIMIZERS, make_optimizer, train
 
     data = load_dataset("digits", dtype=np.float32)
     x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])
-    lrs = np.geomspace(0.01, 0.5, lanes).astype(np.float32)
-    models = [_classifier(sizes, jnp.float32, seed=i % 8) for i in range(lanes)]
-    keys = jnp.stack([jax.random.PRNGKey(i) for i in range(lanes)])
+    per_seed = max(1, lanes // seeds)
+    lrs = np.tile(np.geomspace(1e-4, 3e-2, per_seed), seeds)[:lanes].astype(np.float32)
+    lane_seed = np.repeat(np.arange(seeds), per_seed)[:lanes]
+    models = [_classifier(sizes, jnp.float32, seed=int(k)) for k in lane_seed]
+    keys = jnp.stack([jax.random.PRNGKey(int(k)) for k in lane_seed])
 
     t0 = time.perf_counter()
-    _, histories = sweep(models, x, y, loss="cross_entropy", optimizer=make_optimizer("sgd", 0.1),
-                         learning_rates=lrs, steps=steps, batch_size=batch, keys=keys)
+    _, histories = sweep(models, x, y, loss="cross_entropy",
+                         optimizer=make_optimizer(optimizer, 1e-3), learning_rates=lrs,
+                         steps=steps, batch_size=batch, keys=keys)
     histories = np.asarray(_ready(histories))
     t_sweep = time.perf_counter() - t0
 
@@ -409,11 +437,12 @@ def bench_sweep(lanes: int = 64, steps: int = 200, batch: int = 128, sizes=(64, 
     seq_times, worst = [], 0.0
     for i in picks:
         t0 = time.perf_counter()
-        _, h = train(models[i], x, y, loss="cross_entropy", optimizer=optax.sgd(float(lrs[i])),
-                     steps=steps, batch_size=batch, key=keys[i])
+        _, h = train(models[i], x, y, loss="cross_entropy",
+                     optimizer=OPTIMIZERS[optimizer](float(lrs[i])), steps=steps,
+                     batch_size=batch, key=keys[i])
         final = float(_ready(h)[-1])
         seq_times.append(time.perf_counter() - t0)
-        worst = max(worst, abs(final - histories[i, -1]) / max(abs(final), 1e-30))
+        worst = max(worst, abs(final - float(histories[i, -1])) / max(abs(final), 1e-30))
     t_seq = sum(seq_times) if count == lanes else median(seq_times) * lanes
     ratio = t_seq / t_sweep
     how = f"all {lanes}" if count == lanes else f"est. from {count}"
@@ -422,7 +451,7 @@ def bench_sweep(lanes: int = 64, steps: int = 200, batch: int = 128, sizes=(64, 
                 f"worst rel. diff {worst:.1e}",
                 ratio, "≥ 20, rel 1e-6", ratio >= 20 and worst <= 1e-6, lanes=lanes, steps=steps,
                 sweep_s=t_sweep, sequential_s_each=seq_times, timed_lanes=picks.tolist(),
-                worst_relative_difference=worst)]
+                learning_rates=lrs.tolist(), worst_relative_difference=worst)]
 
 
 # --------------------------------------------------------------------------- T6
@@ -467,14 +496,14 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
 #: name → (function, keyword arguments per mode). "tiny" is for the tests.
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]] = {
     "t1_small": (bench_step_ratio, {
-        "full": dict(sizes=(64, 256, 256, 10), batch=128, chain=20, repeats=31),
-        "quick": dict(sizes=(64, 256, 256, 10), batch=128, chain=10, repeats=9),
-        "tiny": dict(sizes=(4, 8, 3), batch=4, chain=2, repeats=2),
+        "full": dict(sizes=(64, 256, 256, 10), batch=128, repeats=301, scan_steps=200),
+        "quick": dict(sizes=(64, 256, 256, 10), batch=128, repeats=61, scan_steps=100),
+        "tiny": dict(sizes=(4, 8, 3), batch=4, repeats=2, scan_steps=3, chained=2),
     }),
     "t1_large": (bench_step_ratio, {
-        "full": dict(sizes=(784, 1024, 1024, 10), batch=512, chain=3, repeats=15),
-        "quick": dict(sizes=(784, 1024, 1024, 10), batch=512, chain=2, repeats=5),
-        "tiny": dict(sizes=(6, 8, 3), batch=8, chain=2, repeats=2),
+        "full": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=21, scan_steps=10),
+        "quick": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=7, scan_steps=4),
+        "tiny": dict(sizes=(6, 8, 3), batch=8, repeats=2, scan_steps=3, chained=2),
     }),
     "t2": (bench_tiny_sgd, {
         "full": dict(steps=10_000, repeats=21, ref_repeats=5),
@@ -492,9 +521,10 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
         "tiny": dict(sizes=(16, 8, 4), batch=8, chain=1, repeats=1, peak_n=32),
     }),
     "t5": (bench_sweep, {
-        "full": dict(lanes=64, steps=500, sequential=None),
-        "quick": dict(lanes=64, steps=100, sequential=3),
-        "tiny": dict(lanes=3, steps=4, batch=16, sizes=(64, 4, 10), sequential=2, n_train=64),
+        "full": dict(lanes=64, steps=1680, sequential=None),
+        "quick": dict(lanes=64, steps=168, sequential=3),
+        "tiny": dict(lanes=4, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=2,
+                     n_train=64),
     }),
     "t6": (bench_diagonal, {
         "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
