@@ -201,4 +201,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from backprop_lab import configure_cpu
+
+    configure_cpu()  # CPU options for XLA, set before JAX starts its backend
     main()

@@ -38,6 +38,7 @@ from ._sweep import unstack_lanes as unstack_lanes
 from ._training import GRADS as GRADS
 from ._training import OPTIMIZERS as OPTIMIZERS
 from ._training import accuracy as accuracy
+from ._training import configure_cpu as configure_cpu
 from ._training import evaluate as evaluate
 from ._training import make_optimizer as make_optimizer
 from ._training import run_steps as run_steps
