@@ -4,7 +4,7 @@ Every benchmark is a function that returns table rows (dicts with ``target``,
 ``what``, ``measured``, ``ratio``, ``goal``, ``met`` and ``details``). The
 harness times with warm-up, interleaved repeats, ``block_until_ready`` and
 medians: when two things are compared (manual against autodiff, JAX against
-NumPy) their repeats alternate, so a colleague's job that slows the machine
+NumPy) their repeats alternate, so another process that slows the machine
 for a second slows both sides alike, and the ratio is of the two medians.
 
 By default each benchmark runs in a fresh subprocess, for two reasons: its
