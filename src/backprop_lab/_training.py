@@ -7,7 +7,7 @@ are not bound by Python dispatch. The compiled program is cached on the shapes
 and on the *structure* of the optimizer, so calling :func:`train` again with
 an equal optimizer (``optax.sgd(0.1)`` built afresh, say) reuses it.
 
-On CPU, entry points call :func:`configure_cpu` before JAX starts: XLA
+On CPU, an entry point calls :func:`configure_cpu` before JAX starts: XLA
 options that make training faster (results change at most by float rounding).
 
 The step index and the PRNG key are traced values, and so is anything an
@@ -86,8 +86,8 @@ def configure_cpu(flags: Mapping[str, str] | None = None) -> str:
     """Set the XLA options that make CPU training fast; call before JAX computes anything.
 
     XLA reads ``XLA_FLAGS`` once, when JAX starts its backend (the first array
-    or compiled call), so entry points (``scripts/bench``, the training
-    runner) call this first thing. Each option of :data:`CPU_XLA_FLAGS` (or of
+    or compiled call), so an entry point calls this first thing
+    (``scripts/bench`` does). Each option of :data:`CPU_XLA_FLAGS` (or of
     ``flags``) is added unless ``XLA_FLAGS`` already names it: a user's own
     setting wins. Options this jaxlib is too old to know are left out. The
     options change speed, and results only by float rounding in some sums.
