@@ -389,12 +389,12 @@ def bench_flops(sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, r
 
 def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int = 32,
                 sizes=(64, 128, 10), optimizer: str = "adam", sequential: int | None = None,
-                n_train: int | None = None) -> list[Row]:
+                n_train: int | None = None, lr_range: tuple[float, float] = (1e-4, 3e-2)) -> list[Row]:
     """T5: ``lanes`` runs (learning rates × seeds) as one vmapped ``train_sweep`` vs one by one.
 
     The default is the project's digits experiment (64-128-10 tanh, Adam,
     minibatches of 32, 40 epochs = 1680 steps); lane i has its own learning
-    rate (``lanes`` values from 1e-4 to 3e-2) and seed i mod ``seeds`` for its
+    rate (``lanes`` values spread geometrically over ``lr_range``) and seed i mod ``seeds`` for its
     initial weights and batch order. The sequential side is separate
     :func:`train` calls, each with its own compile (a learning rate baked into
     ``optax.adam`` makes a new program); the sweep's time includes its one
@@ -420,7 +420,7 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
 
     data = load_dataset("digits", dtype=np.float32)
     x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])
-    lrs = np.geomspace(1e-4, 3e-2, lanes).astype(np.float32)
+    lrs = np.geomspace(*lr_range, lanes).astype(np.float32)
     lane_seed = np.arange(lanes) % seeds
     models = [_classifier(sizes, jnp.float32, seed=int(k)) for k in lane_seed]
     keys = jnp.stack([jax.random.PRNGKey(int(k)) for k in lane_seed])
@@ -530,6 +530,15 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
         "quick": dict(lanes=64, steps=168, sequential=3),
         "tiny": dict(lanes=4, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=2,
                      n_train=64),
+    }),
+    # The same sweep with plain SGD over 10 epochs: shorter runs, so compiling
+    # weighs more in the one-by-one side, and no Adam normalisation to magnify
+    # float32 rounding differences between a lane and its own run.
+    "t5_sgd": (bench_sweep, {
+        "full": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=None),
+        "quick": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=3),
+        "tiny": dict(lanes=4, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), optimizer="sgd",
+                     sequential=2, n_train=64),
     }),
     "t6": (bench_diagonal, {
         "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
