@@ -16,10 +16,8 @@ grad_report.md and summary.json (``kind: compare``), and prints the table.
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,6 @@ import hydra
 import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.compare")
@@ -181,21 +178,15 @@ def _timing_markdown(s: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
+    from backprop_lab import _runs as runs
     from backprop_lab._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = compare(cfg)
     except ConfigError as err:
-        log.error("%s", err)
-        hc = HydraConfig.get()
-        if hc.mode == RunMode.MULTIRUN:  # record it and let the sweep's other jobs run
-            out = Path(hc.runtime.output_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            runs_summary = {"kind": "compare", "status": "config_error", "passed": False, "error": str(err)}
-            (out / "summary.json").write_text(json.dumps(runs_summary, indent=2) + "\n")
-            return
-        sys.exit(2)
+        runs.stop_on_config_error(err, "compare", log)
+        return
     print(result["table"])
     log.info("%s; results in %s", "passed" if result["passed"] else "FAILED", result["output_dir"])
 

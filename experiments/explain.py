@@ -14,14 +14,12 @@ with their out values, edges coloured by weight and labelled by gradient).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.explain")
@@ -143,7 +141,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         ConfigError: a config value that cannot work, or a network too large to
             explain (the message names the limit), before any compute.
     """
-    from backprop_lab._experiment import ConfigError, build_experiment, build_model, check_model_config, plain_config
+    from backprop_lab._experiment import ConfigError, build_experiment, build_model, check_model_config, config_learning_rate, plain_config
     from backprop_lab._explain import TooLargeToExplain, check_explainable, explain
     from backprop_lab._explain_render import render_markdown, render_text
 
@@ -171,9 +169,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         x, y = _data_example(cfg, exp.data)
     else:  # the data set plays no part; its widths need not match
         model, (x, y) = build_model(cfg), given
-        lr = cfg["optimizer"].get("lr")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
-            raise ConfigError("optimizer.lr", lr, "expected a finite number > 0, e.g. 0.1")
+        lr = config_learning_rate(cfg["optimizer"].get("lr"))
     if cfg["optimizer"].get("name") != "sgd":
         log.warning("optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
                     cfg["optimizer"].get("name"), lr)
@@ -196,16 +192,15 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
+    from backprop_lab import _runs as runs
     from backprop_lab._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = explain_config(cfg)
     except ConfigError as err:
-        log.error("%s", err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            return  # the sweep's other jobs still run
-        sys.exit(2)
+        runs.stop_on_config_error(err, "explain", log)
+        return
     print(result["text"], end="")
     log.info("wrote %s", ", ".join(result["files"]))
 

@@ -23,7 +23,6 @@ import hydra
 import jax.numpy as jnp
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -131,22 +130,18 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from backprop_lab import _runs as runs
     from backprop_lab._checkpoint import CheckpointError
     from backprop_lab._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         summary = train(cfg)
-    except (ConfigError, CheckpointError, RunDirError) as err:
+    except ConfigError as err:
+        runs.stop_on_config_error(err, "train", log)
+        return
+    except (CheckpointError, RunDirError) as err:
         log.error("%s", err)
-        hc = HydraConfig.get()
-        if hc.mode == RunMode.MULTIRUN and isinstance(err, ConfigError):
-            # Record it in this job's directory and let the sweep's other jobs run.
-            out = Path(hc.runtime.output_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "summary.json").write_text(json.dumps(
-                {"kind": "train", "status": "config_error", "error": str(err)}, indent=2) + "\n")
-            return
         sys.exit(2)
     except Exception:
         log.exception("run failed")

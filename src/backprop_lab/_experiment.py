@@ -8,7 +8,6 @@ clear line instead of a traceback.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from ._activations import ACTIVATIONS
 from ._data import DATASETS, Dataset, load_dataset
 from ._losses import LOSSES
 from ._network import INITS, MLP
-from ._training import GRADS, OPTIMIZERS, make_optimizer
+from ._training import GRADS, OPTIMIZERS, check_learning_rate, make_optimizer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
@@ -126,6 +125,15 @@ def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dty
     return model.astype(dtype)
 
 
+def config_learning_rate(lr: Any) -> float:
+    """``optimizer.lr`` checked by :func:`check_learning_rate`, as a :class:`ConfigError`."""
+    try:
+        check_learning_rate(lr)
+    except ValueError:
+        raise ConfigError("optimizer.lr", lr, "expected a finite number > 0, e.g. 0.1") from None
+    return float(lr)
+
+
 def plain_config(cfg: Mapping) -> dict:
     """The config as plain Python containers, resolved, with Hydra's own node left out."""
     if isinstance(cfg, dict):
@@ -172,9 +180,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
     opt_cfg = dict(cfg["optimizer"])
     name = opt_cfg.pop("name", None)
     _choice("optimizer", name, OPTIMIZERS)
-    lr = opt_cfg.pop("lr", None)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError("optimizer.lr", lr, "expected a finite number > 0, e.g. 0.1")
+    lr = config_learning_rate(opt_cfg.pop("lr", None))
     _choice("grad", cfg.get("grad"), GRADS)
     seed = _int_at_least("seed", cfg.get("seed"), 0)
     epochs = _int_at_least("epochs", cfg.get("epochs"), 1)

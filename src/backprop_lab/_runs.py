@@ -30,6 +30,24 @@ def setup_jax(cfg) -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def stop_on_config_error(err: Exception, kind: str, log) -> None:
+    """What an app does with a config that cannot work: log it, then, inside a
+    multirun, record ``status: "config_error"`` in the job's summary.json and
+    return so the sweep's other jobs run; in a single run, exit with status 2."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    log.error("%s", err)
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        sys.exit(2)
+    out = Path(hc.runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)})
+
+
 def finite_or_none(x) -> float | None:
     """A float for JSON, None for NaN/Inf (JSON has no NaN)."""
     x = float(x)

@@ -170,7 +170,8 @@ def make_optimizer(name: str, lr: float, **kwargs) -> optax.GradientTransformati
 
     Returns:
         ``optax.inject_hyperparams(...)`` of the optimizer: its state holds
-        ``hyperparams["learning_rate"]``, which :func:`set_learning_rate` changes.
+        ``hyperparams["learning_rate"]``, which sweeps replace lane by lane
+        (``_sweep.with_learning_rate``).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; valid optimizers are: {', '.join(OPTIMIZERS)}")
