@@ -117,7 +117,7 @@ def test_isolated_run_reports_its_own_peak_rss():
 
 
 def test_configure_cpu_adds_options_and_keeps_the_users():
-    from backprop_lab._training import CPU_XLA_FLAGS, merge_xla_flags
+    from backprop_lab._xla import CPU_XLA_FLAGS, merge_xla_flags
 
     new = merge_xla_flags("", CPU_XLA_FLAGS, (0, 10, 2))
     assert "--xla_cpu_copy_insertion_use_region_analysis=true" in new.split()
@@ -135,7 +135,7 @@ def test_configure_cpu_adds_options_and_keeps_the_users():
 def test_configure_cpu_after_jax_started_changes_nothing(monkeypatch):
     import jax.numpy as jnp
 
-    from backprop_lab._training import configure_cpu
+    from backprop_lab._xla import configure_cpu
 
     jnp.zeros(1).block_until_ready()
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")

@@ -35,14 +35,14 @@ from ._sweep import run_lanes as run_lanes
 from ._sweep import stack_lanes as stack_lanes
 from ._sweep import train_sweep as train_sweep
 from ._sweep import unstack_lanes as unstack_lanes
+from ._evaluation import accuracy as accuracy
+from ._evaluation import evaluate as evaluate
+from ._optimizers import OPTIMIZERS as OPTIMIZERS
+from ._optimizers import make_optimizer as make_optimizer
 from ._training import GRADS as GRADS
-from ._training import OPTIMIZERS as OPTIMIZERS
-from ._training import accuracy as accuracy
-from ._training import configure_cpu as configure_cpu
-from ._training import evaluate as evaluate
-from ._training import make_optimizer as make_optimizer
 from ._training import run_steps as run_steps
 from ._training import train as train
+from ._xla import configure_cpu as configure_cpu
 
 __version__ = "0.1.0"
 from ._report import GradReport as GradReport

@@ -42,7 +42,7 @@ from ._bench_targets import BENCHMARKS, matmul_flops
 from ._bench_targets import bench_digits, bench_diagonal, bench_flops, bench_step_ratio  # noqa: F401
 from ._bench_targets import bench_sweep, bench_tiny_sgd  # noqa: F401
 from ._bench_timing import Row, median, row, time_interleaved  # noqa: F401
-from ._training import configure_cpu
+from ._xla import configure_cpu
 
 #: The default output file of ``scripts/bench`` (git-ignored).
 DEFAULT_JSON = Path("bench-results") / "bench.json"

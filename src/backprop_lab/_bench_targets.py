@@ -322,7 +322,8 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
         return [row("T5", what, "not run: train_sweep not available", None, "≥ 20, rel 1e-6",
                     None)]
     from ._data import load_dataset
-    from ._training import OPTIMIZERS, make_optimizer, train
+    from ._optimizers import OPTIMIZERS, make_optimizer
+    from ._training import train
 
     data = load_dataset("digits", dtype=np.float32)
     x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import optax
 
 from ._network import MLP
-from ._training import _run_impl, _Static, check_train_args
+from ._optimizers import Static, check_learning_rate
+from ._training import _run_impl, check_train_args
 
 Array = jax.Array
 
@@ -77,7 +78,7 @@ def run_lanes(models, opt_states, x: Array, y: Array, keys: Array, start: int | 
     """
     data_axis = 0 if x.ndim == 3 else None
     return _run_lanes(models, opt_states, x, y, keys, jnp.asarray(start, jnp.int32), loss=loss,
-                      optimizer=_Static(optimizer), steps=int(steps),
+                      optimizer=Static(optimizer), steps=int(steps),
                       batch_size=None if batch_size is None else int(batch_size), grad=grad,
                       data_axis=data_axis)
 
@@ -122,7 +123,7 @@ def train_sweep(models: MLP | Sequence[MLP], x: Array, y: Array, *, loss: str,
 
 @functools.partial(jax.jit, static_argnames=("loss", "one_hot", "data_axis"))
 def _evaluate_lanes(models, x, y, *, loss, one_hot, data_axis):
-    from ._training import _evaluate
+    from ._evaluation import _evaluate
 
     def one(m, x, y):
         return _evaluate(m, x, y, loss=loss, one_hot=one_hot)
@@ -154,7 +155,7 @@ def train_lanes(experiments: Sequence, log_every: int = 1):
     import numpy as np
 
     from ._runs import metrics_record
-    from ._training import _is_one_hot
+    from ._evaluation import _is_one_hot
 
     base = experiments[0]
     for e in experiments[1:]:
