@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from backprop_lab._data import (
     DATASETS,
@@ -15,11 +20,26 @@ from backprop_lab._data import (
 
 TABLES = ["xor", "and", "or", "swap", "note003", "note004"]
 GENERATED = ["moons", "circles", "digits"]
+CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 
 
 def test_registry_lists_every_data_set() -> None:
-    assert dataset_names() == sorted(TABLES + GENERATED)
+    assert dataset_names() == sorted([*TABLES, *GENERATED, "file"])
     assert set(DATASETS) == set(dataset_names())
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml")))
+def test_each_data_config_names_exactly_the_registry_options(name: str) -> None:
+    config = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    assert config.pop("name") == name
+    assert set(config) == set(DATASETS[name].defaults)
+    assert DATASETS[name].description
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(DATASETS) if n != "file"])
+def test_each_data_config_sets_the_registry_defaults(name: str) -> None:
+    config = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    assert {k: v for k, v in config.items() if k != "name"} == dict(DATASETS[name].defaults)
 
 
 @pytest.mark.parametrize(
@@ -143,18 +163,39 @@ def test_unknown_name_lists_valid_names() -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "message"),
     [
-        ("xor", {"noise": 0.1}, "does not take noise.*fixed table"),
+        ("xor", {"noise": 0.1}, "'xor' does not take noise: .*fixed table .*takes no options"),
+        ("xor", {"one_hot": True}, "does not take one_hot"),
         ("note003", {"test_fraction": 0.5}, "does not take test_fraction"),
-        ("digits", {"n_samples": 100}, "does not take n_samples.*accepts only: test_fraction"),
-        ("moons", {"test_fraction": 1.0}, "strictly between 0 and 1, got 1.0"),
-        ("moons", {"n_samples": 3}, "at least 8 .*got 3"),
-        ("circles", {"noise": -1.0}, "must be >= 0, got -1.0"),
+        ("digits", {"n_samples": 100}, "does not take n_samples: it accepts only: test_fraction, one_hot$"),
+        ("moons", {"n_sampels": 3},
+         "does not take n_sampels: it accepts only: n_samples, noise, test_fraction, one_hot$"),
+        ("moons", {"test_fraction": 1.0}, "^test_fraction=1.0 is invalid: expected a number strictly between 0 and 1"),
+        ("digits", {"test_fraction": 0.0}, "^test_fraction=0.0 is invalid: .*strictly between 0 and 1"),
+        ("digits", {"test_fraction": "0.3"}, "^test_fraction='0.3' is invalid"),
+        ("moons", {"n_samples": 3}, "^n_samples=3 is invalid: expected an integer of at least 8"),
+        ("moons", {"n_samples": 0}, "^n_samples=0 is invalid"),
+        ("moons", {"n_samples": -5}, "^n_samples=-5 is invalid"),
+        ("moons", {"n_samples": 100.5}, "^n_samples=100.5 is invalid"),
+        ("moons", {"n_samples": True}, "^n_samples=True is invalid"),
+        ("circles", {"noise": -1.0}, "^noise=-1.0 is invalid: expected .*>= 0"),
+        ("circles", {"noise": float("inf")}, "^noise=inf is invalid"),
+        ("digits", {"one_hot": "false"}, "^one_hot='false' is invalid: expected true .* or false"),
+        ("digits", {"one_hot": 0}, "^one_hot=0 is invalid"),
+        ("digits", {"seed": -1}, "^seed=-1 is invalid: expected an integer from 0"),
+        ("digits", {"test_fraction": 0.001}, "leaves 2 test rows for 10 classes"),
+        ("moons", {"n_samples": 9, "test_fraction": 0.95}, "leaves no training rows"),
         ("xor", {"dtype": np.int32}, "floating type.*got int32"),
     ],
 )
-def test_bad_options_are_explained(name: str, kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_options_are_explained_in_one_line(name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
         load_dataset(name, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_none_means_the_default() -> None:
+    a, b = load_dataset("moons", n_samples=None, noise=None), load_dataset("moons")
+    np.testing.assert_array_equal(a.x_train, b.x_train)
 
 
 def test_validate_against_model_accepts_matching_widths() -> None:
@@ -178,3 +219,55 @@ def test_validate_against_model_names_both_output_widths() -> None:
 def test_validate_against_model_reports_both_problems() -> None:
     with pytest.raises(ValueError, match="input width is 4.*; .*output width is 3"):
         validate_against_model(load_dataset("swap"), 4, 3)
+
+
+def test_digits_file_equals_sklearn_load_digits() -> None:
+    from sklearn.datasets import load_digits
+
+    from backprop_lab._data_file import read_digits
+
+    pixels, labels = read_digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)
+    assert (pixels.dtype, labels.dtype) == (bunch.data.dtype, bunch.target.dtype)
+
+
+def _sklearn_path(name: str, seed: int, test_fraction: float, one_hot: bool) -> tuple[np.ndarray, ...]:
+    """The arrays as the loaders made them with scikit-learn's loaders and
+    stratified ``train_test_split``: the results the new loaders must keep."""
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    make = {
+        "moons": lambda: datasets.make_moons(n_samples=300, noise=0.2, random_state=seed),
+        "circles": lambda: datasets.make_circles(n_samples=300, noise=0.1, factor=0.5, random_state=seed),
+        "digits": lambda: (datasets.load_digits().data / 16.0, datasets.load_digits().target),
+    }
+    x, labels = make[name]()
+    x_tr, x_te, l_tr, l_te = train_test_split(x, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    if name != "digits":
+        mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+        x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    k = labels.max() + 1
+    return (x_tr, np.eye(k)[l_tr], x_te, np.eye(k)[l_te]) if one_hot else (x_tr, l_tr, x_te, l_te)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("name", "test_fraction", "one_hot"),
+                         [("digits", 0.25, True), ("digits", 0.37, False), ("moons", 0.25, True),
+                          ("moons", 0.1, False), ("circles", 0.5, True)])
+def test_split_is_bit_identical_to_sklearn(name: str, seed: int, test_fraction: float, one_hot: bool) -> None:
+    options = {} if name == "digits" else {"n_samples": 300}
+    data = load_dataset(name, seed=seed, test_fraction=test_fraction, one_hot=one_hot, **options)
+    got = (data.x_train, data.y_train, data.x_test, data.y_test)
+    for mine, theirs in zip(got, _sklearn_path(name, seed, test_fraction, one_hot)):
+        assert mine.dtype == theirs.dtype
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_digits_loads_without_sklearn_datasets() -> None:
+    code = ("import sys, backprop_lab as bl; bl.load_dataset('digits', seed=0); "
+            "print(sorted(m for m in sys.modules if m.startswith('sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

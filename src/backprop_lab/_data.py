@@ -1,5 +1,5 @@
-"""Data sets for the experiments: tiny truth tables, the notes' worked examples,
-and small seeded classification problems from scikit-learn.
+"""Data sets for the experiments: one registry table of tiny truth tables, the
+notes' worked examples, small seeded classification problems, and your own file.
 
 Every data set comes back as a :class:`Dataset` whose arrays are rows of
 examples: ``x`` has shape ``(n, in_width)`` and ``y`` has shape
@@ -7,14 +7,16 @@ examples: ``x`` has shape ``(n, in_width)`` and ``y`` has shape
 
 Tiny tables (the logic gates, ``swap`` and the notes' single examples) have no
 held-out data: their test arrays are the same rows as their training arrays.
-The scikit-learn problems are split into train and test sets with a seeded,
-stratified split.
+The other data sets are split into train and test rows with a seeded split,
+stratified by class (:func:`split_rows`, the same split as scikit-learn's
+``train_test_split(..., stratify=labels)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -22,6 +24,7 @@ from numpy.typing import DTypeLike
 
 __all__ = [
     "DATASETS",
+    "DataSpec",
     "Dataset",
     "TargetKind",
     "dataset_names",
@@ -35,7 +38,7 @@ TargetKind = Literal["binary", "one_hot", "labels", "regression"]
 - ``"binary"``: one column of 0/1 values (logic gates).
 - ``"one_hot"``: one column per class, each row has a single 1.
 - ``"labels"``: integer class indices, shape ``(n,)``.
-- ``"regression"``: real-valued target vectors (``swap`` and the notes' examples).
+- ``"regression"``: real-valued target vectors (``swap``, the notes' examples).
 """
 
 
@@ -70,11 +73,8 @@ class Dataset:
 
     @property
     def out_width(self) -> int:
-        """Width a network's output layer needs for these targets.
-
-        One column per class for integer labels, otherwise the number of
-        columns of ``y``.
-        """
+        """Width a network's output layer needs: the number of classes for
+        integer labels, otherwise the number of columns of ``y``."""
         if self.targets == "labels":
             assert self.n_classes is not None
             return self.n_classes
@@ -92,158 +92,152 @@ class Dataset:
 
 
 Builder = Callable[..., Dataset]
-"""Signature of a registry entry: ``builder(*, seed, one_hot, **options) -> Dataset``
-where ``options`` are the data set's own settings (test_fraction, n_samples, noise)."""
+"""A registry entry's loader: ``build(*, seed, **options) -> Dataset`` with
+float64 arrays, where ``options`` are the entry's checked options."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One data set of the registry.
+
+    Attributes:
+        build: Its loader, see :data:`Builder`.
+        description: One line on what the rows are and how they are split.
+        defaults: The options it accepts, each with the value used when the
+            option is not given (or given as ``None``). Empty for fixed tables.
+    """
+
+    build: Builder
+    description: str
+    defaults: Mapping[str, object] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- #
-# tiny tables
+# options
+# --------------------------------------------------------------------------- #
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_flag(v: object) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+def _same(v: object) -> object:
+    return v
+
+
+# Each option: the test a value must pass, what a right value looks like, and
+# the plain Python type the loaders get.
+_OPTIONS: dict[str, tuple[Callable[[object], bool], str, Callable[[object], object]]] = {
+    "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.25", float),
+    "n_samples": (lambda v: _is_number(v) and float(v).is_integer() and v >= 8,
+                  "an integer of at least 8, to leave both classes in train and test", int),
+    "noise": (lambda v: _is_number(v) and 0 <= v < math.inf, "a standard deviation, a finite number >= 0", float),
+    "one_hot": (_is_flag, "true (one-hot rows) or false (integer labels)", bool),
+    "standardize": (_is_flag, "true or false", bool),
+    "path": (lambda v: isinstance(v, str) and v not in ("", "???"),
+             "the path of a .npz or .csv file, e.g. data.path=my.csv", _same),
+    "target": (lambda v: v is None or (isinstance(v, str) and v != ""), "a column name of the .csv file, or null",
+               _same),
+}
+
+
+def _check_options(values: Mapping[str, object]) -> dict[str, object]:
+    """Check option values against :data:`_OPTIONS`.
+
+    Returns:
+        The values as the loaders take them (numbers as ``int``/``float``, flags as ``bool``).
+
+    Raises:
+        ValueError: ``"<option>=<value> is invalid: expected <what is right>"``.
+    """
+    for key, value in values.items():
+        accepts, expected, _ = _OPTIONS[key]
+        if not accepts(value):
+            raise ValueError(f"{key}={value!r} is invalid: expected {expected}")
+    return {key: _OPTIONS[key][2](value) for key, value in values.items()}
+
+
+# --------------------------------------------------------------------------- #
+# loaders
 # --------------------------------------------------------------------------- #
 
 _GATE_INPUTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 
 
-def _table(
-    name: str, x: np.ndarray, y: np.ndarray, n_classes: int | None, targets: TargetKind
-) -> Dataset:
-    """A data set whose test rows are its training rows."""
-    return Dataset(name, x, y, x.copy(), y.copy(), n_classes, targets)
-
-
-def _gate(name: str, outputs: list[float]) -> Builder:
-    """Builder for a two-input logic gate with the given outputs for the rows
-    (0,0), (0,1), (1,0), (1,1)."""
+def _table(name: str, x: list[list[float]], y: list[list[float]], binary: bool = False) -> Builder:
+    """Loader of a fixed table whose test rows are (copies of) its training rows."""
 
     def build(**_: object) -> Dataset:
-        y = np.array(outputs, dtype=np.float64).reshape(4, 1)
-        return _table(name, _GATE_INPUTS.copy(), y, 2, "binary")
+        xs, ys = np.array(x, dtype=np.float64), np.array(y, dtype=np.float64)
+        return Dataset(name, xs, ys, xs.copy(), ys.copy(), 2 if binary else None,
+                       "binary" if binary else "regression")
 
-    build.__doc__ = (
-        f"The {name.upper()} truth table: x shape (4, 2), y shape (4, 1) in {{0, 1}}. "
-        "The test rows are the training rows."
-    )
     return build
 
 
-def _swap(**_: object) -> Dataset:
-    """Note 004's swap-the-inputs table: (1,1)->(1,1), (1,0)->(0,1),
-    (0,1)->(1,0), (0,0)->(0,0). x and y have shape (4, 2).
-    The test rows are the training rows."""
-    x = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    return _table("swap", x, x[:, ::-1].copy(), None, "regression")
+def _gate(name: str, outputs: list[float]) -> Builder:
+    """Loader of a two-input logic gate, outputs for rows (0,0), (0,1), (1,0), (1,1)."""
+    return _table(name, _GATE_INPUTS.tolist(), [[o] for o in outputs], binary=True)
 
 
-def _note003(**_: object) -> Dataset:
-    """Note 003's single worked example x=(1, 0), y=(1, 0); shapes (1, 2).
-    The test row is the training row."""
-    return _table("note003", np.array([[1.0, 0.0]]), np.array([[1.0, 0.0]]), None, "regression")
-
-
-def _note004(**_: object) -> Dataset:
-    """Note 004's single worked example x=(1, 0), y=(0, 1); shapes (1, 2).
-    The test row is the training row."""
-    return _table("note004", np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), None, "regression")
-
-
-# --------------------------------------------------------------------------- #
-# scikit-learn problems
-# --------------------------------------------------------------------------- #
-
-
-def _classification(name: str, x: np.ndarray, labels: np.ndarray, n_classes: int, *, seed: int,
-                    test_fraction: float, one_hot: bool, standardize: bool) -> Dataset:
-    """Split ``(x, labels)`` into a stratified train/test pair.
-
-    Arguments:
-        x: Inputs, shape ``(n, d)``.
-        labels: Integer classes, shape ``(n,)``.
-        n_classes: Number of classes.
-        seed: Seed of the split.
-        test_fraction: Fraction of rows held out for testing, in (0, 1).
-        one_hot: Return one-hot targets ``(n, n_classes)`` instead of labels.
-        standardize: Rescale each input column to zero mean and unit variance,
-            using statistics of the training rows only.
-
-    Returns:
-        The :class:`Dataset`.
-    """
-    from sklearn.model_selection import train_test_split
-
-    x_train, x_test, l_train, l_test = train_test_split(
-        x, labels, test_size=test_fraction, random_state=seed, stratify=labels
-    )
-    if standardize:
-        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        x_train = (x_train - mean) / std
-        x_test = (x_test - mean) / std
-    if one_hot:
-        eye = np.eye(n_classes)
-        y_train, y_test = eye[l_train], eye[l_test]
-        targets: TargetKind = "one_hot"
-    else:
-        y_train, y_test = l_train.astype(np.int64), l_test.astype(np.int64)
-        targets = "labels"
-    return Dataset(name, x_train, y_train, x_test, y_test, n_classes, targets)
-
-
-def _moons(*, seed: int, test_fraction: float, one_hot: bool, n_samples: int, noise: float) -> Dataset:
-    """Two interleaving half circles (``sklearn.datasets.make_moons``), seeded
-    by ``seed``, inputs standardized. x (n, 2); y (n, 2) one-hot or (n,) labels."""
+def _moons(*, seed: int, n_samples: int, noise: float, **split: object) -> Dataset:
     from sklearn.datasets import make_moons
 
+    from ._data_file import classification
+
     x, labels = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
-    return _classification("moons", x, labels, 2, seed=seed, test_fraction=test_fraction,
-                           one_hot=one_hot, standardize=True)
+    return classification("moons", x, labels, 2, seed=seed, standardize=True, **split)  # type: ignore[arg-type]
 
 
-def _circles(*, seed: int, test_fraction: float, one_hot: bool, n_samples: int, noise: float) -> Dataset:
-    """A small circle inside a large one (``sklearn.datasets.make_circles``,
-    factor 0.5), seeded by ``seed``, inputs standardized. x (n, 2); y (n, 2)
-    one-hot or (n,) labels."""
+def _circles(*, seed: int, n_samples: int, noise: float, **split: object) -> Dataset:
     from sklearn.datasets import make_circles
 
+    from ._data_file import classification
+
     x, labels = make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
-    return _classification("circles", x, labels, 2, seed=seed, test_fraction=test_fraction,
-                           one_hot=one_hot, standardize=True)
+    return classification("circles", x, labels, 2, seed=seed, standardize=True, **split)  # type: ignore[arg-type]
 
 
-def _digits(*, seed: int, test_fraction: float, one_hot: bool, **_: object) -> Dataset:
-    """The 1797 8x8 handwritten digits bundled with scikit-learn
-    (``sklearn.datasets.load_digits``, no download), pixels scaled to [0, 1]
-    by dividing by 16. x (n, 64); y (n, 10) one-hot or (n,) labels."""
-    from sklearn.datasets import load_digits
+def _digits(*, seed: int, **split: object) -> Dataset:
+    from ._data_file import classification, read_digits
 
-    bunch = load_digits()
-    x = np.asarray(bunch.data, dtype=np.float64) / 16.0
-    return _classification("digits", x, np.asarray(bunch.target, dtype=np.int64), 10, seed=seed,
-                           test_fraction=test_fraction, one_hot=one_hot, standardize=False)
+    pixels, labels = read_digits()
+    x = pixels / 16.0
+    return classification("digits", x, labels, 10, seed=seed, standardize=False, **split)  # type: ignore[arg-type]
 
 
-# --------------------------------------------------------------------------- #
-# registry
-# --------------------------------------------------------------------------- #
+def _file(**options: object) -> Dataset:
+    from ._data_file import load_file
 
-DATASETS: dict[str, Builder] = {
-    "xor": _gate("xor", [0, 1, 1, 0]),
-    "and": _gate("and", [0, 0, 0, 1]),
-    "or": _gate("or", [0, 1, 1, 1]),
-    "swap": _swap,
-    "note003": _note003,
-    "note004": _note004,
-    "moons": _moons,
-    "circles": _circles,
-    "digits": _digits,
+    return load_file(**options)  # type: ignore[arg-type]
+
+
+_SPLIT = {"test_fraction": 0.25, "one_hot": True}
+
+DATASETS: Mapping[str, DataSpec] = {
+    "xor": DataSpec(_gate("xor", [0, 1, 1, 0]), "The XOR truth table: x (4, 2), y (4, 1) in {0, 1}."),
+    "and": DataSpec(_gate("and", [0, 0, 0, 1]), "The AND truth table: x (4, 2), y (4, 1) in {0, 1}."),
+    "or": DataSpec(_gate("or", [0, 1, 1, 1]), "The OR truth table: x (4, 2), y (4, 1) in {0, 1}."),
+    "swap": DataSpec(_table("swap", [[1, 1], [1, 0], [0, 1], [0, 0]], [[1, 1], [0, 1], [1, 0], [0, 0]]),
+                     "Note 004's swap-the-inputs table: x (4, 2), y = x reversed."),
+    "note003": DataSpec(_table("note003", [[1, 0]], [[1, 0]]), "Note 003's example x = (1, 0), y = (1, 0)."),
+    "note004": DataSpec(_table("note004", [[1, 0]], [[0, 1]]), "Note 004's example x = (1, 0), y = (0, 1)."),
+    "moons": DataSpec(_moons, "Two interleaving half circles (sklearn make_moons), seeded, standardized; "
+                      "x (n, 2), 2 classes.", {"n_samples": 1000, "noise": 0.2, **_SPLIT}),
+    "circles": DataSpec(_circles, "A circle inside a circle (sklearn make_circles, factor 0.5), seeded, "
+                        "standardized; x (n, 2), 2 classes.", {"n_samples": 1000, "noise": 0.1, **_SPLIT}),
+    "digits": DataSpec(_digits, "The 1797 8x8 digits scikit-learn ships, pixels / 16 in [0, 1]; "
+                       "x (n, 64), 10 classes.", _SPLIT),
+    "file": DataSpec(_file, "Your own .npz (x, y[, x_test, y_test]) or .csv (a target column) file.",
+                     {"path": None, "target": None, **_SPLIT, "standardize": False}),
 }
-"""Registry of data set builders by name; :func:`load_dataset` is the front door."""
-
-_TABLES = frozenset({"xor", "and", "or", "swap", "note003", "note004"})
-# Options each generated data set takes, with the value used when one is not given.
-_DEFAULTS: dict[str, dict[str, float | int]] = {
-    "moons": {"test_fraction": 0.25, "n_samples": 1000, "noise": 0.2},
-    "circles": {"test_fraction": 0.25, "n_samples": 1000, "noise": 0.1},
-    "digits": {"test_fraction": 0.25},
-}
+"""The registry: each data set's loader, description and accepted options.
+:func:`load_dataset` is the front door. Tables take no options; the others
+are split with :func:`split_rows`."""
 
 
 def dataset_names() -> list[str]:
@@ -255,71 +249,53 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def load_dataset(
-    name: str,
-    *,
-    seed: int = 0,
-    test_fraction: float | None = None,
-    one_hot: bool = True,
-    n_samples: int | None = None,
-    noise: float | None = None,
-    dtype: DTypeLike = np.float64,
-) -> Dataset:
+def load_dataset(name: str, *, seed: int = 0, dtype: DTypeLike = np.float64, **options: object) -> Dataset:
     """Load a data set by name.
 
     Arguments:
         name: One of :func:`dataset_names`.
-        seed: Seeds sample generation (moons, circles) and the train/test split.
-            Tiny tables ignore it: they are fixed.
-        test_fraction: Fraction of rows held out for testing, in (0, 1);
-            ``None`` means 0.25. Only for moons, circles and digits.
-        one_hot: Classification targets as one-hot rows ``(n, n_classes)``
-            (True) or integer labels ``(n,)`` (False). Tables with a single
-            0/1 column (gates) and regression tables are not affected.
-        n_samples: Number of generated points (moons, circles); ``None``
-            means 1000.
-        noise: Standard deviation of the Gaussian noise added to the points
-            (moons, circles); ``None`` means 0.2 for moons and 0.1 for circles.
+        seed: Seeds sample generation (moons, circles) and the train/test split,
+            0 to 2**32 - 1. Tiny tables ignore it: they are fixed.
         dtype: Floating dtype of ``x`` and of non-label ``y``.
+        **options: The data set's own options (``DATASETS[name].defaults``
+            lists them with their defaults; ``None`` means the default):
+            ``test_fraction`` (fraction of rows held out, in (0, 1)),
+            ``one_hot`` (one-hot rows ``(n, n_classes)`` if True, integer labels
+            ``(n,)`` if False), ``n_samples`` (generated points, >= 8) and
+            ``noise`` (their Gaussian noise, >= 0) for moons and circles,
+            ``path``, ``target`` and ``standardize`` for ``file``.
 
     Returns:
         The :class:`Dataset`. Tiny tables have test arrays equal to their
         training arrays.
 
     Raises:
-        ValueError: Unknown name, an option the data set does not take, or an
-            option out of range.
+        ValueError: Unknown name, an option the data set does not take (the
+            message lists those it takes), a value out of range, or a file
+            that cannot be read; one line naming the option or file.
     """
-    if name not in DATASETS:
+    spec = DATASETS.get(name) if isinstance(name, str) else None
+    if spec is None:
         raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(dataset_names())}")
-    given = {k: v for k, v in (("test_fraction", test_fraction), ("n_samples", n_samples), ("noise", noise))
-             if v is not None}
-    accepted = set(_DEFAULTS.get(name, {}))
-    unused = sorted(set(given) - accepted)
-    if unused:
-        hint = (
-            "it is a fixed table whose test rows are its training rows; leave these options unset (null)"
-            if name in _TABLES
-            else f"it accepts only: {', '.join(sorted(accepted))}"
-        )
-        raise ValueError(f"data set {name!r} does not take {', '.join(unused)}: {hint}")
-    if test_fraction is not None and not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    if n_samples is not None and n_samples < 8:
-        raise ValueError(f"n_samples must be at least 8 to leave both classes in train and test, got {n_samples}")
-    if noise is not None and noise < 0:
-        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        hint = (f"it accepts only: {', '.join(spec.defaults)}" if spec.defaults else
+                "it is a fixed table whose test rows are its training rows and takes no options")
+        raise ValueError(f"data set {name!r} does not take {', '.join(unknown)}: {hint}")
+    values = _check_options({**spec.defaults, **{k: v for k, v in options.items() if v is not None}})
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r} is invalid: expected an integer from 0 to 2**32 - 1")
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"dtype must be a floating type such as float32 or float64, got {dtype}")
 
-    data = DATASETS[name](seed=seed, one_hot=one_hot, **{**_DEFAULTS.get(name, {}), **given})
+    data = spec.build(seed=int(seed), **values)
 
-    def cast_y(y: np.ndarray) -> np.ndarray:
-        return y if data.targets == "labels" else np.asarray(y, dtype=dtype)
+    def cast(y: np.ndarray) -> np.ndarray:
+        return y if data.targets == "labels" else np.ascontiguousarray(y, dtype=dtype)
 
-    return Dataset(data.name, np.asarray(data.x_train, dtype=dtype), cast_y(data.y_train),
-                   np.asarray(data.x_test, dtype=dtype), cast_y(data.y_test), data.n_classes, data.targets)
+    x_train, x_test = (np.ascontiguousarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
+    return Dataset(data.name, x_train, cast(data.y_train), x_test, cast(data.y_test), data.n_classes, data.targets)
 
 
 def validate_against_model(dataset: Dataset, in_width: int, out_width: int) -> None:
