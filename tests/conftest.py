@@ -1,6 +1,44 @@
-"""Test-wide JAX settings: float64 available, and silent broadcasting is an error."""
+"""Test-wide JAX settings: float64 available, and silent broadcasting is an error.
+
+Also the ``slurm_cluster`` fixture: a one-node SLURM cluster on this machine
+(scripts/slurm-local) for the tests marked ``@pytest.mark.slurm``.
+"""
+
+import os
+import subprocess
+from pathlib import Path
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+SLURM_LOCAL = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """Start the local SLURM cluster once per session; return its node name.
+
+    ``scripts/slurm-local start`` installs the Debian packages when missing and
+    does nothing when the cluster is already up. Without root or apt-get it
+    fails with one line saying why, and the tests using this fixture are
+    skipped with that line (failed instead when BACKPROP_LAB_REQUIRE_SLURM=1).
+    The cluster is left running afterwards, for other sessions and reruns:
+    ``scripts/slurm-local stop`` stops it.
+    """
+    try:
+        proc = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True,
+                              timeout=900)
+    except subprocess.TimeoutExpired:
+        reason = "scripts/slurm-local start did not finish within 900 s"
+    else:
+        if proc.returncode == 0:
+            return subprocess.run(["hostname", "-s"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        lines = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}")
+        reason = lines.splitlines()[-1]
+    if os.environ.get("BACKPROP_LAB_REQUIRE_SLURM") == "1":
+        pytest.fail(f"no SLURM cluster: {reason}")
+    pytest.skip(f"no SLURM cluster: {reason}")
