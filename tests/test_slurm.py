@@ -24,14 +24,15 @@ def _run(*cmd: str, timeout: float = 60, **kw) -> str:
     return proc.stdout
 
 
-def _jobcomp_records(job_filter: str) -> list[dict[str, str]]:
-    """The controller's line per finished job (JobCompType=jobcomp/filetxt) matching job_filter."""
+def _jobcomp_records(job_id: str, since: str) -> list[dict[str, str]]:
+    """The controller's line per finished job (JobCompType=jobcomp/filetxt) of job (or array)
+    job_id submitted at or after since (job ids start again at 1 on a fresh state dir)."""
     config = _run("scontrol", "show", "config")
-    loc = re.search(r"^JobCompLoc\s*=\s*(\S+)", config, re.M).group(1)
+    loc = Path(re.search(r"^JobCompLoc\s*=\s*(\S+)", config, re.M).group(1))
     records = []
-    for line in Path(loc).read_text().splitlines():
+    for line in loc.read_text().splitlines() if loc.exists() else []:
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-        if re.fullmatch(job_filter, fields.get("ArrayJobId", fields.get("JobId", ""))):
+        if fields.get("ArrayJobId", fields.get("JobId")) == job_id and fields["SubmitTime"] >= since:
             records.append(fields)
     return records
 
@@ -54,6 +55,7 @@ def test_hydra_sweep_runs_each_job_under_slurm(slurm_cluster, tmp_path):
            "jax_cache_dir=null", "optimizer=sgd", "optimizer.lr=0.1,1.0",
            f"hydra.sweep.dir={sweep}", "hydra.launcher.timeout_min=5",
            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
     # submitit submits one job array and waits for both results.
     _run(*cmd, timeout=300, cwd=ROOT)
 
@@ -73,8 +75,10 @@ def test_hydra_sweep_runs_each_job_under_slurm(slurm_cluster, tmp_path):
         # submitit's job side read SLURM_ARRAY_JOB_ID/SLURM_ARRAY_TASK_ID from its environment.
         assert f"JobEnvironment(job_id={folder}," in log, log
 
-    # And the controller itself recorded both array tasks as completed on this node.
-    records = _jobcomp_records(array_id)
+    # And the controller itself recorded both array tasks as completed on this node
+    # (a moment after submitit saw their results: the jobs still had to exit).
+    records = _wait_for(lambda: len(r := _jobcomp_records(array_id, since)) >= 2 and r, 30,
+                        f"the controller to record array job {array_id}")
     assert sorted(r["ArrayTaskId"] for r in records) == ["0", "1"], records
     for r in records:
         assert r["JobState"] == "COMPLETED" and r["NodeList"] == slurm_cluster, r
