@@ -95,11 +95,11 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
         ConfigError: a config value that cannot work (before any compute).
     """
     from backprop_lab import check_grads
-    from backprop_lab import _runs as runs
-    from backprop_lab._experiment import ConfigError, build_experiment, build_model, plain_config
+    from backprop_lab import _apps as apps
+    from backprop_lab._experiment import ConfigError, build_data, build_model, plain_config
 
     cfg = plain_config(cfg)
-    runs.setup_jax(cfg)  # float64 switched on before anything is built
+    apps.setup_jax(cfg)  # float64 switched on before anything is built
     batch, repeats = cfg.get("batch", 16), cfg.get("repeats", 20)
     for key, value in (("batch", batch), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -108,15 +108,15 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     if numerical not in (None, True, False):
         raise ConfigError("numerical", numerical, "expected null (automatic), true or false")
     data_name = (cfg.get("data") or {}).get("name")
+    model = build_model(cfg)
     if data_name == RANDOM:
-        model = build_model(cfg)
         x, y = random_batch(model.sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
     else:
-        # grad, epochs and batch_size only matter for training; fill them when absent.
-        exp = build_experiment({"grad": "manual", "epochs": 1, "batch_size": None, **cfg})
-        data, model = exp.data, exp.model
+        data = build_data(cfg, model.sizes)
         if batch > data.n_train:
-            raise ConfigError("batch", batch, f"data set {data.name!r} has {data.n_train} training rows")
+            log.info("batch=%d is more than the %d training rows of %r: using all of them", batch,
+                     data.n_train, data.name)
+            batch = data.n_train
         x, y = data.x_train[:batch], data.y_train[:batch]
         if data.targets == "labels":
             y = np.eye(data.n_classes, dtype=x.dtype)[y]
@@ -127,13 +127,13 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     summary = {
         "kind": "compare",
         "passed": report.passed,
-        "max_abs_error": runs.finite_or_none(report.max_abs_error),
-        "max_rel_error": runs.finite_or_none(report.max_rel_error),
-        "min_cosine": runs.finite_or_none(report.min_cosine),
+        "max_abs_error": apps.finite_or_none(report.max_abs_error),
+        "max_rel_error": apps.finite_or_none(report.max_rel_error),
+        "min_cosine": apps.finite_or_none(report.min_cosine),
         "failing": [list(f) for f in report.failing],
         "diagonal_agrees": report.diagonal_agrees,
         "numerical_max_rel_error": (None if report.numerical_max_rel_error is None
-                                    else runs.finite_or_none(report.numerical_max_rel_error)),
+                                    else apps.finite_or_none(report.numerical_max_rel_error)),
         **{k: round(v, 4) for k, v in timings.items()},
         "speedup": timings["autodiff_time_ms"] / timings["manual_time_ms"],
         "dtype": report.dtype,
@@ -153,7 +153,7 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     (out / "grad_report.json").write_text(report.to_json() + "\n")
     (out / "grad_report.md").write_text(report.to_markdown() + "\n" + _timing_markdown(summary))
     summary["output_dir"] = str(out)
-    runs.write_json(out / "summary.json", summary)
+    apps.write_json(out / "summary.json", summary)
     return {**summary, "table": report.to_table() + "\n\n" + _timing_text(summary)}
 
 
@@ -178,14 +178,14 @@ def _timing_markdown(s: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
-    from backprop_lab import _runs as runs
+    from backprop_lab import _apps as apps
     from backprop_lab._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = compare(cfg)
     except ConfigError as err:
-        runs.stop_on_config_error(err, "compare", log)
+        apps.stop_on_config_error(err, "compare", log)
         return
     print(result["table"])
     log.info("%s; results in %s", "passed" if result["passed"] else "FAILED", result["output_dir"])

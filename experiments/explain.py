@@ -141,7 +141,7 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         ConfigError: a config value that cannot work, or a network too large to
             explain (the message names the limit), before any compute.
     """
-    from backprop_lab._experiment import ConfigError, build_experiment, build_model, check_model_config, config_learning_rate, plain_config
+    from backprop_lab._experiment import ConfigError, build_data, build_model, check_model_config, config_learning_rate, plain_config
     from backprop_lab._explain import TooLargeToExplain, check_explainable, explain
     from backprop_lab._explain_render import render_markdown, render_text
 
@@ -163,13 +163,12 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         raise ConfigError("names", names, "valid choices are: letters, numbers")
 
     given = _given_example(cfg, sizes)
+    model = build_model(cfg)
+    lr = config_learning_rate((cfg.get("optimizer") or {}).get("lr"))
     if given is None:
-        exp = build_experiment(cfg)
-        model, lr = exp.model, exp.lr
-        x, y = _data_example(cfg, exp.data)
+        x, y = _data_example(cfg, build_data(cfg, sizes))
     else:  # the data set plays no part; its widths need not match
-        model, (x, y) = build_model(cfg), given
-        lr = config_learning_rate(cfg["optimizer"].get("lr"))
+        x, y = given
     if cfg["optimizer"].get("name") != "sgd":
         log.warning("optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
                     cfg["optimizer"].get("name"), lr)
@@ -192,14 +191,14 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
-    from backprop_lab import _runs as runs
+    from backprop_lab import _apps as apps
     from backprop_lab._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
         result = explain_config(cfg)
     except ConfigError as err:
-        runs.stop_on_config_error(err, "explain", log)
+        apps.stop_on_config_error(err, "explain", log)
         return
     print(result["text"], end="")
     log.info("wrote %s", ", ".join(result["files"]))

@@ -79,7 +79,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
         lr = float([o for o in overrides if o.startswith("optimizer.lr=")][0].split("=")[1])
         statuses.setdefault(lr, set()).add(summary["status"])
         if summary["status"] == "completed":
-            assert len((job / "metrics.jsonl").read_text().splitlines()) == 3
+            assert len((job / "metrics.jsonl").read_text().splitlines()) == 4  # step 0, then 3 epochs
     assert statuses[1e6] == {"diverged"}
     assert statuses[0.1] == statuses[0.01] == {"completed"}
 

@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from backprop_lab._checkpoint import CheckpointError, read_header
 from backprop_lab._experiment import ConfigError, build_experiment
+from backprop_lab._rundir import RunDirError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -59,8 +60,9 @@ def _run_cli(tmp_path: Path, *overrides: str, timeout: float = 240) -> subproces
 def test_run_writes_readable_results(tmp_path):
     summary = app.train(cfg_of(*TINY), out_dir=tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3]
-    assert {"step", "train_loss", "test_loss", "test_accuracy", "wall_time"} <= set(records[0])
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert {"step", "train_loss", "epoch_loss", "test_loss", "test_accuracy", "wall_time",
+            "grad_norms"} <= set(records[0])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == summary["status"] == "completed"
     assert on_disk["steps"] == records[-1]["step"]
@@ -77,7 +79,7 @@ def test_training_lowers_the_loss_with_either_gradient(tmp_path):
     losses = {}
     for grad in ("manual", "autodiff"):
         s = app.train(cfg_of(*TINY, f"grad={grad}", "epochs=6"), out_dir=tmp_path / grad)
-        first = json.loads((tmp_path / grad / "metrics.jsonl").read_text().splitlines()[0])
+        first = json.loads((tmp_path / grad / "metrics.jsonl").read_text().splitlines()[1])
         assert s["final_train_loss"] < first["train_loss"]
         losses[grad] = s["final_train_loss"]
     assert losses["manual"] == pytest.approx(losses["autodiff"], rel=1e-4)
@@ -89,17 +91,16 @@ def test_training_lowers_the_loss_with_either_gradient(tmp_path):
         (["model.activation=swish"], "model.activation", "tanh"),
         (["model.output_activation=sofmax"], "model.output_activation", "softmax"),
         (["loss=hinge"], "loss", "cross_entropy"),
-        (["model.sizes=[64,0,10]"], "model.sizes[1]", ">= 1"),
+        (["model.sizes=[64,0,10]"], "model.sizes", ">= 1"),
         (["optimizer.lr=0"], "optimizer.lr", "> 0"),
         (["optimizer.lr=-0.5"], "optimizer.lr", "> 0"),
         (["optimizer.lr=nan"], "optimizer.lr", "finite"),
-        (["batch_size=0"], "batch_size", "from 1 to"),
-        (["batch_size=100000"], "batch_size", "from 1 to"),
+        (["batch_size=0"], "batch_size", ">= 1"),
         (["model.sizes=[3,8,10]"], "model.sizes", "start with 64"),
         (["model.sizes=[64,8,3]"], "model.sizes", "end with 10"),
         (["loss=binary_cross_entropy"], "loss", "output_activation=sigmoid"),
         (["grad=symbolic"], "grad", "manual"),
-        (["epochs=0"], "epochs", ">= 1"),
+        (["epochs=0"], "epochs", "from 1 to"),
     ],
 )
 def test_bad_config_is_refused_before_compute(overrides, key, hint):
@@ -182,7 +183,7 @@ def test_stopped_then_resumed_run_matches_an_uninterrupted_one(tmp_path):
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     app.train(cfg_of(*TINY), out_dir=tmp_path)
     before = (tmp_path / "metrics.jsonl").read_text()
-    with pytest.raises(app.RunDirError, match="resume=true"):
+    with pytest.raises(RunDirError, match="resume=true"):
         app.train(cfg_of(*TINY), out_dir=tmp_path)
     assert (tmp_path / "metrics.jsonl").read_text() == before
 

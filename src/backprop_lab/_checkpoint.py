@@ -1,12 +1,13 @@
 """Checkpoints: the network, the optimizer state and the step, in one file written atomically.
 
-The file is one JSON header line (format, step, epoch, the SHA-256 and length
-of the payload, and any metadata) followed by the payload, equinox's
-``tree_serialise_leaves`` of ``(model, opt_state)``. It is written to a
-temporary file in the same directory and renamed over the old one, so a run
-killed at any moment leaves either the previous checkpoint or the new one,
-never half of one. A truncated or altered file fails its checksum and raises
-:class:`CheckpointError`; it is never loaded as garbage.
+The file is one JSON header line (format, step, epoch, the length of the
+payload, any metadata, and a SHA-256 over the header's other fields *and* the
+payload) followed by the payload, equinox's ``tree_serialise_leaves`` of
+``(model, opt_state)``. It is written to a temporary file in the same
+directory and renamed over the old one, so a run killed at any moment leaves
+either the previous checkpoint or the new one, never half of one. A
+truncated file, or one altered anywhere (an edited epoch included), fails its
+checksum and raises :class:`CheckpointError`; it is never loaded as garbage.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 
-FORMAT = "backprop-lab-checkpoint/1"
+from ._rundir import write_atomic
+
+FORMAT = "backprop-lab-checkpoint/2"
 
 
 class CheckpointError(RuntimeError):
@@ -34,26 +36,16 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, step: int, epoch: int
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, tree)
     payload = buf.getvalue()
-    header = {
-        "format": FORMAT,
-        "step": int(step),
-        "epoch": int(epoch),
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "bytes": len(payload),
-        "meta": meta or {},
-    }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(header).encode() + b"\n")
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    header = {"format": FORMAT, "step": int(step), "epoch": int(epoch), "bytes": len(payload),
+              "meta": meta or {}}
+    header["sha256"] = _digest(header, payload)
+    write_atomic(Path(path), json.dumps(header).encode() + b"\n" + payload)
+
+
+def _digest(header: dict, payload: bytes) -> str:
+    """SHA-256 of the header (all but its own sha256 field, canonical JSON) and the payload."""
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + b"\n" + payload).hexdigest()
 
 
 def read_header(path: str | os.PathLike) -> dict:
@@ -73,12 +65,15 @@ def _read(path: Path) -> tuple[dict, bytes]:
         header = json.loads(line) if sep else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         header = None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or not str(header.get("format", "")).startswith("backprop-lab-checkpoint/"):
         raise CheckpointError(f"checkpoint {path} is corrupt: its header is unreadable; {hint}")
-    if len(payload) != header.get("bytes") or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+    if header["format"] != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is in format {header['format']}, this version reads "
+                              f"{FORMAT}; {hint}")
+    if len(payload) != header.get("bytes") or _digest(header, payload) != header.get("sha256"):
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated: {len(payload)} payload bytes do not "
-            f"match the recorded {header.get('bytes')} bytes and checksum; {hint}"
+            f"checkpoint {path} is corrupt or truncated: its {len(payload)} payload bytes and header "
+            f"do not match the recorded length ({header.get('bytes')}) and checksum; {hint}"
         )
     return header, payload
 

@@ -222,8 +222,9 @@ DATASETS: Mapping[str, DataSpec] = {
     "xor": DataSpec(_gate("xor", [0, 1, 1, 0]), "The XOR truth table: x (4, 2), y (4, 1) in {0, 1}."),
     "and": DataSpec(_gate("and", [0, 0, 0, 1]), "The AND truth table: x (4, 2), y (4, 1) in {0, 1}."),
     "or": DataSpec(_gate("or", [0, 1, 1, 1]), "The OR truth table: x (4, 2), y (4, 1) in {0, 1}."),
-    "swap": DataSpec(_table("swap", [[1, 1], [1, 0], [0, 1], [0, 0]], [[1, 1], [0, 1], [1, 0], [0, 0]]),
-                     "Note 004's swap-the-inputs table: x (4, 2), y = x reversed."),
+    "swap": DataSpec(_table("swap", [[1, 0], [0, 1], [1, 1], [0, 0]], [[0, 1], [1, 0], [1, 1], [0, 0]]),
+                     "Note 004's swap-the-inputs table: x (4, 2), y = x reversed; row 0 is the "
+                     "note's worked example."),
     "note003": DataSpec(_table("note003", [[1, 0]], [[1, 0]]), "Note 003's example x = (1, 0), y = (1, 0)."),
     "note004": DataSpec(_table("note004", [[1, 0]], [[0, 1]]), "Note 004's example x = (1, 0), y = (0, 1)."),
     "moons": DataSpec(_moons, "Two interleaving half circles (sklearn make_moons), seeded, standardized; "

@@ -1,13 +1,18 @@
 """From a composed config to a network, data and optimizer, checked before any compute.
 
-Every check raises :class:`ConfigError`, whose message names the config key,
-the bad value and what would be right, so the Hydra apps can stop with one
-clear line instead of a traceback.
+Every key of the training config has one rule in a schema (:data:`TRAIN_KEYS`,
+:data:`MODEL_KEYS`, each optimizer's settings in ``OPTIMIZERS``); a value that
+breaks it, a key no schema knows, or a combination that cannot work (widths
+against the data, loss against the output, a network too large for memory)
+raises :class:`ConfigError`, whose one-line message names the key, the bad
+value and what would be right, so the apps stop before any compute.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,34 +25,71 @@ from ._activations import ACTIVATIONS
 from ._data import DATASETS, Dataset, load_dataset
 from ._losses import LOSSES
 from ._network import INITS, MLP
-from ._training import GRADS, OPTIMIZERS, check_learning_rate, make_optimizer
+from ._optimizers import OPTIMIZERS, check_learning_rate, make_optimizer
+from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional, text
+from ._training import GRADS
+
+__all__ = ["ConfigError", "Experiment", "build_experiment", "build_model", "check_model_config",
+           "config_learning_rate", "plain_config", "result_config", "TRAIN_KEYS", "MODEL_KEYS"]
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+#: Largest seed: PRNGKey takes 32 bits here; the split takes the same seed.
+MAX_SEED = 2**32 - 1
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; says which key, what value, what would."""
-
-    def __init__(self, key: str, value: Any, expected: str):
-        self.key, self.value, self.expected = key, value, expected
-        super().__init__(f"{key}={_show(value)} is invalid: {expected}")
-
-
-def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+def _sizes(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) < 2:
+        raise ValueError
+    width = integer(1)
+    return tuple(width.convert(s) for s in v)
 
 
-def _choice(key: str, value: Any, valid) -> None:
-    if value not in valid:
-        raise ConfigError(key, value, f"valid choices are: {', '.join(sorted(valid))}")
+def _matrices(v: Any) -> list:
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ValueError
+    arrays = [np.asarray(w, dtype=np.float64) for w in v]  # ValueError/TypeError if not numeric
+    if any(a.ndim != 2 for a in arrays):
+        raise ValueError
+    return [a.tolist() for a in arrays]
 
 
-def _int_at_least(key: str, value: Any, low: int, high: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-    if ok and (high is None or value <= high):
-        return int(value)
-    rng = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-    raise ConfigError(key, value, f"expected {rng}")
+#: The model group: key → rule.
+MODEL_KEYS: dict[str, Check] = {
+    "sizes": Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes),
+    "activation": choice([n for n, a in ACTIVATIONS.items() if not a.output_only]),
+    "output_activation": choice(list(ACTIVATIONS)),
+    "bias": boolean(),
+    "init": optional(choice(INITS), "each layer's default for its activation"),
+    "weights": optional(Check("a list of matrices, one per layer, e.g. [[[0.1,0.2]]]", _matrices),
+                        "random initial weights"),
+    "bias_column": optional(choice(["first", "last"]), "weights without a bias column"),
+}
+
+#: Keys every app built on these groups shares.
+COMMON_KEYS: dict[str, Check] = {
+    "seed": integer(0, MAX_SEED),
+    "loss": choice(LOSSES),
+    "dtype": choice(DTYPES),
+    "jax_cache_dir": optional(text(), "no persistent compilation cache"),
+}
+
+#: The training app's top-level keys (the groups data, model, optimizer apart).
+TRAIN_KEYS: dict[str, Check] = {
+    **COMMON_KEYS,
+    "grad": choice(GRADS),
+    "epochs": integer(1, 10**8),
+    "batch_size": optional(integer(1), "full batch"),
+    "resume": boolean(),
+    "log_every": integer(1),
+    "divergence_factor": optional(number(1.0, low_open=True, example="1e4"), "only non-finite values"),
+    "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
+    "diagnostics": boolean(),
+}
+GROUPS = ("data", "model", "optimizer")
+
+#: Keys that do not change a run's result: resume accepts new values for them.
+NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
+                             "diagnostics"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +100,11 @@ class Experiment:
         model: the initial network.
         data: the data set, arrays in the run's dtype.
         optimizer: an optax optimizer whose learning rate lives in its state.
-        loss, grad: names; epochs, batch_size, steps_per_epoch: the schedule.
+        loss, grad: names; lr: the learning rate; epochs, batch_size,
+            steps_per_epoch: the schedule (batch_size already clamped to the data).
         key: PRNG key for the minibatch order.
+        config: the checked config as plain containers (no ``hydra`` node).
+        notes: what was adjusted on the way (e.g. a batch size clamped), for the log.
     """
 
     model: MLP
@@ -72,40 +117,59 @@ class Experiment:
     batch_size: int
     steps_per_epoch: int
     key: jax.Array
+    config: dict
+    notes: tuple[str, ...] = ()
 
 
-def _hidden_names():
-    return [n for n, a in ACTIVATIONS.items() if not a.output_only]
+def plain_config(cfg: Mapping) -> dict:
+    """The config as plain Python containers, resolved, with Hydra's own node left out."""
+    if isinstance(cfg, dict):
+        return {k: v for k, v in cfg.items() if k != "hydra"}
+    from omegaconf import OmegaConf
+
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg.keys()
+        if k != "hydra"
+    }
+
+
+def check_top(cfg: Mapping, schema: Mapping[str, Check], required=()) -> dict:
+    """Check an app's top-level keys (groups apart) against its schema."""
+    top = {k: v for k, v in cfg.items() if k not in GROUPS}
+    for group in GROUPS:
+        if group in cfg and not isinstance(cfg[group], Mapping):
+            raise ConfigError(group, cfg[group], f"expected the {group} group, e.g. {group}=<name>")
+    return check_group("", top, schema, required=required)
 
 
 def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
     """Check the model group and the loss pairing; return the sizes."""
-    sizes = model_cfg.get("sizes")
-    if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
-        raise ConfigError("model.sizes", sizes, "expected a list of at least two widths, e.g. [64,128,10]")
-    for i, s in enumerate(sizes):
-        _int_at_least(f"model.sizes[{i}]", s, 1)
-    _choice("model.activation", model_cfg.get("activation"), _hidden_names())
-    _choice("model.output_activation", model_cfg.get("output_activation"), list(ACTIVATIONS))
-    _choice("loss", loss, LOSSES)
+    if not isinstance(model_cfg, Mapping):
+        raise ConfigError("model", model_cfg, "expected the model group, e.g. model=mlp")
+    model = check_group("model", model_cfg, MODEL_KEYS,
+                        required=("sizes", "activation", "output_activation"))
+    choice(LOSSES)("loss", loss)
+    sizes, out = model["sizes"], model["output_activation"]
+    if out == "softmax" and sizes[-1] < 2:
+        raise ConfigError("model.output_activation", out,
+                          f"softmax over {sizes[-1]} output is always 1; use sigmoid for one "
+                          "output (with binary_cross_entropy) or give model.sizes two outputs or more")
     required = LOSSES[loss].requires
-    if required not in (None, model_cfg["output_activation"]):
+    if required not in (None, out):
         raise ConfigError(
             "loss", loss,
-            f"it needs model.output_activation={required} (got {model_cfg['output_activation']}); "
+            f"it needs model.output_activation={required} (got {out}); "
             "use that output or one of half_sse, sse, mse",
         )
-    init = model_cfg.get("init")
-    if init is not None:
-        _choice("model.init", init, INITS)
-    return tuple(int(s) for s in sizes)
+    return sizes
 
 
 def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dtype) -> MLP:
     act, out = model_cfg["activation"], model_cfg["output_activation"]
     weights = model_cfg.get("weights")
     if weights is None:
-        return MLP(sizes, act, out, bool(model_cfg.get("bias", True)), key=key,
+        return MLP(sizes, act, out, model_cfg.get("bias", True), key=key,
                    init=model_cfg.get("init"), dtype=dtype)
     column = model_cfg.get("bias_column")
     arrays = [np.asarray(w, dtype=np.float64) for w in weights]
@@ -118,7 +182,6 @@ def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dty
         if column is None:
             model = MLP.from_weights(arrays, None, act, out)
         else:
-            _choice("model.bias_column", column, ["first", "last"])
             model = MLP.from_augmented(arrays, column, act, out)
     except ValueError as err:
         raise ConfigError("model.weights", "given", str(err)) from None
@@ -134,17 +197,10 @@ def config_learning_rate(lr: Any) -> float:
     return float(lr)
 
 
-def plain_config(cfg: Mapping) -> dict:
-    """The config as plain Python containers, resolved, with Hydra's own node left out."""
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    from omegaconf import OmegaConf
-
-    return {
-        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-        for k in cfg.keys()
-        if k != "hydra"
-    }
+def _keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """The initial-weights key and the minibatch-order key of a seed."""
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, order_key
 
 
 def build_model(cfg: Mapping) -> MLP:
@@ -153,57 +209,110 @@ def build_model(cfg: Mapping) -> MLP:
     Checks the model group, the loss pairing, ``dtype`` and ``seed``.
     """
     cfg = plain_config(cfg)
-    _choice("dtype", cfg.get("dtype", "float32"), DTYPES)
-    seed = _int_at_least("seed", cfg.get("seed", 0), 0)
-    sizes = check_model_config(cfg["model"], cfg["loss"])
-    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the key build_experiment uses
-    return _build_model(cfg["model"], sizes, init_key, DTYPES[cfg.get("dtype", "float32")])
+    dtype = choice(DTYPES)("dtype", cfg.get("dtype", "float32"))
+    seed = COMMON_KEYS["seed"]("seed", cfg.get("seed", 0))
+    sizes = check_model_config(cfg.get("model"), cfg.get("loss"))
+    check_memory(cfg, sizes, 1, 0)
+    return _build_model(cfg["model"], sizes, _keys(seed)[0], DTYPES[dtype])
 
 
-def build_experiment(cfg: Mapping) -> Experiment:
-    """Check a composed config and build the run's objects.
-
-    Arguments:
-        cfg: the composed config (an OmegaConf DictConfig or a plain mapping)
-            with groups data, model, optimizer and keys loss, grad, seed,
-            epochs, batch_size, dtype.
-
-    Raises:
-        ConfigError: for the first key that cannot work.
-    """
-    cfg = plain_config(cfg)
-    data_cfg = dict(cfg["data"])
-    _choice("data", data_cfg.get("name"), DATASETS)
-    _choice("dtype", cfg.get("dtype", "float32"), DTYPES)
-    dtype = DTYPES[cfg.get("dtype", "float32")]
-    sizes = check_model_config(cfg["model"], cfg["loss"])
-    opt_cfg = dict(cfg["optimizer"])
-    name = opt_cfg.pop("name", None)
-    _choice("optimizer", name, OPTIMIZERS)
-    lr = config_learning_rate(opt_cfg.pop("lr", None))
-    _choice("grad", cfg.get("grad"), GRADS)
-    seed = _int_at_least("seed", cfg.get("seed"), 0)
-    epochs = _int_at_least("epochs", cfg.get("epochs"), 1)
-
+def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
+    """The configured data set, checked against the network's widths."""
+    data_cfg = cfg.get("data")
+    if not isinstance(data_cfg, Mapping) or "name" not in data_cfg:
+        raise ConfigError("data", data_cfg, f"expected a data set, e.g. data=digits; "
+                          f"valid choices are: {', '.join(sorted(DATASETS))}")
+    name = choice(DATASETS)("data.name", data_cfg["name"])
     kwargs = {k: v for k, v in data_cfg.items() if k != "name"}
     try:
-        data = load_dataset(data_cfg["name"], seed=seed, dtype=np.dtype(cfg.get("dtype", "float32")), **kwargs)
+        data = load_dataset(name, seed=cfg.get("seed", 0), dtype=np.dtype(cfg.get("dtype", "float32")),
+                            **kwargs)
     except (ValueError, TypeError) as err:
-        raise ConfigError("data", data_cfg["name"], str(err)) from None
+        raise ConfigError("data", name, str(err)) from None
+    if data.n_train < 1:
+        raise ConfigError("data", name, "it has no training rows")
     if data.in_width != sizes[0] or data.out_width != sizes[-1]:
         raise ConfigError(
             "model.sizes", list(sizes),
             f"data set {data.name!r} has input width {data.in_width} and output width "
             f"{data.out_width}, so sizes must start with {data.in_width} and end with {data.out_width}",
         )
-    batch_size = cfg.get("batch_size")
-    batch_size = data.n_train if batch_size is None else _int_at_least("batch_size", batch_size, 1, data.n_train)
-    try:
-        optimizer = make_optimizer(name, float(lr), **opt_cfg)
-    except TypeError as err:
-        raise ConfigError("optimizer", name, f"unexpected setting: {err}") from None
+    return data
 
-    init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+
+def memory_estimate(sizes, batch_size: int, n_rows: int, dtype, optimizer: str, lanes: int = 1) -> int:
+    """Bytes a run needs at least: parameters, gradients, optimizer slots, activations, data."""
+    item = np.dtype(dtype).itemsize
+    params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}.get(optimizer, 2)
+    activations = batch_size * sum(sizes) * 3 + n_rows * sum(sizes)  # forward, δ, evaluation
+    return lanes * item * (params * (3 + slots) + activations + n_rows * (sizes[0] + sizes[-1]))
+
+
+def memory_limit(cfg: Mapping) -> float:
+    """The bytes a run may take: ``max_memory_gb``, else this machine's physical memory."""
+    gb = cfg.get("max_memory_gb")
+    if gb is not None:
+        return float(gb) * 2**30
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_memory(cfg: Mapping, sizes, batch_size: int, n_rows: int, lanes: int = 1) -> None:
+    """Refuse a run whose memory estimate exceeds the limit, before anything is allocated."""
+    optimizer = (cfg.get("optimizer") or {}).get("name", "adam")
+    need = memory_estimate(sizes, batch_size, n_rows, DTYPES[cfg.get("dtype", "float32")], optimizer, lanes)
+    limit = memory_limit(cfg)
+    if need > limit:
+        what = f"{lanes} lanes of " if lanes > 1 else ""
+        raise ConfigError("model.sizes", list(sizes),
+                          f"{what}this network needs about {need / 2**30:.3g} GB, more than the "
+                          f"{limit / 2**30:.3g} GB allowed (max_memory_gb); use smaller widths")
+
+
+def build_experiment(cfg: Mapping) -> Experiment:
+    """Check a composed training config and build the run's objects.
+
+    Arguments:
+        cfg: the composed config (an OmegaConf DictConfig or a plain mapping)
+            with groups data, model, optimizer and the keys of :data:`TRAIN_KEYS`.
+
+    Raises:
+        ConfigError: for the first key that cannot work.
+    """
+    cfg = plain_config(cfg)
+    top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
+    for group in GROUPS:
+        if group not in cfg:
+            raise ConfigError(group, "<missing>", f"the {group} group is required, e.g. {group}=<name>")
+    dtype = DTYPES[top["dtype"]]
+    sizes = check_model_config(cfg["model"], top["loss"])
+    opt_cfg = dict(cfg["optimizer"])
+    name = choice(OPTIMIZERS)("optimizer.name", opt_cfg.pop("name", None))
+    lr = config_learning_rate(opt_cfg.pop("lr", None))
+    settings = check_group("optimizer", opt_cfg, OPTIMIZERS[name].settings)
+    data = build_data(cfg, sizes)
+    if data.targets == "labels":
+        raise ConfigError("data.one_hot", False, "training compares outputs with target vectors; "
+                          "set data.one_hot=true (one column per class)")
+
+    notes = []
+    batch_size = top.get("batch_size")
+    if batch_size is None or batch_size > data.n_train:
+        if batch_size is not None:
+            notes.append(f"batch_size={batch_size} is more than the {data.n_train} training rows of "
+                         f"{data.name!r}: training on the full batch of {data.n_train}")
+        batch_size = data.n_train
+    check_memory(cfg, sizes, batch_size, data.n_train + data.x_test.shape[0])
+    optimizer = make_optimizer(name, lr, **settings)
+    init_key, order_key = _keys(top["seed"])
     model = _build_model(cfg["model"], sizes, init_key, dtype)
-    return Experiment(model, data, optimizer, cfg["loss"], cfg["grad"], float(lr), epochs,
-                      batch_size, data.n_train // batch_size, order_key)
+    return Experiment(model, data, optimizer, top["loss"], top["grad"], lr, top["epochs"],
+                      batch_size, data.n_train // batch_size, order_key, cfg, tuple(notes))
+
+
+def result_config(cfg: Mapping) -> dict:
+    """The part of a config that decides a run's result (what a resume must not change)."""
+    return {k: v for k, v in plain_config(cfg).items() if k not in NOT_RESULT_KEYS}

@@ -15,8 +15,11 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from ._backprop import backprop_trace, loss_value
+from ._evaluation import accuracy_of, is_one_hot
 from ._network import MLP
 from ._optimizers import Static, check_learning_rate
 from ._training import _run_impl, check_train_args
@@ -103,7 +106,12 @@ def train_sweep(models: MLP | Sequence[MLP], x: Array, y: Array, *, loss: str,
         ``(trained_models, histories)``: a list of MLPs and losses (lanes, steps).
         Lane i equals ``train(models[i], …, optimizer=make_optimizer(name, lr_i))``.
     """
-    lrs = jnp.asarray(learning_rates)
+    rates = list(np.asarray(learning_rates, dtype=object).reshape(-1))
+    if not rates:
+        raise ValueError("learning_rates is empty; give one learning rate per lane")
+    for lr in rates:
+        check_learning_rate(lr.item() if hasattr(lr, "item") else lr)
+    lrs = jnp.asarray(np.asarray(rates, dtype=np.float64))
     lanes = lrs.shape[0]
     models = [models] * lanes if isinstance(models, MLP) else list(models)
     if len(models) != lanes:
@@ -121,101 +129,60 @@ def train_sweep(models: MLP | Sequence[MLP], x: Array, y: Array, *, loss: str,
     return unstack_lanes(stacked, lanes), losses
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "one_hot", "data_axis"))
-def _evaluate_lanes(models, x, y, *, loss, one_hot, data_axis):
-    from ._evaluation import _evaluate
-
-    def one(m, x, y):
-        return _evaluate(m, x, y, loss=loss, one_hot=one_hot)
-
-    return jax.vmap(one, in_axes=(0, data_axis, data_axis))(models, x, y)
+def _finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def _keep_where(ok: Array, new, old):
-    """Per lane: the new pytree where ok, else the old one (a diverged lane keeps its last good state)."""
+def _norms(arrays) -> Array:
+    return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(a))) for a in arrays])
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "one_hot", "diagnostics", "data_axis"))
+def _measure(models, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_axis):
+    def one(model, x, y, x_test, y_test):
+        out = {"test_loss": loss_value(model, x_test, y_test, loss),
+               "test_accuracy": accuracy_of(model(x_test), y_test, one_hot),
+               "finite": _finite(model)}
+        if diagnostics:
+            trace = backprop_trace(model, x, y, loss)
+            out["train_loss"] = trace.loss
+            out["grad_norms"] = _norms(trace.grads.weights)
+            if all(b is not None for b in trace.grads.biases):
+                out["bias_grad_norms"] = _norms(trace.grads.biases)
+            out["mean_abs_delta"] = jnp.stack([jnp.mean(jnp.abs(d)) for d in trace.delta])
+        else:
+            out["train_loss"] = loss_value(model, x, y, loss)
+        return out
+
+    return jax.vmap(one, in_axes=(0, data_axis, data_axis, data_axis, data_axis))(
+        models, x, y, x_test, y_test)
+
+
+def measure_lanes(models, x: Array, y: Array, x_test: Array, y_test: Array, *, loss: str,
+                  diagnostics: bool = True) -> dict[str, np.ndarray]:
+    """Evaluate every lane in one compiled call.
+
+    Arguments:
+        models: stacked along a leading lane axis.
+        x, y, x_test, y_test: shared (n, width) or per lane (lanes, n, width).
+        diagnostics: also the gradient flow on the whole training set.
+
+    Returns:
+        NumPy arrays with a leading lane axis: ``train_loss``, ``test_loss``,
+        ``test_accuracy``, ``finite`` (every parameter finite) and, with
+        diagnostics, per layer (first layer first) ``grad_norms`` (‖∂L/∂Wˡ‖_F),
+        ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|).
+    """
+    one_hot = is_one_hot(y_test[0] if y_test.ndim == 3 else y_test)
+    out = _measure(models, x, y, x_test, y_test, loss=loss, one_hot=one_hot,
+                   diagnostics=diagnostics, data_axis=0 if x.ndim == 3 else None)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def keep_where(ok: Array, new, old):
+    """Per lane: the new pytree where ``ok`` (lanes,), else the old one."""
     def pick(n, o):
         mask = ok.reshape(ok.shape + (1,) * (n.ndim - 1))
         return jnp.where(mask, n, o)
 
     return jax.tree.map(pick, new, old)
-
-
-def train_lanes(experiments: Sequence, log_every: int = 1):
-    """Run several :class:`~backprop_lab._experiment.Experiment` that differ only in
-    learning rate and seed as one vmapped program, chunk by chunk.
-
-    Returns:
-        A list with, per lane, a dict: ``model``, ``opt_state`` (the last finite
-        ones), ``records`` (metrics.jsonl rows), ``status`` ("completed" or
-        "diverged"), ``diverged_at_step``, ``epochs``; and the seconds each
-        chunk took (the first includes compilation).
-    """
-    import time
-
-    import numpy as np
-
-    from ._runs import metrics_record
-    from ._evaluation import _is_one_hot
-
-    base = experiments[0]
-    for e in experiments[1:]:
-        same = (e.model.sizes, e.model.activation, e.model.output_activation, e.loss, e.grad,
-                e.epochs, e.batch_size, e.data.x_train.shape, e.data.x_test.shape)
-        if same != (base.model.sizes, base.model.activation, base.model.output_activation, base.loss,
-                    base.grad, base.epochs, base.batch_size, base.data.x_train.shape,
-                    base.data.x_test.shape):
-            raise ValueError("lanes of one vectorized sweep must differ only in optimizer.lr and seed")
-    lanes = len(experiments)
-
-    def data(attr):
-        arrays = [np.asarray(getattr(e.data, attr)) for e in experiments]
-        shared = all(np.array_equal(a, arrays[0]) for a in arrays)
-        return jnp.asarray(arrays[0]) if shared else jnp.asarray(np.stack(arrays))
-
-    x, y, x_test, y_test = (data(a) for a in ("x_train", "y_train", "x_test", "y_test"))
-    models = stack_lanes([e.model for e in experiments])
-    opt_states = stack_lanes([e.optimizer.init(e.model) for e in experiments])
-    keys = jnp.stack([e.key for e in experiments])
-    spe, bs, n = base.steps_per_epoch, base.batch_size, base.data.n_train
-    one_hot = _is_one_hot(base.data.y_test)
-    classify = base.data.n_classes is not None
-    alive = np.ones(lanes, bool)
-    diverged_at: list[int | None] = [None] * lanes
-    records: list[list[dict]] = [[] for _ in range(lanes)]
-    chunk_seconds, epoch, t_run = [], 0, time.perf_counter()
-    while epoch < base.epochs and alive.any():
-        n_epochs = min(log_every, base.epochs - epoch)
-        t0 = time.perf_counter()
-        new_models, new_opts, losses = run_lanes(
-            models, opt_states, x, y, keys, epoch * spe, loss=base.loss, optimizer=base.optimizer,
-            steps=n_epochs * spe, batch_size=None if bs == n else bs, grad=base.grad)
-        losses = np.asarray(losses)
-        chunk_seconds.append(time.perf_counter() - t0)
-        finite = np.isfinite(losses)
-        ok = alive & finite.all(axis=1)
-        for lane in np.flatnonzero(alive & ~ok):
-            diverged_at[lane] = int(epoch * spe + np.argmin(finite[lane]))
-        alive = ok
-        mask = jnp.asarray(ok)
-        models = _keep_where(mask, new_models, models)
-        opt_states = _keep_where(mask, new_opts, opt_states)
-        epoch += n_epochs
-        test_loss, test_acc = (np.asarray(v) for v in _evaluate_lanes(
-            models, x_test, y_test, loss=base.loss, one_hot=one_hot,
-            data_axis=0 if x_test.ndim == 3 else None))
-        for lane in np.flatnonzero(ok):
-            records[lane].append(metrics_record(
-                epoch, epoch * spe, losses[lane].mean(), test_loss[lane],
-                test_acc[lane] if classify else None, time.perf_counter() - t_run))
-    results = []
-    for lane in range(lanes):
-        last_epoch = records[lane][-1]["epoch"] if records[lane] else 0
-        results.append({
-            "model": jax.tree.map(lambda leaf: leaf[lane], models),
-            "opt_state": jax.tree.map(lambda leaf: leaf[lane], opt_states),
-            "records": records[lane],
-            "status": "diverged" if diverged_at[lane] is not None else "completed",
-            "diverged_at_step": diverged_at[lane],
-            "epochs": last_epoch,
-        })
-    return results, chunk_seconds

@@ -2,22 +2,23 @@
 
     python experiments/train.py -m optimizer.lr=0.001,0.01,0.1,1 seed=0,1,2,3 hydra/launcher=vmap
 
-The launcher composes every job's config as Hydra would, groups the jobs that
-differ only in ``optimizer.lr`` and ``seed`` (the keys in ``vmap_keys``), trains
-each group as one ``jax.vmap``-ed program (backprop_lab's train_lanes), and
-then lets Hydra create each job's usual output directory (.hydra/, the job log)
-and writes into it what experiments/train.py writes: metrics.jsonl,
-summary.json, checkpoint.eqx and loss_curve.png. It serves experiments/train.py
-only; a vmapped job cannot be resumed (run it again instead).
+The launcher composes every job's config as Hydra would and lets Hydra set up
+each job (its output directory and log) exactly as the basic launcher does.
+Jobs whose config is refused run through the app's own task function, which
+records ``config_error``. The others are grouped by everything but the keys in
+``vmap_keys`` (``optimizer.lr`` and ``seed``), and each group goes to the app's
+``task.run_lanes``: for experiments/train.py, the same run engine a single run
+uses, with every job a lane of one ``jax.vmap``-ed program. The launcher itself
+writes nothing. An app without ``run_lanes`` (compare, explain) has its jobs
+run one by one, as the basic launcher would.
 """
 
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -68,11 +69,13 @@ class VmapLauncher(Launcher):
         self.hydra_context = hydra_context
         self.task_function = task_function
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from backprop_lab._experiment import build_experiment
-        from backprop_lab._runs import setup_jax
-        from backprop_lab._sweep import train_lanes
+    def _run(self, task, cfg: DictConfig) -> JobReturn:
+        ret = run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return ret
 
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -86,67 +89,55 @@ class VmapLauncher(Launcher):
                 cfg.hydra.job.id = idx
                 cfg.hydra.job.num = idx
             jobs.append((idx, overrides, cfg))
-        groups: dict = {}
-        for job in jobs:
-            groups.setdefault(_group_key(job[2], self.vmap_keys), []).append(job)
-        log.info("Launching %d jobs as %d vmapped program(s)", len(jobs), len(groups))
+        run_lanes = getattr(self.task_function, "run_lanes", None)
+        if run_lanes is None:
+            log.info("hydra/launcher=vmap: this app has no vectorized form; running its %d jobs one by one",
+                     len(jobs))
+            return [self._run(self.task_function, cfg) for _, _, cfg in jobs]
 
         returns: dict = {}
-        for group in groups.values():
-            cfgs = [cfg for _, _, cfg in group]
-            setup_jax(cfgs[0])
-            experiments = [build_experiment(cfg) for cfg in cfgs]
-            log_every = int(cfgs[0].get("log_every", 1) or 1)
-            t0 = time.perf_counter()
-            results, chunk_seconds = train_lanes(experiments, log_every)
-            seconds = time.perf_counter() - t0
-            for (idx, overrides, cfg), exp, result in zip(group, experiments, results):
+        groups: dict = {}
+        for idx, overrides, cfg in jobs:
+            if _checks_out(cfg):
+                groups.setdefault(_group_key(cfg, self.vmap_keys), []).append((idx, overrides, cfg))
+            else:  # the app's own task records the config error, as under any launcher
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-                task = _LaneWriter(exp, result, lanes=len(group), seconds=seconds,
-                                   chunk_seconds=chunk_seconds)
-                returns[idx] = run_job(hydra_context=self.hydra_context, task_function=task,
-                                       config=cfg, job_dir_key="hydra.sweep.dir",
-                                       job_subdir_key="hydra.sweep.subdir")
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+                returns[idx] = self._run(self.task_function, cfg)
+        log.info("Launching %d jobs as %d vmapped program(s)", sum(map(len, groups.values())), len(groups))
+        for group in groups.values():
+            lanes, rets = [], []
+            for idx, overrides, cfg in group:
+                log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+                rets.append(self._run(_Collect(lanes, f"#{idx}"), cfg))
+            summaries = run_lanes(lanes)
+            for (idx, _, _), ret, summary in zip(group, rets, summaries):
+                ret.return_value = summary
+                returns[idx] = ret
         return [returns[idx] for idx, _, _ in jobs]
 
 
-class _LaneWriter:
-    """The task Hydra runs in each job directory: write one lane's results."""
+def _checks_out(cfg: DictConfig) -> bool:
+    """Whether a job's config passes the app's checks (a refused one runs on its own)."""
+    from backprop_lab._apps import setup_jax
+    from backprop_lab._experiment import ConfigError, build_experiment
 
-    def __init__(self, exp: Any, result: dict, *, lanes: int, seconds: float, chunk_seconds: list):
-        self.exp, self.result = exp, result
-        self.lanes, self.seconds, self.chunk_seconds = lanes, seconds, chunk_seconds
+    HydraConfig.instance().set_config(cfg)
+    try:
+        setup_jax(cfg)
+        build_experiment(cfg)
+    except ConfigError:
+        return False
+    return True
 
-    def __call__(self, cfg: DictConfig) -> dict:
-        import jax.numpy as jnp
 
-        from backprop_lab import _runs as runs
-        from backprop_lab._checkpoint import save_checkpoint
+class _Collect:
+    """The task Hydra runs in each job's directory: note the job as a lane, run nothing yet."""
+
+    def __init__(self, lanes: list, name: str):
+        self.lanes, self.name = lanes, name
+
+    def __call__(self, cfg: DictConfig) -> None:
+        from backprop_lab._apps import hydra_files
 
         out = Path(HydraConfig.get().runtime.output_dir)
-        exp, res = self.exp, self.result
-        x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)
-        records = res["records"]
-        runs.write_metrics(out / runs.METRICS, records)
-        steps = res["epochs"] * exp.steps_per_epoch
-        save_checkpoint(out / runs.CHECKPOINT, (res["model"], res["opt_state"]), step=steps,
-                        epoch=res["epochs"])
-        timed = self.chunk_seconds[1:] or self.chunk_seconds
-        per_chunk = exp.steps_per_epoch * int(cfg.get("log_every", 1) or 1) * exp.batch_size
-        summary = runs.run_summary(
-            status=res["status"], steps=steps, epochs=res["epochs"],
-            diverged_at_step=res["diverged_at_step"], records=records,
-            samples_per_second=per_chunk * len(timed) / sum(timed) if sum(timed) > 0 else None,
-            wall_time=self.seconds, grad=exp.grad,
-            agreement={"start": runs.grad_agreement(exp.model, x, y, exp.loss),
-                       "end": runs.grad_agreement(res["model"], x, y, exp.loss)},
-            output_dir=out, launcher="vmap", lanes=self.lanes,
-        )
-        runs.write_json(out / runs.SUMMARY, summary)
-        if records:
-            runs.save_loss_plot(records, out / runs.PLOT,
-                                f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, lr {exp.lr}")
-        log.info("%s: final train loss %s (lane of %d)", summary["status"],
-                 summary["final_train_loss"], self.lanes)
-        return summary
+        self.lanes.append((cfg, out, hydra_files(cfg), self.name))

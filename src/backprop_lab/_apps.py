@@ -1,0 +1,93 @@
+"""What the Hydra apps share at their edge: JAX settings from the config, config errors,
+the run's Hydra files, and the gradient-agreement fields of a summary.
+
+The apps (experiments/*.py) compose a config and call into the package; these
+helpers are the only place that reads Hydra's runtime state.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import jax
+
+from ._rundir import SUMMARY, finite_or_none, write_json
+
+__all__ = ["finite_or_none", "write_json", "setup_jax", "in_multirun", "output_dir",
+           "stop_on_config_error", "record_config_error", "hydra_files", "grad_agreement"]
+
+
+def setup_jax(cfg) -> None:
+    """Float64 when the config asks for it, and JAX's persistent compilation cache."""
+    if cfg.get("dtype", "float32") == "float64":
+        jax.config.update("jax_enable_x64", True)
+    cache = cfg.get("jax_cache_dir")
+    if cache and isinstance(cache, str):
+        jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def output_dir() -> Path:
+    """The job's output directory, as Hydra chose it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def stop_on_config_error(err: Exception, kind: str, log: logging.Logger) -> None:
+    """What an app does with a config that cannot work: log it, then, inside a
+    multirun, record ``status: "config_error"`` in the job's summary.json and
+    return so the sweep's other jobs run; in a single run, exit with status 2.
+
+    A summary is never written over a directory that holds a run."""
+    log.error("%s", err)
+    if not in_multirun():
+        sys.exit(2)
+    record_config_error(output_dir(), kind, err)
+
+
+def record_config_error(out: Path, kind: str, err: Exception) -> None:
+    """summary.json of a job refused for its config, unless the directory holds a run."""
+    from ._rundir import RunDir
+
+    if RunDir(out).holds_run():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)})
+
+
+def hydra_files(cfg) -> dict[str, str]:
+    """The .hydra/ files of a job (config, overrides, Hydra's config) as YAML texts."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    files = {"config.yaml": OmegaConf.to_yaml(cfg)}
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        files["overrides.yaml"] = OmegaConf.to_yaml(OmegaConf.create(list(hc.overrides.task)))
+        files["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hc}))
+    return files
+
+
+def grad_agreement(model, x, y, loss: str, n: int = 32) -> dict:
+    """Manual vs autodiff gradient on the first n examples, as summary fields."""
+    from ._report import check_grads
+
+    report = check_grads(model, x[:n], y[:n], loss, numerical=False)
+    return {
+        "passed": bool(report.passed),
+        "max_abs_error": finite_or_none(report.max_abs_error),
+        "max_rel_error": finite_or_none(report.max_rel_error),
+        "min_cosine": finite_or_none(report.min_cosine),
+    }

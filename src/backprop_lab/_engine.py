@@ -1,0 +1,434 @@
+"""The run engine: one or more training runs (lanes) as one compiled program, with their files.
+
+A single run is one lane; a vectorized sweep is many lanes that differ only in
+array values (learning rate, seed). Both go through :func:`run_experiments`:
+
+1. each lane's directory is locked and checked: a directory holding a run is
+   refused unless ``resume=true``, and a resume continues only the same run
+   (the checkpoint's config must match, ``epochs`` may grow);
+2. the lanes train chunk by chunk, ``log_every`` epochs per compiled call of
+   the vmapped scan; after each chunk every lane's step losses go to
+   losses.csv, an evaluation record to metrics.jsonl, then its checkpoint;
+3. a lane whose loss is not finite or exceeds ``divergence_factor`` times its
+   first loss, or whose parameters are not finite, stops with its last good
+   state (``status: "diverged"``); SIGINT/SIGTERM end the current chunk and
+   stop every lane (``status: "interrupted"``, resumable);
+4. each lane gets summary.json and its plots.
+
+The metrics record at step 0 is taken before any update. ``train_loss`` in a
+record is the loss of the network at that step on the whole training set (the
+same measurement as ``test_loss``, so the two compare); ``epoch_loss`` is the
+mean of the last epoch's minibatch losses, as they were seen during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _plots
+from ._checkpoint import CheckpointError, load_checkpoint, read_header, save_checkpoint
+from ._experiment import Experiment, result_config
+from ._rundir import CHECKPOINT, GRAD_PLOT, PLOT, SUMMARY, RunDir, RunDirError, finite_or_none, write_json
+from ._sweep import keep_where, measure_lanes, run_lanes, stack_lanes
+
+log = logging.getLogger("backprop_lab.run")
+
+#: Default of ``divergence_factor``: a loss this many times the first is divergence.
+DIVERGENCE_FACTOR = 1e4
+
+
+class Interrupted(Exception):
+    """Raised by a second SIGINT/SIGTERM to stop at once."""
+
+
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM ended the runs; their files record ``status: "interrupted"``."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; resume=true continues the run")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """One lane to run: its experiment, its directory and the config files it records.
+
+    Attributes:
+        exp: the checked experiment (see ``build_experiment``).
+        out: the run directory.
+        config_files: ``.hydra/`` file name → YAML text, written when the run starts afresh.
+        name: a short label for log lines (the job number in a sweep).
+    """
+
+    exp: Experiment
+    out: Path
+    config_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    name: str = ""
+
+
+@dataclasses.dataclass
+class _Lane:
+    spec: RunSpec
+    dir: RunDir
+    epoch: int = 0
+    initial_loss: float | None = None
+    status: str = "running"
+    diverged_at: int | None = None
+    note: str = ""
+    model: object = None
+    opt_state: object = None
+
+    @property
+    def exp(self) -> Experiment:
+        return self.spec.exp
+
+    def say(self, level: int, msg: str, *args) -> None:
+        log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
+
+
+class _Signals:
+    """SIGINT/SIGTERM: the first asks the engine to stop after the chunk, a second stops at once."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise Interrupted
+        self.received = signum
+        log.warning("%s received: stopping after the current chunk (again to stop at once)",
+                    signal.Signals(signum).name)
+
+
+def _check_lanes(specs: Sequence[RunSpec]) -> None:
+    def shape(e: Experiment):
+        return (e.model.sizes, e.model.activation, e.model.output_activation, e.loss, e.grad,
+                e.epochs, e.batch_size, e.data.x_train.shape, e.data.x_test.shape,
+                str(e.model.weights[0].dtype), e.config.get("log_every", 1),
+                e.config.get("divergence_factor", DIVERGENCE_FACTOR),
+                e.config.get("diagnostics", True), jax.tree.structure(e.optimizer.init(e.model)))
+
+    first = shape(specs[0].exp)
+    for s in specs[1:]:
+        if shape(s.exp) != first:
+            raise ValueError("lanes of one program must differ only in array values "
+                             "(learning rate, seed); group the runs by everything else")
+
+
+def _open(lane: _Lane, resume: bool) -> bool:
+    """Lock and inspect the lane's directory; return False when there is nothing to run."""
+    d, exp = lane.dir, lane.exp
+    d.lock()
+    if not resume:
+        if d.holds_run():
+            raise RunDirError(f"{d.path} already holds a run; pass resume=true to continue it, "
+                              f"or choose another {d.dir_key}")
+        return True
+    if not (d / CHECKPOINT).exists():
+        if d.holds_run():
+            raise RunDirError(f"{d.path} holds metrics but no checkpoint to resume from; "
+                              f"delete the directory or choose another {d.dir_key}")
+        lane.say(logging.INFO, "resume=true but %s holds no run yet: starting afresh", d.path)
+        return True
+    header = read_header(d / CHECKPOINT)
+    meta = header.get("meta", {})
+    old, new = meta.get("config", {}), result_config(exp.config)
+    for key in sorted(set(old) | set(new), key=str):
+        if _flat(old.get(key)) != _flat(new.get(key)):
+            diff = _first_difference(key, old.get(key), new.get(key))
+            raise RunDirError(f"resume=true refused: {diff[0]} was {diff[1]} in the run in {d.path}, "
+                              f"now {diff[2]}; resume with the same config, or start a new run elsewhere")
+    old_epochs = meta.get("epochs", header["epoch"])
+    if exp.epochs < old_epochs:
+        raise RunDirError(f"resume=true refused: epochs={exp.epochs} is below the {old_epochs} the run "
+                          f"in {d.path} was started with; epochs may only grow")
+    summary = d.summary() or {}
+    if summary.get("status") == "diverged":
+        lane.say(logging.WARNING, "%s diverged at step %s; it is not continued", d.path,
+                 summary.get("diverged_at_step"))
+        lane.status = "finished"
+        return False
+    like = (exp.model, exp.optimizer.init(exp.model))
+    (lane.model, lane.opt_state), _ = load_checkpoint(d / CHECKPOINT, like)
+    lane.epoch, lane.initial_loss = header["epoch"], meta.get("initial_loss")
+    if lane.epoch >= exp.epochs and summary.get("status") == "completed":
+        lane.say(logging.INFO, "%s is complete at epoch %d; its results are left as they are",
+                 d.path, lane.epoch)
+        lane.status = "finished"
+        return False
+    d.cut_after(header["step"])
+    lane.say(logging.INFO, "resuming %s at epoch %d (step %d)", d.path, lane.epoch, header["step"])
+    return True
+
+
+def _flat(v):
+    return repr(v)
+
+
+def _first_difference(key, old, new, prefix=""):
+    name = f"{prefix}{key}"
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            if _flat(old.get(k)) != _flat(new.get(k)):
+                return _first_difference(k, old.get(k), new.get(k), name + ".")
+    return name, old, new
+
+
+def _start(lanes: list[_Lane]) -> None:
+    """Fresh lanes: config files, initial state, and the step-0 record (written with the first chunk)."""
+    for lane in lanes:
+        lane.dir.write_config(lane.spec.config_files)
+        lane.model, lane.opt_state = lane.exp.model, lane.exp.optimizer.init(lane.exp.model)
+
+
+def _data(lanes, attr):
+    arrays = [np.asarray(getattr(l.exp.data, attr)) for l in lanes]
+    if all(a is arrays[0] or np.array_equal(a, arrays[0]) for a in arrays):
+        return jnp.asarray(arrays[0])
+    return jnp.asarray(np.stack(arrays))
+
+
+def _record(lane: _Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
+    exp = lane.exp
+    rec = {"epoch": lane.epoch, "step": lane.epoch * exp.steps_per_epoch,
+           "train_loss": finite_or_none(m["train_loss"][i]),
+           "epoch_loss": None if epoch_loss is None else finite_or_none(epoch_loss),
+           "test_loss": finite_or_none(m["test_loss"][i]),
+           "test_accuracy": float(m["test_accuracy"][i]) if exp.data.n_classes is not None else None,
+           "wall_time": round(wall, 4)}
+    for key in ("grad_norms", "bias_grad_norms", "mean_abs_delta"):
+        if key in m:
+            rec[key] = [finite_or_none(v) for v in m[key][i]]
+    return rec
+
+
+def _save(lane: _Lane, records: list[dict]) -> None:
+    exp = lane.exp
+    lane.dir.append_records(records)
+    meta = {"config": result_config(exp.config), "epochs": exp.epochs, "initial_loss": lane.initial_loss,
+            "architecture": {"sizes": list(exp.model.sizes), "activation": exp.model.activation,
+                             "output_activation": exp.model.output_activation,
+                             "bias": exp.model.biases[0] is not None,
+                             "dtype": str(exp.model.weights[0].dtype)}}
+    save_checkpoint(lane.dir / CHECKPOINT, (lane.model, lane.opt_state),
+                    step=lane.epoch * exp.steps_per_epoch, epoch=lane.epoch, meta=meta)
+
+
+def _train(lanes: list[_Lane], signals: _Signals, t_run: float) -> list[float]:
+    """Train lanes that start at the same epoch together; return the seconds of each chunk."""
+    base = lanes[0].exp
+    cfg = base.config
+    log_every, spe, bs, n = cfg.get("log_every", 1), base.steps_per_epoch, base.batch_size, base.data.n_train
+    factor = cfg.get("divergence_factor", DIVERGENCE_FACTOR)
+    x, y, x_test, y_test = (_data(lanes, a) for a in ("x_train", "y_train", "x_test", "y_test"))
+    keys = jnp.stack([l.exp.key for l in lanes])
+    models = stack_lanes([l.model for l in lanes])
+    opts = stack_lanes([l.opt_state for l in lanes])
+    measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", True)))
+    alive = np.array([l.status == "running" for l in lanes])
+    if lanes[0].epoch == 0:
+        m = measure_lanes(models, x, y, x_test, y_test, **measure)
+        for i, lane in enumerate(lanes):
+            lane.initial_loss = finite_or_none(m["train_loss"][i])
+            lane.dir.append_records([_record(lane, m, i, None, time.perf_counter() - t_run)])
+    seconds = []
+    epoch = lanes[0].epoch
+    while epoch < base.epochs and alive.any() and signals.received is None:
+        n_epochs = min(log_every, base.epochs - epoch)
+        t0 = time.perf_counter()
+        new_models, new_opts, losses = run_lanes(
+            models, opts, x, y, keys, epoch * spe, loss=base.loss, optimizer=base.optimizer,
+            steps=n_epochs * spe, batch_size=None if bs == n else bs, grad=base.grad)
+        m = measure_lanes(new_models, x, y, x_test, y_test, **measure)
+        losses = np.asarray(losses)
+        seconds.append(time.perf_counter() - t0)
+        ok = alive.copy()
+        for i, lane in enumerate(lanes):
+            if not alive[i]:
+                continue
+            limit = np.inf if factor is None or lane.initial_loss is None else factor * lane.initial_loss
+            bad = np.flatnonzero(~np.isfinite(losses[i]) | (losses[i] > limit))
+            if bad.size or not m["finite"][i]:
+                ok[i] = False
+                at = bad[0] if bad.size else losses.shape[1] - 1
+                lane.status, lane.diverged_at = "diverged", int(epoch * spe + at)
+                value = losses[i, at]
+                why = ("parameters not finite" if not bad.size else
+                       f"loss {value:.4g} is not finite" if not np.isfinite(value) else
+                       f"loss {value:.4g} > {factor:g} x the first loss {lane.initial_loss:.4g}")
+                lane.note = why
+                lane.dir.append_losses(epoch * spe, losses[i, :at + 1])
+                if not (lane.dir / CHECKPOINT).exists():
+                    _save(lane, [])  # the initial state is the last good one
+                lane.say(logging.WARNING, "diverged at step %d (%s); results hold the last good "
+                         "state, epoch %d, step %d", lane.diverged_at, why, lane.epoch, lane.epoch * spe)
+        mask = jnp.asarray(ok)
+        models, opts = keep_where(mask, new_models, models), keep_where(mask, new_opts, opts)
+        epoch += n_epochs
+        for i, lane in enumerate(lanes):
+            if not ok[i]:
+                continue
+            lane.epoch = epoch
+            lane.model = jax.tree.map(lambda leaf: leaf[i], models)
+            lane.opt_state = jax.tree.map(lambda leaf: leaf[i], opts)
+            lane.dir.append_losses((epoch - n_epochs) * spe, losses[i])
+            _save(lane, [_record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)])
+        alive = ok
+        if signals.received is None and alive.any():
+            _progress(lanes, alive, epoch)
+    for i, lane in enumerate(lanes):
+        if alive[i]:
+            lane.status = "completed" if lane.epoch >= lane.exp.epochs else "interrupted"
+    return seconds
+
+
+def _progress(lanes, alive, epoch):
+    if len(lanes) == 1:
+        rec = lanes[0].dir.records()[-1]
+        acc = "" if rec["test_accuracy"] is None else f"  test accuracy {rec['test_accuracy']:.4f}"
+        lanes[0].say(logging.INFO, "epoch %d/%d  step %d  train loss %.6g%s", epoch,
+                     lanes[0].exp.epochs, rec["step"], rec["train_loss"] or float("nan"), acc)
+    else:
+        log.info("epoch %d/%d: %d of %d lanes running", epoch, lanes[0].exp.epochs, int(alive.sum()),
+                 len(lanes))
+
+
+def _report(lane: _Lane, summary: dict) -> None:
+    """The run's last log line: what happened, what the results hold, where they are."""
+    acc = summary["test_accuracy"]
+    state = (f"train loss {summary['final_train_loss']:.6g}" if summary["final_train_loss"] is not None
+             else "no finite train loss") + ("" if acc is None else f", test accuracy {acc:.4f}")
+    if lane.status == "diverged":
+        what = (f"diverged at step {lane.diverged_at}; kept the last good state, step "
+                f"{summary['steps']}: {state}")
+    elif lane.status == "interrupted":
+        what = f"interrupted at step {summary['steps']}: {state}; resume=true continues it"
+    else:
+        what = f"completed {summary['steps']} steps: {state}"
+    lane.say(logging.INFO if lane.status == "completed" else logging.WARNING, "%s; results in %s",
+             what, lane.dir.path)
+
+
+def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict:
+    from ._apps import grad_agreement
+
+    exp = lane.exp
+    records = lane.dir.records()
+    last = records[-1] if records else {}
+    x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
+    summary = {
+        "kind": "train",
+        "status": lane.status,
+        "steps": lane.epoch * exp.steps_per_epoch,
+        "epochs": lane.epoch,
+        "diverged_at_step": lane.diverged_at,
+        "divergence": lane.note or None,
+        "final_train_loss": last.get("train_loss"),
+        "final_test_loss": last.get("test_loss"),
+        "test_accuracy": last.get("test_accuracy"),
+        "samples_per_second": steps_timed * exp.batch_size / sum(timed) if sum(timed) > 0 else None,
+        "wall_time": wall,
+        "first_chunk_seconds": seconds[0] if seconds else None,
+        "grad": exp.grad,
+        "batch_size": exp.batch_size,
+        "grad_agreement": {"start": grad_agreement(exp.model, x, y, exp.loss),
+                           "end": grad_agreement(lane.model, x, y, exp.loss)},
+        "output_dir": str(lane.dir.path),
+        **extra,
+    }
+    write_json(lane.dir / SUMMARY, summary)
+    title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
+             f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
+    _plots.loss_curve(records, lane.dir.losses(), lane.dir / PLOT, title)
+    _plots.grad_norms(records, lane.dir / GRAD_PLOT, title)
+    return summary
+
+
+def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: str = "raise",
+                    **extra) -> list[dict | None]:
+    """Run one or more experiments as lanes of one compiled program, each into its directory.
+
+    Arguments:
+        specs: the lanes; they may differ only in array values (learning rate,
+            seed, data drawn by the seed), not in shapes or settings.
+        resume: continue the runs found in the directories (the same runs only).
+        refuse: what a lane whose directory cannot be used does: "raise" a
+            :class:`RunDirError` (a single run), or "skip" it with an error line
+            and leave the directory as it is (a sweep goes on).
+        **extra: more summary fields (e.g. ``launcher``).
+
+    Returns:
+        Per lane, its summary (as written to summary.json), or None for a
+        skipped lane. Lanes found already finished return their summary unchanged.
+
+    Raises:
+        RunDirError, CheckpointError: with ``refuse="raise"``.
+    """
+    if not specs:
+        return []
+    _check_lanes(specs)
+    dir_key = "hydra.run.dir" if len(specs) == 1 and refuse == "raise" else "hydra.sweep.dir"
+    lanes = [_Lane(s, RunDir(s.out, dir_key)) for s in specs]
+    runnable, results = [], {}
+    try:
+        for lane in lanes:
+            try:
+                if _open(lane, resume):
+                    runnable.append(lane)
+                else:
+                    results[id(lane)] = lane.dir.summary()
+            except (RunDirError, CheckpointError) as err:
+                lane.dir.unlock()
+                if refuse == "raise":
+                    raise
+                lane.say(logging.ERROR, "%s", err)
+                lane.status, results[id(lane)] = "refused", None
+        for lane in runnable:
+            for note in lane.exp.notes:
+                lane.say(logging.INFO, "%s", note)
+        _start([l for l in runnable if l.epoch == 0])
+        t_run = time.perf_counter()
+        seconds: list[float] = []
+        with _Signals() as signals:
+            try:
+                for epoch in sorted({l.epoch for l in runnable}):
+                    group = [l for l in runnable if l.epoch == epoch]
+                    seconds += _train(group, signals, t_run)
+            except Interrupted:
+                pass
+        wall = time.perf_counter() - t_run
+        for lane in runnable:
+            if lane.status == "running":
+                lane.status = "interrupted"
+            summary = _finish(lane, seconds, wall, {"lanes": len(specs), **extra})
+            results[id(lane)] = summary
+            _report(lane, summary)
+        if signals.received is not None:
+            raise RunInterrupted(signals.received)
+    finally:
+        for lane in lanes:
+            lane.dir.unlock()
+    return [results.get(id(l)) for l in lanes]
