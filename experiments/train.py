@@ -47,14 +47,15 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
 
 
 def train_lanes(jobs) -> list[dict | None]:
-    """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name)`` that differ
-    only in learning rate and seed, run as the lanes of one program."""
+    """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file)`` that
+    differ only in learning rate and seed, run as the lanes of one program."""
     from backprop_lab import _apps as apps
     from backprop_lab._engine import RunSpec, run_experiments
     from backprop_lab._experiment import build_experiment
 
     apps.setup_jax(jobs[0][0])
-    specs = [RunSpec(build_experiment(cfg), Path(out), files, name) for cfg, out, files, name in jobs]
+    specs = [RunSpec(build_experiment(cfg), Path(out), files, name, log_file)
+             for cfg, out, files, name, log_file in jobs]
     return run_experiments(specs, resume=specs[0].exp.config.get("resume", False), refuse="skip",
                            launcher="vmap")
 

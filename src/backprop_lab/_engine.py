@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,8 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _plots
-from ._checkpoint import CheckpointError, load_checkpoint, read_header, save_checkpoint
+from ._checkpoint import CheckpointError, save_checkpoint
 from ._experiment import Experiment, result_config
+from ._resume import resume_point
+from ._signals import Interrupted, RunInterrupted, Signals
+from ._trackers import Tracker, make_tracker
 from ._rundir import CHECKPOINT, GRAD_PLOT, PLOT, SUMMARY, RunDir, RunDirError, finite_or_none, write_json
 from ._sweep import keep_where, measure_lanes, run_lanes, stack_lanes
 
@@ -45,18 +46,6 @@ log = logging.getLogger("backprop_lab.run")
 
 #: Default of ``divergence_factor``: a loss this many times the first is divergence.
 DIVERGENCE_FACTOR = 1e4
-
-
-class Interrupted(Exception):
-    """Raised by a second SIGINT/SIGTERM to stop at once."""
-
-
-class RunInterrupted(Exception):
-    """SIGINT or SIGTERM ended the runs; their files record ``status: "interrupted"``."""
-
-    def __init__(self, signum: int):
-        self.signum = int(signum)
-        super().__init__(f"interrupted by {signal.Signals(signum).name}; resume=true continues the run")
 
 
 @dataclasses.dataclass
@@ -68,12 +57,15 @@ class RunSpec:
         out: the run directory.
         config_files: ``.hydra/`` file name → YAML text, written when the run starts afresh.
         name: a short label for log lines (the job number in a sweep).
+        log_file: a file that also receives this lane's log lines (a vmapped
+            job's own log), or None.
     """
 
     exp: Experiment
     out: Path
     config_files: dict[str, str] = dataclasses.field(default_factory=dict)
     name: str = ""
+    log_file: Path | None = None
 
 
 @dataclasses.dataclass
@@ -87,6 +79,7 @@ class _Lane:
     note: str = ""
     model: object = None
     opt_state: object = None
+    tracker: Tracker | None = None
 
     @property
     def exp(self) -> Experiment:
@@ -94,31 +87,20 @@ class _Lane:
 
     def say(self, level: int, msg: str, *args) -> None:
         log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
+        if self.spec.log_file is not None:
+            line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}][{log.name}][{logging.getLevelName(level)}] - "
+            with open(self.spec.log_file, "a") as f:
+                f.write(line + (msg % args if args else msg) + "\n")
 
-
-class _Signals:
-    """SIGINT/SIGTERM: the first asks the engine to stop after the chunk, a second stops at once."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._old: dict = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _handle(self, signum, frame):
-        if self.received is not None:
-            raise Interrupted
-        self.received = signum
-        log.warning("%s received: stopping after the current chunk (again to stop at once)",
-                    signal.Signals(signum).name)
+    def append(self, first_step: int, losses, records: list[dict]) -> None:
+        """Every step's loss and the evaluation records, to the files and the tracker."""
+        if len(losses):
+            self.dir.append_losses(first_step, losses)
+            self.tracker.log_losses(first_step, [float(v) for v in losses])
+        if records:
+            self.dir.append_records(records)
+            for rec in records:
+                self.tracker.log_record(rec)
 
 
 def _check_lanes(specs: Sequence[RunSpec]) -> None:
@@ -138,61 +120,17 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
 
 def _open(lane: _Lane, resume: bool) -> bool:
     """Lock and inspect the lane's directory; return False when there is nothing to run."""
-    d, exp = lane.dir, lane.exp
-    d.lock()
-    if not resume:
-        if d.holds_run():
-            raise RunDirError(f"{d.path} already holds a run; pass resume=true to continue it, "
-                              f"or choose another {d.dir_key}")
-        return True
-    if not (d / CHECKPOINT).exists():
-        if d.holds_run():
-            raise RunDirError(f"{d.path} holds metrics but no checkpoint to resume from; "
-                              f"delete the directory or choose another {d.dir_key}")
-        lane.say(logging.INFO, "resume=true but %s holds no run yet: starting afresh", d.path)
-        return True
-    header = read_header(d / CHECKPOINT)
-    meta = header.get("meta", {})
-    old, new = meta.get("config", {}), result_config(exp.config)
-    for key in sorted(set(old) | set(new), key=str):
-        if _flat(old.get(key)) != _flat(new.get(key)):
-            diff = _first_difference(key, old.get(key), new.get(key))
-            raise RunDirError(f"resume=true refused: {diff[0]} was {diff[1]} in the run in {d.path}, "
-                              f"now {diff[2]}; resume with the same config, or start a new run elsewhere")
-    old_epochs = meta.get("epochs", header["epoch"])
-    if exp.epochs < old_epochs:
-        raise RunDirError(f"resume=true refused: epochs={exp.epochs} is below the {old_epochs} the run "
-                          f"in {d.path} was started with; epochs may only grow")
-    summary = d.summary() or {}
-    if summary.get("status") == "diverged":
-        lane.say(logging.WARNING, "%s diverged at step %s; it is not continued", d.path,
-                 summary.get("diverged_at_step"))
+    lane.dir.lock()
+    point = resume_point(lane.dir, lane.exp, resume)
+    if point.message:
+        lane.say(logging.INFO, "%s", point.message)
+    if point.action == "keep":
         lane.status = "finished"
         return False
-    like = (exp.model, exp.optimizer.init(exp.model))
-    (lane.model, lane.opt_state), _ = load_checkpoint(d / CHECKPOINT, like)
-    lane.epoch, lane.initial_loss = header["epoch"], meta.get("initial_loss")
-    if lane.epoch >= exp.epochs and summary.get("status") == "completed":
-        lane.say(logging.INFO, "%s is complete at epoch %d; its results are left as they are",
-                 d.path, lane.epoch)
-        lane.status = "finished"
-        return False
-    d.cut_after(header["step"])
-    lane.say(logging.INFO, "resuming %s at epoch %d (step %d)", d.path, lane.epoch, header["step"])
+    if point.action == "resume":
+        lane.model, lane.opt_state = point.model, point.opt_state
+        lane.epoch, lane.initial_loss = point.epoch, point.initial_loss
     return True
-
-
-def _flat(v):
-    return repr(v)
-
-
-def _first_difference(key, old, new, prefix=""):
-    name = f"{prefix}{key}"
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new), key=str):
-            if _flat(old.get(k)) != _flat(new.get(k)):
-                return _first_difference(k, old.get(k), new.get(k), name + ".")
-    return name, old, new
 
 
 def _start(lanes: list[_Lane]) -> None:
@@ -223,9 +161,8 @@ def _record(lane: _Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     return rec
 
 
-def _save(lane: _Lane, records: list[dict]) -> None:
+def _save(lane: _Lane) -> None:
     exp = lane.exp
-    lane.dir.append_records(records)
     meta = {"config": result_config(exp.config), "epochs": exp.epochs, "initial_loss": lane.initial_loss,
             "architecture": {"sizes": list(exp.model.sizes), "activation": exp.model.activation,
                              "output_activation": exp.model.output_activation,
@@ -235,7 +172,7 @@ def _save(lane: _Lane, records: list[dict]) -> None:
                     step=lane.epoch * exp.steps_per_epoch, epoch=lane.epoch, meta=meta)
 
 
-def _train(lanes: list[_Lane], signals: _Signals, t_run: float) -> list[float]:
+def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
     """Train lanes that start at the same epoch together; return the seconds of each chunk."""
     base = lanes[0].exp
     cfg = base.config
@@ -251,7 +188,7 @@ def _train(lanes: list[_Lane], signals: _Signals, t_run: float) -> list[float]:
         m = measure_lanes(models, x, y, x_test, y_test, **measure)
         for i, lane in enumerate(lanes):
             lane.initial_loss = finite_or_none(m["train_loss"][i])
-            lane.dir.append_records([_record(lane, m, i, None, time.perf_counter() - t_run)])
+            lane.append(0, [], [_record(lane, m, i, None, time.perf_counter() - t_run)])
     seconds = []
     epoch = lanes[0].epoch
     while epoch < base.epochs and alive.any() and signals.received is None:
@@ -278,9 +215,9 @@ def _train(lanes: list[_Lane], signals: _Signals, t_run: float) -> list[float]:
                        f"loss {value:.4g} is not finite" if not np.isfinite(value) else
                        f"loss {value:.4g} > {factor:g} x the first loss {lane.initial_loss:.4g}")
                 lane.note = why
-                lane.dir.append_losses(epoch * spe, losses[i, :at + 1])
+                lane.append(epoch * spe, losses[i, :at + 1], [])
                 if not (lane.dir / CHECKPOINT).exists():
-                    _save(lane, [])  # the initial state is the last good one
+                    _save(lane)  # the initial state is the last good one
                 lane.say(logging.WARNING, "diverged at step %d (%s); results hold the last good "
                          "state, epoch %d, step %d", lane.diverged_at, why, lane.epoch, lane.epoch * spe)
         mask = jnp.asarray(ok)
@@ -292,8 +229,9 @@ def _train(lanes: list[_Lane], signals: _Signals, t_run: float) -> list[float]:
             lane.epoch = epoch
             lane.model = jax.tree.map(lambda leaf: leaf[i], models)
             lane.opt_state = jax.tree.map(lambda leaf: leaf[i], opts)
-            lane.dir.append_losses((epoch - n_epochs) * spe, losses[i])
-            _save(lane, [_record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)])
+            lane.append((epoch - n_epochs) * spe, losses[i],
+                        [_record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)])
+            _save(lane)
         alive = ok
         if signals.received is None and alive.any():
             _progress(lanes, alive, epoch)
@@ -360,6 +298,7 @@ def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict
         **extra,
     }
     write_json(lane.dir / SUMMARY, summary)
+    lane.tracker.finish(summary)
     title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
              f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
     _plots.loss_curve(records, lane.dir.losses(), lane.dir / PLOT, title)
@@ -409,10 +348,12 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         for lane in runnable:
             for note in lane.exp.notes:
                 lane.say(logging.INFO, "%s", note)
+            lane.tracker = make_tracker(lane.exp.config, lane.dir.path)
+            lane.tracker.start(result_config(lane.exp.config))
         _start([l for l in runnable if l.epoch == 0])
         t_run = time.perf_counter()
         seconds: list[float] = []
-        with _Signals() as signals:
+        with Signals() as signals:
             try:
                 for epoch in sorted({l.epoch for l in runnable}):
                     group = [l for l in runnable if l.epoch == epoch]

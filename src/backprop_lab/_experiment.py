@@ -27,6 +27,7 @@ from ._losses import LOSSES
 from ._network import INITS, MLP
 from ._optimizers import OPTIMIZERS, check_learning_rate, make_optimizer
 from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional, text
+from ._trackers import check_logger_config
 from ._training import GRADS
 
 __all__ = ["ConfigError", "Experiment", "build_experiment", "build_model", "check_model_config",
@@ -85,11 +86,11 @@ TRAIN_KEYS: dict[str, Check] = {
     "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
     "diagnostics": boolean(),
 }
-GROUPS = ("data", "model", "optimizer")
+GROUPS = ("data", "model", "optimizer", "logger")
 
 #: Keys that do not change a run's result: resume accepts new values for them.
 NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
-                             "diagnostics"})
+                             "diagnostics", "logger"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,9 +285,10 @@ def build_experiment(cfg: Mapping) -> Experiment:
     """
     cfg = plain_config(cfg)
     top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
-    for group in GROUPS:
+    for group in GROUPS[:3]:
         if group not in cfg:
             raise ConfigError(group, "<missing>", f"the {group} group is required, e.g. {group}=<name>")
+    check_logger_config(cfg.get("logger"))
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])
     opt_cfg = dict(cfg["optimizer"])

@@ -139,5 +139,6 @@ class _Collect:
     def __call__(self, cfg: DictConfig) -> None:
         from backprop_lab._apps import hydra_files
 
-        out = Path(HydraConfig.get().runtime.output_dir)
-        self.lanes.append((cfg, out, hydra_files(cfg), self.name))
+        hc = HydraConfig.get()
+        out = Path(hc.runtime.output_dir)
+        self.lanes.append((cfg, out, hydra_files(cfg), self.name, out / f"{hc.job.name}.log"))
