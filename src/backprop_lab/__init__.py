@@ -4,46 +4,112 @@ The network is an equinox Module (:class:`MLP`); :func:`manual_grad` is the
 notes' δ rule written with matrix and Hadamard products only, and
 :func:`autodiff_grad` and :func:`numerical_grad` are the second and third
 opinions it is tested against.
+
+The public names are loaded lazily (PEP 562): ``import backprop_lab`` imports
+no JAX, and ``bl.manual_grad`` or ``from backprop_lab import manual_grad``
+imports the submodule that defines the name on first use. So importing one
+submodule (``backprop_lab._apps``, ``backprop_lab._xla``) costs only what that
+submodule needs, and a Hydra app's ``--help`` starts no JAX. :data:`_EXPORTS`
+is the table of public name → submodule; ``dir(backprop_lab)`` and
+``__all__`` list its names. The ``X as X`` re-exports under ``TYPE_CHECKING``
+below say the same to type checkers and IDEs; a test keeps the two in step.
 """
 
-from . import reference as reference
-from ._activations import ACTIVATIONS as ACTIVATIONS
-from ._activations import Activation as Activation
-from ._activations import get_activation as get_activation
-from ._autodiff import autodiff_grad as autodiff_grad
-from ._autodiff import numerical_grad as numerical_grad
-from ._backprop import VARIANTS as VARIANTS
-from ._backprop import BackpropTrace as BackpropTrace
-from ._backprop import backprop_trace as backprop_trace
-from ._backprop import loss_value as loss_value
-from ._backprop import manual_grad as manual_grad
-from ._backprop import manual_value_and_grad as manual_value_and_grad
-from ._backprop import sgd_step as sgd_step
-from ._data import DATASETS as DATASETS
-from ._data import Dataset as Dataset
-from ._data import dataset_names as dataset_names
-from ._data import load_dataset as load_dataset
-from ._data import validate_against_model as validate_against_model
-from ._losses import LOSSES as LOSSES
-from ._losses import Loss as Loss
-from ._losses import get_loss as get_loss
-from ._network import INITS as INITS
-from ._network import MLP as MLP
-from ._network import Trace as Trace
-from ._network import forward_trace as forward_trace
-from ._sweep import run_lanes as run_lanes
-from ._sweep import stack_lanes as stack_lanes
-from ._sweep import train_sweep as train_sweep
-from ._sweep import unstack_lanes as unstack_lanes
-from ._evaluation import accuracy as accuracy
-from ._evaluation import evaluate as evaluate
-from ._optimizers import OPTIMIZERS as OPTIMIZERS
-from ._optimizers import make_optimizer as make_optimizer
-from ._training import GRADS as GRADS
-from ._training import run_steps as run_steps
-from ._training import train as train
-from ._xla import configure_cpu as configure_cpu
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-from ._report import GradReport as GradReport
-from ._report import check_grads as check_grads
+
+#: Public name → the submodule (relative to this package) that defines it.
+#: A name equal to its submodule's (``reference``) is the submodule itself.
+_EXPORTS: dict[str, str] = {
+    "reference": "reference",
+    "ACTIVATIONS": "_activations", "Activation": "_activations",
+    "get_activation": "_activations",
+    "autodiff_grad": "_autodiff", "numerical_grad": "_autodiff",
+    "VARIANTS": "_backprop", "BackpropTrace": "_backprop", "backprop_trace": "_backprop",
+    "loss_value": "_backprop", "manual_grad": "_backprop",
+    "manual_value_and_grad": "_backprop", "sgd_step": "_backprop",
+    "manual_loss": "_manual_loss",
+    "DATASETS": "_data", "Dataset": "_data", "dataset_names": "_data",
+    "load_dataset": "_data", "validate_against_model": "_data",
+    "LOSSES": "_losses", "Loss": "_losses", "get_loss": "_losses",
+    "INITS": "_network", "MLP": "_network", "Trace": "_network", "forward_trace": "_network",
+    "run_lanes": "_sweep", "stack_lanes": "_sweep", "train_sweep": "_sweep",
+    "unstack_lanes": "_sweep",
+    "accuracy": "_evaluation", "evaluate": "_evaluation",
+    "OPTIMIZERS": "_optimizers", "make_optimizer": "_optimizers",
+    "GRADS": "_training", "run_steps": "_training", "train": "_training",
+    "configure_cpu": "_xla",
+    "GradReport": "_report", "check_grads": "_report",
+    "CheckpointError": "_checkpoint", "environment": "_environment",
+    "Run": "_load", "load_run": "_load", "load_checkpoint_state": "_load", "evaluate_run": "_load",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from . import reference as reference
+    from ._activations import ACTIVATIONS as ACTIVATIONS
+    from ._activations import Activation as Activation
+    from ._activations import get_activation as get_activation
+    from ._autodiff import autodiff_grad as autodiff_grad
+    from ._autodiff import numerical_grad as numerical_grad
+    from ._backprop import VARIANTS as VARIANTS
+    from ._backprop import BackpropTrace as BackpropTrace
+    from ._backprop import backprop_trace as backprop_trace
+    from ._backprop import loss_value as loss_value
+    from ._backprop import manual_grad as manual_grad
+    from ._backprop import manual_value_and_grad as manual_value_and_grad
+    from ._backprop import sgd_step as sgd_step
+    from ._checkpoint import CheckpointError as CheckpointError
+    from ._data import DATASETS as DATASETS
+    from ._data import Dataset as Dataset
+    from ._data import dataset_names as dataset_names
+    from ._data import load_dataset as load_dataset
+    from ._data import validate_against_model as validate_against_model
+    from ._environment import environment as environment
+    from ._evaluation import accuracy as accuracy
+    from ._evaluation import evaluate as evaluate
+    from ._losses import LOSSES as LOSSES
+    from ._losses import Loss as Loss
+    from ._load import Run as Run
+    from ._load import evaluate_run as evaluate_run
+    from ._load import load_checkpoint_state as load_checkpoint_state
+    from ._load import load_run as load_run
+    from ._losses import get_loss as get_loss
+    from ._manual_loss import manual_loss as manual_loss
+    from ._network import INITS as INITS
+    from ._network import MLP as MLP
+    from ._network import Trace as Trace
+    from ._network import forward_trace as forward_trace
+    from ._optimizers import OPTIMIZERS as OPTIMIZERS
+    from ._optimizers import make_optimizer as make_optimizer
+    from ._report import GradReport as GradReport
+    from ._report import check_grads as check_grads
+    from ._sweep import run_lanes as run_lanes
+    from ._sweep import stack_lanes as stack_lanes
+    from ._sweep import train_sweep as train_sweep
+    from ._sweep import unstack_lanes as unstack_lanes
+    from ._training import GRADS as GRADS
+    from ._training import run_steps as run_steps
+    from ._training import train as train
+    from ._xla import configure_cpu as configure_cpu
+
+
+def __getattr__(name: str):
+    """Import the submodule behind a public name on first use, then keep the value here."""
+    try:
+        submodule = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    module = importlib.import_module(f".{submodule}", __name__)
+    value = module if name == submodule else getattr(module, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
