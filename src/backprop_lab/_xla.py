@@ -9,6 +9,7 @@ or TPU.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -76,12 +77,14 @@ def configure_cpu(flags: Mapping[str, str] | None = None) -> str:
     """
     flags = CPU_XLA_FLAGS if flags is None else flags
     current = os.environ.get("XLA_FLAGS", "")
-    try:
-        from jax._src import xla_bridge
+    started = False
+    if "jax" in sys.modules:  # JAX not imported: no backend yet (and importing it costs ~1.5 s)
+        try:
+            from jax._src import xla_bridge
 
-        started = xla_bridge.backends_are_initialized()
-    except (ImportError, AttributeError):
-        started = False
+            started = xla_bridge.backends_are_initialized()
+        except (ImportError, AttributeError):
+            pass
     if started:
         warnings.warn("configure_cpu() was called after JAX started its backend; XLA_FLAGS "
                       "unchanged (call it before the first JAX computation)", stacklevel=2)
