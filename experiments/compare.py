@@ -20,12 +20,14 @@ import logging
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import jax
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:  # JAX and NumPy load when a job runs, not for --help or --cfg
+    import numpy as np
 
 log = logging.getLogger("backprop_lab.compare")
 
@@ -38,6 +40,8 @@ def random_batch(sizes, batch: int, loss: str, seed: int, dtype: str) -> tuple[n
     One-hot classes for cross_entropy, 0/1 for binary_cross_entropy, uniform in
     [0, 1] for the squared-error losses.
     """
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, sizes[0]))
     if loss == "cross_entropy":
@@ -50,6 +54,8 @@ def random_batch(sizes, batch: int, loss: str, seed: int, dtype: str) -> tuple[n
 
 
 def _ready(tree):
+    import jax
+
     return jax.block_until_ready(tree)
 
 
@@ -59,6 +65,8 @@ def time_grads(model, x, y, loss: str, repeats: int) -> dict[str, float]:
     The repeats alternate between the two (reversed every other round) so a
     slow moment of the machine slows both alike.
     """
+    import jax
+
     from backprop_lab import autodiff_grad, manual_grad
 
     fns = {"manual": jax.jit(lambda m, a, b: manual_grad(m, a, b, loss)),
@@ -94,6 +102,9 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     Raises:
         ConfigError: a config value that cannot work (before any compute).
     """
+    import jax
+    import numpy as np
+
     from backprop_lab import check_grads
     from backprop_lab import _apps as apps
     from backprop_lab._experiment import ConfigError, build_data, build_model, plain_config

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import jax
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:  # JAX and NumPy load when a job runs, not for --help or --cfg
+    import numpy as np
 
 log = logging.getLogger("backprop_lab.explain")
 
 
 def _given_example(cfg: dict, sizes) -> tuple[np.ndarray, np.ndarray] | None:
     """Explicit x and y from the config, checked against the widths; None when not given."""
+    import numpy as np
+
     from backprop_lab._experiment import ConfigError
 
     x, y = cfg.get("x"), cfg.get("y")
@@ -44,6 +48,8 @@ def _given_example(cfg: dict, sizes) -> tuple[np.ndarray, np.ndarray] | None:
 
 def _data_example(cfg: dict, data) -> tuple[np.ndarray, np.ndarray]:
     """Row `example` of the training data, integer labels as one-hot targets."""
+    import numpy as np
+
     from backprop_lab._experiment import ConfigError
 
     index = cfg.get("example", 0)
@@ -58,12 +64,17 @@ def _data_example(cfg: dict, data) -> tuple[np.ndarray, np.ndarray]:
 def draw_network(e, path: Path, names: str = "numbers") -> None:
     """network.png: neurons with their out values, edges coloured by W and labelled by ∂L/∂W.
 
+    Each edge's label goes at the first point along the edge (nearest the middle
+    first) where it overlaps no label placed before it and no neuron, measured
+    on the drawn figure, so the labels of crossing edges stay apart.
+
     Arguments:
         e: an Explanation.
         path: the PNG file to write.
         names: "numbers" or "letters", as in the text.
     """
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -71,8 +82,9 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
 
     sizes = e.sizes
     n_layers = len(sizes)
-    tallest = max(sizes) + (1 if any(layer.b is not None for layer in e.layers) else 0)
-    sx = 2.6  # horizontal distance between layers; neurons are 1 apart vertically
+    has_bias = any(layer.b is not None for layer in e.layers)
+    tallest = max(sizes) + (1 if has_bias else 0)
+    sx = 3.2  # horizontal distance between layers; neurons are 1 apart vertically
     width, height = sx * (n_layers - 1) + 1.4, tallest + 1.4
     fig, ax = plt.subplots(figsize=(0.85 * width + 1.6, 0.85 * height + 0.6))
     vmax = max(float(np.abs(layer.W).max()) for layer in e.layers)
@@ -80,6 +92,7 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
     norm, cmap = Normalize(-vmax, vmax), plt.get_cmap("RdBu_r")
     d = 3 if e.round_each_step is None else e.round_each_step
     top = (max(sizes) - 1) / 2.0
+    radius = 0.34
 
     def ys(n: int) -> np.ndarray:
         return top - np.arange(n) - (max(sizes) - n) / 2.0
@@ -88,39 +101,68 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
         s = f"{v:.{d}f}"
         return f"{0.0:.{d}f}" if float(s) == 0.0 else s
 
-    def edge(x0, y0, x1, y1, w, g, t):
-        ax.plot([x0, x1], [y0, y1], color=cmap(norm(w)), lw=0.8 + 2.5 * abs(w) / vmax, zorder=1)
-        xm, ym = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-        ax.text(xm, ym, fmt(g), fontsize=6.5, ha="center", va="center", zorder=3,
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
-
+    edges = []  # (x0, y0, x1, y1, gradient, preferred position along the edge)
     for l, layer in enumerate(e.layers, start=1):
         y_in, y_out = ys(sizes[l - 1]), ys(sizes[l])
         y_one = top + 1.0
         for i in range(sizes[l]):
             for j in range(sizes[l - 1]):
-                t = 0.3 + 0.4 * (j + 0.5) / sizes[l - 1]
-                edge(sx * (l - 1), y_in[j], sx * l, y_out[i], layer.W[i, j], layer.dW[i, j], t)
+                w = layer.W[i, j]
+                ax.plot([sx * (l - 1), sx * l], [y_in[j], y_out[i]], color=cmap(norm(w)),
+                        lw=0.8 + 2.5 * abs(w) / vmax, zorder=1)
+                edges.append((sx * (l - 1), y_in[j], sx * l, y_out[i], layer.dW[i, j],
+                              0.3 + 0.4 * (j + 0.5) / sizes[l - 1]))
             if layer.b is not None:
-                edge(sx * (l - 1), y_one, sx * l, y_out[i], layer.b[i], layer.db[i], 0.25)
+                ax.plot([sx * (l - 1), sx * l], [y_one, y_out[i]], color=cmap(norm(layer.b[i])),
+                        lw=0.8 + 2.5 * abs(layer.b[i]) / vmax, zorder=1)
+                edges.append((sx * (l - 1), y_one, sx * l, y_out[i], layer.db[i], 0.25))
         if layer.b is not None:
             ax.add_patch(plt.Circle((sx * (l - 1), y_one), 0.22, fc="0.85", ec="0.5", zorder=4))
             ax.text(sx * (l - 1), y_one, "1", ha="center", va="center", fontsize=8, zorder=5)
+    neurons = []
     for l, n in enumerate(sizes):
         for y, v in zip(ys(n), e.out(l)):
-            ax.add_patch(plt.Circle((sx * l, y), 0.34, fc="white", ec="black", zorder=4))
+            neurons.append(ax.add_patch(plt.Circle((sx * l, y), radius, fc="white", ec="black", zorder=4)))
             ax.text(sx * l, y, fmt(v), ha="center", va="center", fontsize=7, zorder=5)
         label = f"out[{l}]" if names == "numbers" else f"out_{chr(97 + l)}"
         ax.text(sx * l, top - max(sizes) + 0.35, label + (" (input)" if l == 0 else ""), ha="center", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, fraction=0.04, pad=0.02, label="weight (edge colour); edge labels: ∂L/∂W")
     ax.set_xlim(-0.7, sx * (n_layers - 1) + 0.7)
-    ax.set_ylim(top - max(sizes) + 0.1, top + (1.5 if tallest > max(sizes) else 0.6))
+    ax.set_ylim(top - max(sizes) + 0.1, top + (1.5 if has_bias else 0.6))
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"{list(sizes)} {e.layers[0].activation}/{e.layers[-1].activation}, loss {e.loss} "
                  f"= {fmt(e.loss_value)}, lr {e.lr:g}", fontsize=10)
     fig.tight_layout()
+
+    # Labels last, on the final layout: each at the free spot nearest its preferred one.
+    renderer = fig.canvas.get_renderer()
+    taken = [c.get_window_extent(renderer) for c in neurons]
+    spots = np.linspace(0.14, 0.86, 25)
+
+    def overlap(a, b) -> float:
+        w = min(a.x1, b.x1) - max(a.x0, b.x0)
+        h = min(a.y1, b.y1) - max(a.y0, b.y0)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    for x0, y0, x1, y1, g, preferred in edges:
+        angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))  # along the edge (aspect is equal)
+        text = ax.text(x0, y0, fmt(g), fontsize=6.5, ha="center", va="center", zorder=3,
+                       rotation=angle, rotation_mode="anchor",
+                       bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9))
+        best = None
+        for t in sorted(spots, key=lambda t: abs(t - preferred)):
+            text.set_position((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+            box = text.get_window_extent(renderer).expanded(1.1, 1.25)
+            clash = sum(overlap(box, other) for other in taken)
+            if best is None or clash < best[0]:
+                best = (clash, t, box)
+            if clash == 0:
+                break
+        _, t, box = best
+        text.set_position((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+        taken.append(box)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -141,6 +183,8 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         ConfigError: a config value that cannot work, or a network too large to
             explain (the message names the limit), before any compute.
     """
+    import jax
+
     from backprop_lab._experiment import ConfigError, build_data, build_model, check_model_config, config_learning_rate, plain_config
     from backprop_lab._explain import TooLargeToExplain, check_explainable, explain
     from backprop_lab._explain_render import render_markdown, render_text
