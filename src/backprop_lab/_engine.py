@@ -270,6 +270,7 @@ def _report(lane: _Lane, summary: dict) -> None:
 
 def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict:
     from ._apps import grad_agreement
+    from ._environment import environment
 
     exp = lane.exp
     records = lane.dir.records()
@@ -295,6 +296,7 @@ def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict
         "grad_agreement": {"start": grad_agreement(exp.model, x, y, exp.loss),
                            "end": grad_agreement(lane.model, x, y, exp.loss)},
         "output_dir": str(lane.dir.path),
+        "environment": environment(),
         **extra,
     }
     write_json(lane.dir / SUMMARY, summary)
