@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,9 +14,14 @@ Row = dict[str, Any]
 
 
 def _ready(out):
-    """Wait for every JAX array in ``out`` (NumPy results are ready already)."""
-    import jax
+    """Wait for every JAX array in ``out`` (NumPy results are ready already).
 
+    Without JAX imported there is nothing to wait for (a process benchmark
+    never imports it here).
+    """
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return out
     for leaf in jax.tree_util.tree_leaves(out):
         if hasattr(leaf, "block_until_ready"):
             leaf.block_until_ready()
@@ -67,5 +73,3 @@ def row(target: str, what: str, measured: str, ratio: float | None, goal: str,
             "ratio": None if ratio is None else float(ratio), "goal": goal,
             "met": None if met is None else bool(met), "details": details}
 
-
-# --------------------------------------------------------------------------- helpers

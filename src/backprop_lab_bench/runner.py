@@ -1,10 +1,12 @@
-"""Benchmarks for the performance targets T1–T6, run by ``scripts/bench``.
+"""The runner of ``scripts/bench``: every target, a Markdown table and a JSON report.
 
 Every benchmark is a function that returns table rows (dicts with ``target``,
-``what``, ``measured``, ``ratio``, ``goal``, ``met`` and ``details``). The
-harness times with warm-up, interleaved repeats, ``block_until_ready`` and
-medians: when two things are compared (manual against autodiff, JAX against
-NumPy) their repeats alternate, so another process that slows the machine
+``what``, ``measured``, ``ratio``, ``goal``, ``met`` and ``details``): T1–T6
+in :mod:`.targets` (inside one interpreter), T7 and T9–T11 in
+:mod:`.processes` (plain scripts and whole commands, timed from outside). The
+harness times with warm-up, interleaved repeats and medians: when two things
+are compared (manual against autodiff, JAX against NumPy, one command against
+another) their repeats alternate, so another process that slows the machine
 for a second slows both sides alike, and the ratio is of the two medians.
 
 By default each benchmark runs in a fresh subprocess, for two reasons: its
@@ -16,9 +18,10 @@ the peak RSS column is the process's peak so far).
 Usage::
 
     scripts/bench                 # full suite, Markdown table, bench-results/bench.json
-    scripts/bench --quick         # smaller repeats and steps, under a minute
+    scripts/bench --quick         # smaller repeats and steps, a few minutes
     scripts/bench t1_small t3     # only these benchmarks
     scripts/bench --json out.json --list
+    python -m backprop_lab_bench  # the same, without scripts/bench's venv set-up
 """
 
 from __future__ import annotations
@@ -38,39 +41,47 @@ from typing import Any
 
 import numpy as np
 
-from ._bench_targets import BENCHMARKS, matmul_flops
-from ._bench_targets import bench_digits, bench_diagonal, bench_flops, bench_step_ratio  # noqa: F401
-from ._bench_targets import bench_sweep, bench_tiny_sgd  # noqa: F401
-from ._bench_timing import Row, median, row, time_interleaved  # noqa: F401
-from ._xla import configure_cpu
+from backprop_lab import configure_cpu
+
+from . import processes, targets
+from .processes import USER_XLA_FLAGS
+from .timing import Row
+
+#: Every benchmark: name → (function, keyword arguments per mode).
+BENCHMARKS = {**targets.BENCHMARKS, **processes.BENCHMARKS}
 
 #: The default output file of ``scripts/bench`` (git-ignored).
 DEFAULT_JSON = Path("bench-results") / "bench.json"
 
 
-def _rss_mib() -> float:
-    """This process's peak resident set so far, MiB (ru_maxrss is KiB on Linux)."""
+def _rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set so far, MiB (ru_maxrss is KiB on Linux): of this process, or
+    with ``RUSAGE_CHILDREN`` of the largest child it waited for."""
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    return resource.getrusage(who).ru_maxrss * scale / 2**20
 
 
 def run_one(name: str, mode: str = "full") -> dict[str, Any]:
     """Run one benchmark here; returns its rows, wall time and peak RSS.
 
-    ``baseline_rss_mib`` is the peak after importing JAX and running one tiny
-    jitted op, so ``peak_rss_mib - baseline_rss_mib`` is roughly the
-    benchmark's own memory when it ran in a fresh process.
+    For an in-process benchmark ``baseline_rss_mib`` is the peak after
+    importing JAX and running one tiny jitted op, so ``peak_rss_mib -
+    baseline_rss_mib`` is roughly the benchmark's own memory when it ran in a
+    fresh process. For a benchmark of commands (:mod:`.processes`) this
+    interpreter imports no JAX, and the peak is that of the largest command.
     """
-    import jax
-    import jax.numpy as jnp
+    whole = name in processes.BENCHMARKS
+    if not whole:
+        import jax
+        import jax.numpy as jnp
 
-    jax.jit(lambda v: v + 1)(jnp.zeros(4)).block_until_ready()
+        jax.jit(lambda v: v + 1)(jnp.zeros(4)).block_until_ready()
     baseline = _rss_mib()
     fn, modes = BENCHMARKS[name]
     t0 = time.perf_counter()
     rows = fn(**modes[mode])
     wall = time.perf_counter() - t0
-    peak = _rss_mib()
+    peak = _rss_mib(resource.RUSAGE_CHILDREN if whole else resource.RUSAGE_SELF)
     for r in rows:
         r["details"]["peak_rss_mib"] = peak
     return {"name": name, "mode": mode, "rows": rows, "wall_s": wall, "peak_rss_mib": peak,
@@ -80,10 +91,10 @@ def run_one(name: str, mode: str = "full") -> dict[str, Any]:
 _CHILD_TAG = "BENCH_RESULT "
 
 
-def run_isolated(name: str, mode: str, timeout: float = 900,
+def run_isolated(name: str, mode: str, timeout: float = 3600,
                  configure: bool = True) -> dict[str, Any]:
     """:func:`run_one` in a fresh interpreter (own peak RSS, cold caches)."""
-    cmd = [sys.executable, "-m", "backprop_lab._bench", "--child", name, "--mode", mode]
+    cmd = [sys.executable, "-m", "backprop_lab_bench", "--child", name, "--mode", mode]
     if not configure:
         cmd.append("--no-configure")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -108,15 +119,17 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """CPU, core count, load, library versions and XLA flags of this run."""
-    import jax
-    import jaxlib
+    from importlib.metadata import version
+
+    from .processes import user_env
 
     info: dict[str, Any] = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+        "python": platform.python_version(), "jax": version("jax"),
+        "jaxlib": version("jaxlib"), "numpy": np.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "user_xla_flags": user_env().get("XLA_FLAGS", ""),
     }
     try:
         info["load_average"] = list(os.getloadavg())
@@ -201,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = args.mode or ("quick" if args.quick else "full")
+    os.environ.setdefault(USER_XLA_FLAGS, os.environ.get("XLA_FLAGS", ""))  # for the commands
     if not args.no_configure:
         configure_cpu()
     if args.child:
@@ -217,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{m['date']}  {m['cpu']}, {m['cores']} cores, jax {m['jax']}, numpy {m['numpy']}, "
           f"mode {mode}, load average {_loads(m.get('load_average'))} before, "
           f"{_loads(m.get('load_average_after'))} after")
-    print(f"XLA_FLAGS: {m['xla_flags'] or '(none)'}\n")
+    print(f"XLA_FLAGS: {m['xla_flags'] or '(none)'} (the commands of T7, T9-T11 start with "
+          f"{m['user_xla_flags'] or 'none'})\n")
     print(markdown_table(report["rows"]))
     path = write_json(report, args.json)
     print(f"\nJSON: {path}")

@@ -1,8 +1,11 @@
-"""The benchmarks of the performance targets T1–T6, and the registry ``scripts/bench`` runs.
+"""The in-process benchmarks T1–T6: JAX against JAX or NumPy inside one interpreter.
 
-Each function returns table rows (see :func:`~backprop_lab._bench_timing.row`);
-:data:`BENCHMARKS` maps a name to the function and its settings per mode
-("full", "quick", and "tiny" for the tests).
+Each function returns table rows (see :func:`backprop_lab_bench.timing.row`)
+and calls the library as a user's script does, through ``import backprop_lab
+as bl`` and its public names only. The process running them has called
+``bl.configure_cpu()`` first (unless ``scripts/bench --no-configure``), as the
+README tells a script to. :data:`BENCHMARKS` maps a name to the function and
+its settings per mode ("full", "quick", and "tiny" for the tests).
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ._bench_timing import Row, _ready, _summary, median, row, time_interleaved
+from .timing import Row, _ready, _summary, median, row, time_interleaved
 
 
 def _classifier(sizes, dtype, seed=0, activation="tanh"):
     import jax
 
-    from ._network import MLP
+    import backprop_lab as bl
 
-    return MLP(list(sizes), activation, "softmax", key=jax.random.PRNGKey(seed), dtype=dtype)
+    return bl.MLP(list(sizes), activation, "softmax", key=jax.random.PRNGKey(seed), dtype=dtype)
 
 
 def _random_batch(sizes, batch, dtype, seed=1):
@@ -42,9 +45,9 @@ def make_step(grad: str, loss: str, optimizer):
     import jax
     import optax
 
-    from ._training import GRADS
+    import backprop_lab as bl
 
-    value_and_grad = GRADS[grad]
+    value_and_grad = bl.GRADS[grad]
 
     @jax.jit
     def step(model, opt_state, x, y):
@@ -113,7 +116,7 @@ def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, repeats: int = 
     import jax.numpy as jnp
     import optax
 
-    from ._training import train
+    from backprop_lab import train
 
     model = _classifier(sizes, jnp.float32)
     x, y = _random_batch(sizes, batch, jnp.float32)
@@ -168,9 +171,7 @@ def bench_tiny_sgd(steps: int = 10_000, repeats: int = 9, ref_repeats: int = 3) 
     import jax.numpy as jnp
     import optax
 
-    from . import reference
-    from ._network import MLP
-    from ._training import train
+    from backprop_lab import MLP, reference, train
 
     weights, biases, x, y, lr = _note003()
     with jax.enable_x64(True):
@@ -218,9 +219,7 @@ def bench_digits(sizes=(64, 256, 256, 10), batch: int = 128, steps: int = 1000,
     import jax.numpy as jnp
     import optax
 
-    from . import reference
-    from ._data import load_dataset
-    from ._training import train
+    from backprop_lab import load_dataset, reference, train
 
     data = load_dataset("digits", dtype=np.float32)
     x, y = data.x_train[:n_train], data.y_train[:n_train]
@@ -312,19 +311,11 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     import jax
     import jax.numpy as jnp
 
-    import backprop_lab
+    from backprop_lab import OPTIMIZERS, load_dataset, make_optimizer, train, train_sweep
 
-    sweep = getattr(backprop_lab, "train_sweep", None)
     arch = "-".join(map(str, sizes))
     what = (f"{lanes} lanes (lr × {seeds} seeds), digits {arch} {optimizer}, "
             f"batch {batch}, {steps} steps: one by one / train_sweep")
-    if sweep is None:
-        return [row("T5", what, "not run: train_sweep not available", None, "≥ 20, rel 1e-6",
-                    None)]
-    from ._data import load_dataset
-    from ._optimizers import OPTIMIZERS, make_optimizer
-    from ._training import train
-
     data = load_dataset("digits", dtype=np.float32)
     x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])
     lrs = np.geomspace(*lr_range, lanes).astype(np.float32)
@@ -333,7 +324,7 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     keys = jnp.stack([jax.random.PRNGKey(int(k)) for k in lane_seed])
 
     t0 = time.perf_counter()
-    _, histories = sweep(models, x, y, loss="cross_entropy",
+    _, histories = train_sweep(models, x, y, loss="cross_entropy",
                          optimizer=make_optimizer(optimizer, 1e-3), learning_rates=lrs,
                          steps=steps, batch_size=batch, keys=keys)
     histories = np.asarray(_ready(histories))
@@ -370,7 +361,7 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
 
 
 def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) -> list[Row]:
-    """T6: jitted gradient with the materialised diag(f′) against the Hadamard form.
+    """T6: the compiled gradient with the materialised diag(f′) against the Hadamard form.
 
     Network [n, n, n], sigmoid everywhere, half-SSE (so both layers' δ go
     through the variant), float32, one batch of ``batch`` examples. Report only.
@@ -382,16 +373,15 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
     import jax
     import jax.numpy as jnp
 
-    from ._backprop import manual_grad
-    from ._network import MLP
+    from backprop_lab import MLP, manual_grad
 
     rows = []
     for n in widths:
         model = MLP([n, n, n], "sigmoid", "sigmoid", key=jax.random.PRNGKey(0), dtype=jnp.float32)
         x = jax.random.normal(jax.random.PRNGKey(1), (batch, n), jnp.float32)
         y = jax.random.uniform(jax.random.PRNGKey(2), (batch, n), jnp.float32)
-        fns = {v: (lambda f=jax.jit(lambda m, x, y, v=v: manual_grad(m, x, y, "half_sse", v)):
-                   f(model, x, y)) for v in ("hadamard", "diagonal")}
+        fns = {v: (lambda v=v: manual_grad(model, x, y, "half_sse", variant=v))
+               for v in ("hadamard", "diagonal")}
         times = time_interleaved(fns, repeats, settle=1)
         t = {k: median(v) for k, v in times.items()}
         ratio = t["diagonal"] / t["hadamard"]
