@@ -9,46 +9,53 @@ metrics.jsonl, losses.csv and summary.json are written by the engine whatever
 the tracker.
 
 Each entry of :data:`TRACKERS` is a class taking ``(out_dir, **settings)``;
-its ``SETTINGS`` schema checks the ``logger`` group's other keys.
+its ``SETTINGS`` schema checks the ``logger`` group's other keys. A tracker's
+package is imported only when that tracker starts; a missing one stops the run
+at its config check, naming the pip extra that installs it.
+
+=============  =====================  ==========================================
+logger         package                writes (by default)
+=============  =====================  ==========================================
+none           —                      nothing besides the run's own files
+csv            —                      ``<run>/csv/``: params, metrics, summary
+tensorboard    tensorboardX           ``<run>/tensorboard/``: event files
+mlflow         mlflow(-skinny)        ``<run>/mlruns/``: an MLflow file store
+wandb          wandb                  ``<run>/wandb/``: an offline W&B run
+=============  =====================  ==========================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from ._schema import Check, ConfigError, check_group
+from ._schema import ConfigError, check_group
+from ._tracker import Tracker
+from ._tracker_csv import CsvTracker
+from ._tracker_mlflow import MlflowTracker
+from ._tracker_tensorboard import TensorBoardTracker
+from ._tracker_wandb import WandbTracker
 
-
-class Tracker:
-    """The tracker of ``logger=none``: the run's own files only."""
-
-    SETTINGS: ClassVar[Mapping[str, Check]] = {}
-
-    def __init__(self, out_dir: Path, **settings: Any):
-        self.out_dir = Path(out_dir)
-        self.settings = settings
-
-    def start(self, config: Mapping[str, Any]) -> None:
-        """The run's config, as hyperparameters."""
-
-    def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
-        """Every step's minibatch loss, steps ``first_step``, ``first_step + 1``, ..."""
-
-    def log_record(self, record: Mapping[str, Any]) -> None:
-        """One evaluation record (as in metrics.jsonl)."""
-
-    def finish(self, summary: Mapping[str, Any]) -> None:
-        """The run's summary (as in summary.json); the tracker's last call."""
-
+__all__ = ["TRACKERS", "Tracker", "check_logger_config", "make_tracker"]
 
 #: Trackers by ``logger.name``.
-TRACKERS: dict[str, type[Tracker]] = {"none": Tracker}
+TRACKERS: dict[str, type[Tracker]] = {
+    "none": Tracker,
+    "csv": CsvTracker,
+    "tensorboard": TensorBoardTracker,
+    "mlflow": MlflowTracker,
+    "wandb": WandbTracker,
+}
 
 
 def check_logger_config(logger_cfg: Mapping | None) -> dict:
-    """Check the ``logger`` group (``None``: no tracker); return its settings with ``name``."""
+    """Check the ``logger`` group (``None``: no tracker); return its settings with ``name``.
+
+    Raises:
+        ConfigError: an unknown logger or key, a bad value, or the logger's
+            package not installed.
+    """
     if logger_cfg is None:
         return {"name": "none"}
     if not isinstance(logger_cfg, Mapping):
@@ -58,7 +65,9 @@ def check_logger_config(logger_cfg: Mapping | None) -> dict:
     if name not in TRACKERS:
         raise ConfigError("logger", name, f"valid choices are: {', '.join(sorted(TRACKERS))}")
     settings = {k: v for k, v in logger_cfg.items() if k != "name"}
-    return {"name": name, **check_group("logger", settings, TRACKERS[name].SETTINGS)}
+    checked = check_group("logger", settings, TRACKERS[name].SETTINGS)
+    TRACKERS[name].check_installed(name)
+    return {"name": name, **checked}
 
 
 def make_tracker(config: Mapping[str, Any], out_dir: Path) -> Tracker:
