@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ._backprop import _prepare, loss_value
+from ._backprop import _check, loss_value
 from ._losses import Loss
 from ._network import MLP
 
@@ -18,10 +19,22 @@ Array = jax.Array
 def autodiff_grad(model: MLP, x: Array, y: Array, loss: str | Loss) -> MLP:
     """∂L/∂θ of :func:`loss_value` through ``jax.grad``.
 
+    One compiled program per shape, dtype and loss name, like :func:`manual_grad`
+    (a :class:`Loss` object runs op by op). ``jax.grad`` is looked up at each
+    call and keys the cache too, so a patched ``jax.grad`` (the no-autodiff
+    guard of ``tests/test_batching.py``) is called as it would be eagerly.
+
     Arguments and returns as :func:`manual_grad`.
     """
-    _prepare(model, x, y, loss)  # same errors as manual_grad, before any tracing
+    _check(model, x, y, loss)  # same errors as manual_grad, before any tracing
+    if isinstance(loss, str):
+        return _autodiff_grad(model, x, y, loss=loss, grad=jax.grad)
     return jax.grad(loss_value)(model, x, y, loss)
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "grad"))
+def _autodiff_grad(model: MLP, x: Array, y: Array, *, loss: str, grad: Callable) -> MLP:
+    return grad(loss_value)(model, x, y, loss)
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "eps"))
@@ -53,7 +66,7 @@ def numerical_grad(model: MLP, x: Array, y: Array, loss: str | Loss, eps: float 
     Returns:
         The gradient as a float64 :class:`MLP`.
     """
-    _prepare(model, x, y, loss)
+    _check(model, x, y, loss)
     with jax.enable_x64(True):
         return _central_differences(model.astype(jnp.float64), jnp.asarray(x, jnp.float64),
                                     jnp.asarray(y, jnp.float64), loss=loss, eps=float(eps))

@@ -10,10 +10,22 @@ For a batch (one example per row), with δ the per-example ∂ℓ/∂z:
 Only matrix products and the Hadamard product are used: no automatic
 differentiation anywhere in this module. ``variant="diagonal"`` multiplies by
 the materialised D = diag(f′(z)) instead, as notes 000-002 write it.
+
+Compiled entry points. :func:`manual_grad`, :func:`manual_value_and_grad`,
+:func:`loss_value` and :func:`sgd_step` each run one compiled program, cached
+by ``jax.jit`` per shape, dtype, loss name and variant (the learning rate is a
+traced argument), so a Python loop of them pays one dispatch per call instead
+of one per operation, and a new batch size compiles once. Called on tracers
+(inside someone else's ``jit``, ``vmap`` or ``grad``) they nest as inner jitted
+calls, with no host synchronisation. Argument errors are raised before any
+tracing. A :class:`Loss` object (not a name) is not hashable, so it cannot key
+the cache: those calls run op by op, as before.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -62,8 +74,8 @@ class BackpropTrace(NamedTuple):
     loss: Array
 
 
-def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Array, Array, bool]:
-    """Validate x, y and the loss before any compute; return 2-D x and y."""
+def _check(model: MLP, x: Array, y: Array, loss: str | Loss) -> Loss:
+    """Validate x, y and the loss from their shapes alone (no array operation)."""
     loss_fn = get_loss(loss, model.output_activation)
     check_width("x", x, model.sizes[0], "input")
     check_width("y", y, model.sizes[-1], "output")
@@ -72,6 +84,20 @@ def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Ar
             f"x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)} do not pair up: "
             "give one target row per input row"
         )
+    if len(x.shape) == 2 and x.shape[0] == 0:
+        raise ValueError("x and y have 0 rows: a batch needs at least one example "
+                         "(the mean loss of no examples is undefined)")
+    return loss_fn
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid variants are: {', '.join(VARIANTS)}")
+
+
+def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Array, Array, bool]:
+    """Validate x, y and the loss before any compute; return 2-D x and y."""
+    loss_fn = _check(model, x, y, loss)
     dtype = model.weights[0].dtype
     single = len(x.shape) == 1
     x = jnp.asarray(x, dtype)
@@ -79,6 +105,46 @@ def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Ar
     if single:
         x, y = x[None, :], y[None, :]
     return loss_fn, x, y, single
+
+
+def _compiled(fn: Callable) -> Callable:
+    """``fn(model, x, y, loss, **static)`` as one compiled program per shape, dtype,
+    loss name and static argument; checked before tracing; op by op for a Loss object.
+
+    The returned function's ``jitted`` attribute is the ``jax.jit`` object (its
+    ``_cache_size()`` counts the compiled programs).
+    """
+    names = inspect.signature(fn).parameters
+    jitted = jax.jit(fn, static_argnames=tuple(n for n in ("loss", "variant") if n in names))
+
+    @functools.wraps(fn)
+    def run(model: MLP, x: Array, y: Array, loss: str | Loss, **static) -> object:
+        if "variant" in static:
+            _check_variant(static["variant"])
+        _check(model, x, y, loss)
+        if isinstance(loss, str):
+            return jitted(model, x, y, loss=loss, **static)
+        return fn(model, x, y, loss, **static)
+
+    run.jitted = jitted
+    return run
+
+
+def _loss_value(model: MLP, x: Array, y: Array, loss: str | Loss) -> Array:
+    loss_fn, x, y, _ = _prepare(model, x, y, loss)
+    trace = forward_trace(model, x)
+    return jnp.mean(loss_fn.value(trace.z[-1], trace.a[-1], y))
+
+
+def _manual_grad(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str) -> MLP:
+    return _backprop_trace(model, x, y, loss, variant).grads
+
+
+def _manual_value_and_grad(
+    model: MLP, x: Array, y: Array, loss: str | Loss, variant: str
+) -> tuple[Array, MLP]:
+    trace = _backprop_trace(model, x, y, loss, variant)
+    return trace.loss, trace.grads
 
 
 def loss_value(model: MLP, x: Array, y: Array, loss: str | Loss) -> Array:
@@ -93,9 +159,7 @@ def loss_value(model: MLP, x: Array, y: Array, loss: str | Loss) -> Array:
     Returns:
         A scalar.
     """
-    loss_fn, x, y, _ = _prepare(model, x, y, loss)
-    trace = forward_trace(model, x)
-    return jnp.mean(loss_fn.value(trace.z[-1], trace.a[-1], y))
+    return _compiled_loss_value(model, x, y, loss)
 
 
 def backprop_trace(
@@ -113,8 +177,13 @@ def backprop_trace(
     Returns:
         A :class:`BackpropTrace`; its z, a and delta entries are 1-D for a 1-D x.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid variants are: {', '.join(VARIANTS)}")
+    return _compiled_backprop_trace(model, x, y, loss, variant=variant)
+
+
+def _backprop_trace(
+    model: MLP, x: Array, y: Array, loss: str | Loss, variant: str
+) -> BackpropTrace:
+    _check_variant(variant)
     combine = VARIANTS[variant]
     loss_fn, x, y, single = _prepare(model, x, y, loss)
     hidden = get_activation(model.activation)
@@ -143,6 +212,12 @@ def backprop_trace(
     return BackpropTrace(tuple(z), tuple(a), tuple(deltas), grads, value)
 
 
+_compiled_loss_value = _compiled(_loss_value)
+_compiled_manual_grad = _compiled(_manual_grad)
+_compiled_manual_value_and_grad = _compiled(_manual_value_and_grad)
+_compiled_backprop_trace = _compiled(_backprop_trace)
+
+
 def manual_grad(
     model: MLP, x: Array, y: Array, loss: str | Loss, variant: str = "hadamard"
 ) -> MLP:
@@ -159,15 +234,20 @@ def manual_grad(
         The gradient as an :class:`MLP`: ``grads.weights[l]`` of shape (out, in),
         ``grads.biases[l]`` of shape (out,) or None.
     """
-    return backprop_trace(model, x, y, loss, variant).grads
+    return _compiled_manual_grad(model, x, y, loss, variant=variant)
 
 
 def manual_value_and_grad(
     model: MLP, x: Array, y: Array, loss: str | Loss, variant: str = "hadamard"
 ) -> tuple[Array, MLP]:
-    """The batch loss and its hand-written gradient from one forward pass."""
-    trace = backprop_trace(model, x, y, loss, variant)
-    return trace.loss, trace.grads
+    """The batch loss and its hand-written gradient from one forward pass.
+
+    Arguments as :func:`manual_grad`.
+
+    Returns:
+        ``(L, grads)``: the scalar batch loss and the gradient as an :class:`MLP`.
+    """
+    return _compiled_manual_value_and_grad(model, x, y, loss, variant=variant)
 
 
 def sgd_step(model: MLP, grads: MLP, lr: float | Array) -> MLP:
@@ -176,6 +256,15 @@ def sgd_step(model: MLP, grads: MLP, lr: float | Array) -> MLP:
     Arguments:
         model: the network.
         grads: its gradient, an MLP of the same structure.
-        lr: the learning rate (the notes' γ, c or l).
+        lr: the learning rate (the notes' γ, c or l), a number or a scalar array;
+            a traced argument, so a new rate does not recompile.
+
+    Returns:
+        The updated network, an :class:`MLP` of the same structure.
     """
+    return _sgd_step(model, grads, lr)
+
+
+@jax.jit
+def _sgd_step(model: MLP, grads: MLP, lr: float | Array) -> MLP:
     return jax.tree_util.tree_map(lambda p, g: p - lr * g, model, grads)

@@ -51,7 +51,7 @@ import jax
 import numpy as np
 
 from ._autodiff import autodiff_grad, numerical_grad
-from ._backprop import _prepare, manual_grad
+from ._backprop import _check, manual_grad
 from ._losses import Loss
 from ._network import MLP
 from ._report_render import render_markdown, render_table
@@ -268,10 +268,6 @@ def _floors(ref: list[np.ndarray], rel_floor: float, dtype: np.dtype) -> list[fl
     return [max(rel_floor * float(np.abs(r).max(initial=0.0)), base) for r in ref]
 
 
-_manual_jit = jax.jit(manual_grad, static_argnames=("loss", "variant"))
-_autodiff_jit = jax.jit(autodiff_grad, static_argnames=("loss",))
-
-
 def check_grads(
     model: MLP,
     x: Array,
@@ -302,7 +298,7 @@ def check_grads(
         ``max_rel_error``, ``min_cosine``, ``dtype`` and one :class:`TensorCheck`
         per tensor; ``str(report)`` is the terminal table.
     """
-    loss_fn, x2, _, _ = _prepare(model, x, y, loss)
+    loss_fn = _check(model, x, y, loss)
     dtype = np.dtype(model.weights[0].dtype)
     row = dtype.name if dtype.name in TOLERANCES else _LOW_PRECISION
     tol = dict(TOLERANCES[row])
@@ -323,14 +319,10 @@ def check_grads(
         elif not numerical:
             note = f"skipped: {n_params} parameters > {NUMERICAL_MAX_PARAMS} (pass numerical=True to force)"
 
-    # Jitted (one compilation each, cached across calls) when the loss is a name,
-    # which is hashable; a Loss object runs op by op.
-    named = isinstance(loss, str)
-    manual_fn = _manual_jit if named else manual_grad
-    auto_fn = _autodiff_jit if named else autodiff_grad
-    manual = _tensors(manual_fn(model, x, y, loss, variant="hadamard"))
-    diagonal = _tensors(manual_fn(model, x, y, loss, variant="diagonal"))
-    auto = _tensors(auto_fn(model, x, y, loss))
+    # Each a compiled program cached per shape when the loss is a name.
+    manual = _tensors(manual_grad(model, x, y, loss, variant="hadamard"))
+    diagonal = _tensors(manual_grad(model, x, y, loss, variant="diagonal"))
+    auto = _tensors(autodiff_grad(model, x, y, loss))
     numeric = _tensors(numerical_grad(model, x, y, loss)) if numerical else None
     floors = _floors([a for *_, a in auto], rel_floor, dtype)
     num_floors = _floors([n for *_, n in numeric], rel_floor, dtype) if numeric else None
@@ -354,6 +346,7 @@ def check_grads(
     return GradReport(
         checks=tuple(checks), dtype=dtype.name, sizes=tuple(model.sizes),
         activation=model.activation, output_activation=model.output_activation,
-        loss=loss_fn.name, batch=int(x2.shape[0]), rel_floor=rel_floor, tolerances=tol,
+        loss=loss_fn.name, batch=int(x.shape[0]) if len(x.shape) == 2 else 1,
+        rel_floor=rel_floor, tolerances=tol,
         numerical=bool(numerical), numerical_note=note,
     )
