@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_train_app import ROOT, TINY, app, cfg_of  # also clears Hydra around each test
+from test_train_app import ROOT, TINY, app, cfg_of
 
 from backprop_lab._checkpoint import read_header
 from backprop_lab._experiment import ConfigError, build_experiment
