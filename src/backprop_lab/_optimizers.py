@@ -1,81 +1,215 @@
-"""Optimizers by config name, with the learning rate as a traced value in their state.
+"""Optimizers by config name: a direction, decoupled weight decay and a learning-rate schedule.
 
-:func:`make_optimizer` wraps each optax optimizer in
-``optax.inject_hyperparams``, so the learning rate is an array in the
-optimizer state (a sweep can ``jax.vmap`` over it) rather than a constant
-baked into the compiled program. :class:`Static` lets ``jax.jit`` compare two
-optimizers by structure, so an equal one built afresh reuses the compiled
-program.
+Every optimizer is the same optax chain around its own direction ``u_t``::
+
+    u_t     = direction(g_t)                  sgd: g_t;  momentum: μ m_{t-1} + g_t;  adam: m̂_t / (√v̂_t + ε)
+    w_{t+1} = w_t − η_t (u_t + λ w_t)         η_t = lr · s(t),  λ = weight_decay
+
+(``optax.chain(direction, optax.add_decayed_weights(λ), optax.scale_by_learning_rate(η))``;
+for adam that is exactly ``optax.adamw``). The decay is decoupled: ``λ w`` never
+enters momentum or Adam's moments. ``s(t)`` is one of :data:`SCHEDULES`, optax's
+own schedule with peak 1.
+
+:func:`make_optimizer` wraps the chain in ``optax.inject_hyperparams``, so the
+peak rate ``lr`` is an array in the optimizer state (a sweep replaces it lane
+by lane and ``jax.vmap`` runs the lanes) and the schedule is built from it
+inside each update. :class:`Static` lets ``jax.jit`` compare two optimizers by
+structure, so an equal one built afresh reuses the compiled program.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from inspect import Parameter
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._schema import Check, boolean, check_group, number
+from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One learning-rate schedule: ``s(t)``, the rate at step t as a fraction of the peak.
+
+    Attributes:
+        unit: ``unit(warmup_steps=…, decay_steps=…, decay_rate=…)`` → optax's schedule
+            with peak 1, or None for a constant rate.
+        needs: settings that must not be null for this schedule.
+        rule: cross-setting check, returning ``(key, what is wrong)`` or None.
+    """
+
+    unit: Callable[..., optax.Schedule | None]
+    needs: tuple[str, ...] = ()
+    rule: Callable[[dict], tuple[str, str] | None] = lambda s: None
+
+
+def _warmup_inside_decay(s: dict) -> tuple[str, str] | None:
+    if s["warmup_steps"] >= s["decay_steps"]:
+        return "warmup_steps", (f"must be less than optimizer.decay_steps={s['decay_steps']} "
+                                "(the schedule's whole length, warmup included)")
+    return None
+
+
+#: Schedules by config name. ``t`` counts optimizer steps from 0; ``T`` is decay_steps.
+SCHEDULES: dict[str, Schedule] = {
+    # s(t) = 1
+    "constant": Schedule(lambda **_: None),
+    # s(t) = ½ (1 + cos(π min(t, T) / T))
+    "cosine": Schedule(lambda decay_steps, **_: optax.cosine_decay_schedule(1.0, decay_steps),
+                       ("decay_steps",)),
+    # s(t) = t / W for t < W, then ½ (1 + cos(π min(t − W, T − W) / (T − W)))
+    "warmup_cosine": Schedule(
+        lambda warmup_steps, decay_steps, **_: optax.warmup_cosine_decay_schedule(
+            0.0, 1.0, warmup_steps, decay_steps),
+        ("decay_steps",), _warmup_inside_decay),
+    # s(t) = decay_rate^(t / T)
+    "exponential": Schedule(
+        lambda decay_steps, decay_rate, **_: optax.exponential_decay(1.0, decay_steps, decay_rate),
+        ("decay_steps",)),
+}
+
+
+def descent(direction: optax.GradientTransformation, learning_rate, *, schedule: str = "constant",
+            warmup_steps: int = 0, decay_steps: int | None = None, decay_rate: float = 0.1,
+            weight_decay=0.0) -> optax.GradientTransformation:
+    """``w ← w − η_t (u_t + λ w)`` with ``u_t = direction(g_t)`` and ``η_t = learning_rate · s(t)``.
+
+    Arguments:
+        direction: an optax transformation of the gradients (``optax.scale_by_adam()``, …).
+        learning_rate: the peak rate; a number or a traced array.
+        schedule: a name in :data:`SCHEDULES`; warmup_steps, decay_steps,
+            decay_rate: its settings (W, T and the exponential's rate).
+        weight_decay: λ, decoupled from the direction.
+    """
+    unit = SCHEDULES[schedule].unit(warmup_steps=warmup_steps, decay_steps=decay_steps,
+                                    decay_rate=decay_rate)
+    # The step count in the rate's own dtype: a float32 s(t) would cost a float64 run precision.
+    rate = learning_rate if unit is None else (
+        lambda count: learning_rate * unit(jnp.asarray(count, jnp.result_type(learning_rate))))
+    return optax.chain(direction, optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_learning_rate(rate))
+
+
+#: The settings every optimizer shares, with their defaults (those of :func:`descent`).
+SHARED_DEFAULTS: dict = {p.name: p.default for p in inspect.signature(descent).parameters.values()
+                         if p.kind is Parameter.KEYWORD_ONLY}
+#: Settings read while building, not traced: the schedule's shape is part of the program.
+STATIC_SETTINGS = ("schedule", "warmup_steps", "decay_steps", "decay_rate")
+#: The rules of the shared settings.
+SHARED_SETTINGS: dict[str, Check] = {
+    "schedule": choice(SCHEDULES),
+    "warmup_steps": integer(0),
+    "decay_steps": optional(integer(1), "no decay; every schedule but constant needs it"),
+    "decay_rate": number(0.0, 1.0, low_open=True, example="0.1"),
+    "weight_decay": number(0.0, example="1e-4"),
+}
+
+
+def _factory(direction: Callable[..., optax.GradientTransformation]) -> Callable[..., optax.GradientTransformation]:
+    """``descent(direction(**own), learning_rate, **shared)`` as one function with a flat
+    signature ``(learning_rate, *, <own settings>, <shared settings>)``, which
+    ``optax.inject_hyperparams`` reads to find the hyperparameters."""
+    own = [p.replace(kind=Parameter.KEYWORD_ONLY) for p in inspect.signature(direction).parameters.values()]
+    names = tuple(p.name for p in own)
+
+    def build(learning_rate, **settings):
+        return descent(direction(**{k: settings.pop(k) for k in names if k in settings}),
+                       learning_rate, **settings)
+
+    build.__signature__ = inspect.Signature(
+        [Parameter("learning_rate", Parameter.POSITIONAL_OR_KEYWORD), *own,
+         *(Parameter(k, Parameter.KEYWORD_ONLY, default=v) for k, v in SHARED_DEFAULTS.items())])
+    return build
 
 
 @dataclass(frozen=True)
 class Optimizer:
-    """One optimizer: its optax constructor and, beside it, the rule of each setting.
+    """One optimizer: its direction and the rules of its own settings.
 
-    Calling it builds the optax optimizer (``OPTIMIZERS["adam"](learning_rate=1e-3)``).
+    ``settings`` adds the shared ones (schedule, weight decay); calling it builds
+    the optax optimizer (``OPTIMIZERS["adam"](learning_rate=1e-3)``).
     """
 
-    build: Callable[..., optax.GradientTransformation]
-    settings: Mapping[str, Check]
+    direction: Callable[..., optax.GradientTransformation]
+    own: Mapping[str, Check]
+
+    @property
+    def settings(self) -> dict[str, Check]:
+        return {**self.own, **SHARED_SETTINGS}
+
+    @functools.cached_property
+    def build(self) -> Callable[..., optax.GradientTransformation]:
+        return _factory(self.direction)
 
     def __call__(self, learning_rate, **kwargs) -> optax.GradientTransformation:
         return self.build(learning_rate, **kwargs)
 
 
+def _momentum(momentum=0.9, nesterov=False):
+    return optax.trace(decay=momentum, nesterov=nesterov)
+
+
+def _adam(b1=0.9, b2=0.999, eps=1e-8):
+    return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+
+_unit_interval = functools.partial(number, 0.0, 1.0, high_open=True)
+
 #: Optimizers by config name, each with its own settings and their rules.
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer(lambda learning_rate: optax.sgd(learning_rate), {}),
-    "momentum": Optimizer(
-        lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
-            learning_rate, momentum=momentum, nesterov=nesterov),
-        {"momentum": number(0.0, 1.0, high_open=True, example="0.9"), "nesterov": boolean()},
-    ),
-    "adam": Optimizer(
-        lambda learning_rate, b1=0.9, b2=0.999, eps=1e-8: optax.adam(
-            learning_rate, b1=b1, b2=b2, eps=eps),
-        {"b1": number(0.0, 1.0, high_open=True, example="0.9"),
-         "b2": number(0.0, 1.0, high_open=True, example="0.999"),
-         "eps": number(0.0, low_open=True, example="1e-8")},
-    ),
+    "sgd": Optimizer(optax.identity, {}),
+    "momentum": Optimizer(_momentum, {"momentum": _unit_interval(example="0.9"), "nesterov": boolean()}),
+    "adam": Optimizer(_adam, {"b1": _unit_interval(example="0.9"), "b2": _unit_interval(example="0.999"),
+                              "eps": number(0.0, low_open=True, example="1e-8")}),
 }
 
 
+def check_schedule(settings: Mapping) -> None:
+    """Raise :class:`ConfigError` unless the schedule has the settings it needs."""
+    s = {**SHARED_DEFAULTS, **settings}
+    sched = SCHEDULES[s["schedule"]]
+    for key in sched.needs:
+        if s[key] is None:
+            raise ConfigError(f"optimizer.{key}", None, f"schedule={s['schedule']} needs a number "
+                              f"of steps here, e.g. optimizer.{key}=1000")
+    problem = sched.rule(s)
+    if problem is not None:
+        raise ConfigError(f"optimizer.{problem[0]}", s[problem[0]], problem[1])
+
+
 def make_optimizer(name: str, lr: float, **kwargs) -> optax.GradientTransformation:
-    """An optax optimizer whose learning rate is a traced value in its state.
+    """An optax optimizer whose peak learning rate is a traced value in its state.
 
     Arguments:
         name: "sgd", "momentum" or "adam".
-        lr: the learning rate, a positive finite number.
-        **kwargs: the optimizer's own settings (momentum, b1, b2, …), each
-            checked against its rule in :data:`OPTIMIZERS`.
+        lr: the (peak) learning rate, a positive finite number.
+        **kwargs: the optimizer's own settings (momentum, b1, b2, …) and the
+            shared ones (schedule, warmup_steps, decay_steps, decay_rate,
+            weight_decay), each checked against its rule in :data:`OPTIMIZERS`.
 
     Returns:
         ``optax.inject_hyperparams(...)`` of the optimizer: its state holds
-        ``hyperparams["learning_rate"]``, which sweeps replace lane by lane.
+        ``hyperparams["learning_rate"]`` (the peak), which sweeps replace lane by lane.
 
     Raises:
-        ValueError: an unknown optimizer or setting, or a value outside its rule.
+        ValueError: an unknown optimizer or setting, or a value outside its rule
+            (a :class:`ConfigError` for the settings).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; valid optimizers are: {', '.join(OPTIMIZERS)}")
     check_learning_rate(lr)
     settings = check_group(f"optimizer ({name})", kwargs, OPTIMIZERS[name].settings)
-    return optax.inject_hyperparams(OPTIMIZERS[name].build)(learning_rate=lr, **settings)
+    check_schedule(settings)
+    return optax.inject_hyperparams(OPTIMIZERS[name].build, static_args=STATIC_SETTINGS)(
+        learning_rate=lr, **settings)
 
 
 def check_learning_rate(lr) -> None:
