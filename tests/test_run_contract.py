@@ -362,7 +362,7 @@ def test_vmap_and_basic_launchers_leave_the_same_job_files_and_refuse_reruns_per
 def test_vmap_launcher_runs_other_apps_job_by_job(tmp_path):
     result = subprocess.run(
         [sys.executable, "experiments/compare.py", "-m", "data.name=random", "model.sizes=[2,3,2]",
-         "model.activation=tanh,relu", "repeats=2", "jax_cache_dir=null", "hydra/launcher=vmap",
+         "model.activation=tanh,relu", "+repeats=2", "jax_cache_dir=null", "hydra/launcher=vmap",
          f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1"):

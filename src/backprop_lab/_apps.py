@@ -8,6 +8,7 @@ helpers are the only place that reads Hydra's runtime state.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,9 @@ __all__ = ["finite_or_none", "write_json", "setup_jax", "in_multirun", "output_d
 
 
 def setup_jax(cfg) -> None:
-    """Float64 when the config asks for it, and JAX's persistent compilation cache."""
+    """Float64 when the config asks for it, JAX's persistent compilation cache, and
+    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`)."""
+    setup_distributed(cfg.get("distributed"))
     if cfg.get("dtype", "float32") == "float64":
         jax.config.update("jax_enable_x64", True)
     cache = cfg.get("jax_cache_dir")
@@ -28,6 +31,38 @@ def setup_jax(cfg) -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _slurm_tasks() -> int:
+    """Tasks of the SLURM job step this process belongs to (0 outside a step)."""
+    if "SLURM_STEP_ID" not in os.environ:
+        return 0
+    for key in ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"):
+        try:
+            return int(os.environ[key])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def setup_distributed(group) -> bool:
+    """Join a multi-process run before JAX computes anything; return whether this is one.
+
+    From ``distributed.coordinator_address``, ``num_processes`` and ``process_id``
+    when set; else, inside a SLURM job step with several tasks, from SLURM's
+    environment as ``jax.distributed.initialize()`` reads it. On CPU the
+    collectives go through gloo. Calling it again is harmless.
+    """
+    from jax._src import distributed
+
+    keys = {k: v for k, v in (group or {}).items() if v is not None} if hasattr(group, "items") else {}
+    if not keys and _slurm_tasks() < 2:
+        return False
+    if distributed.global_state.client is not None:
+        return True
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**keys)
+    return True
 
 
 def in_multirun() -> bool:

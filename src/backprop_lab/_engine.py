@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,12 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _plots
-from ._checkpoint import CheckpointError, save_checkpoint
+from ._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ._experiment import Experiment, result_config
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
-from ._trackers import Tracker, make_tracker
 from ._rundir import CHECKPOINT, GRAD_PLOT, PLOT, SUMMARY, RunDir, RunDirError, finite_or_none, write_json
+from ._trackers import Tracker, make_tracker
+from ._evaluation import is_one_hot
+from ._sharding import agree, plan, process_index
 from ._sweep import keep_where, measure_lanes, run_lanes, stack_lanes
 
 log = logging.getLogger("backprop_lab.run")
@@ -80,6 +83,8 @@ class _Lane:
     model: object = None
     opt_state: object = None
     tracker: Tracker | None = None
+    devices: int = 1
+    writer: bool = True
 
     @property
     def exp(self) -> Experiment:
@@ -87,13 +92,15 @@ class _Lane:
 
     def say(self, level: int, msg: str, *args) -> None:
         log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
-        if self.spec.log_file is not None:
+        if self.spec.log_file is not None and self.writer:
             line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}][{log.name}][{logging.getLevelName(level)}] - "
             with open(self.spec.log_file, "a") as f:
                 f.write(line + (msg % args if args else msg) + "\n")
 
     def append(self, first_step: int, losses, records: list[dict]) -> None:
         """Every step's loss and the evaluation records, to the files and the tracker."""
+        if not self.writer:
+            return
         if len(losses):
             self.dir.append_losses(first_step, losses)
             self.tracker.log_losses(first_step, [float(v) for v in losses])
@@ -118,25 +125,63 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
                              "(learning rate, seed); group the runs by everything else")
 
 
-def _open(lane: _Lane, resume: bool) -> bool:
-    """Lock and inspect the lane's directory; return False when there is nothing to run."""
+_START, _RESUME, _KEEP, _REFUSED = range(4)
+
+
+def _open(lane: _Lane, resume: bool) -> int:
+    """Lock and inspect the lane's directory (process 0 only); return what to do."""
     lane.dir.lock()
     point = resume_point(lane.dir, lane.exp, resume)
     if point.message:
         lane.say(logging.INFO, "%s", point.message)
-    if point.action == "keep":
-        lane.status = "finished"
-        return False
     if point.action == "resume":
         lane.model, lane.opt_state = point.model, point.opt_state
         lane.epoch, lane.initial_loss = point.epoch, point.initial_loss
-    return True
+    return {"start": _START, "resume": _RESUME, "keep": _KEEP}[point.action]
+
+
+def _follow(lane: _Lane, action: int) -> None:
+    """Another process's lane: take the state process 0 decided on (it reads, never writes)."""
+    if action == _RESUME:
+        like = (lane.exp.model, lane.exp.optimizer.init(lane.exp.model))
+        (lane.model, lane.opt_state), header = load_checkpoint(lane.dir / CHECKPOINT, like)
+        lane.epoch, lane.initial_loss = header["epoch"], header["meta"].get("initial_loss")
+
+
+def _open_all(lanes: list[_Lane], resume: bool, refuse: str) -> list[int]:
+    """Every lane's action, decided by process 0 and agreed by all processes."""
+    actions, errors = [], {}
+    for lane in lanes:
+        lane.writer = process_index() == 0
+        if not lane.writer:
+            actions.append(_START)
+            continue
+        try:
+            actions.append(_open(lane, resume))
+        except (RunDirError, CheckpointError) as err:
+            lane.dir.unlock()
+            actions.append(_REFUSED)
+            errors[id(lane)] = err
+    actions = agree(actions)
+    for lane, action in zip(lanes, actions):
+        if action == _REFUSED:
+            err = errors.get(id(lane)) or RunDirError(f"{lane.dir.path}: refused by process 0 (see its log)")
+            if refuse == "raise":
+                raise err
+            lane.say(logging.ERROR, "%s", err)
+            lane.status = "refused"
+        elif action == _KEEP:
+            lane.status = "finished"
+        elif not lane.writer:
+            _follow(lane, action)
+    return actions
 
 
 def _start(lanes: list[_Lane]) -> None:
-    """Fresh lanes: config files, initial state, and the step-0 record (written with the first chunk)."""
+    """Fresh lanes: config files and the initial state."""
     for lane in lanes:
-        lane.dir.write_config(lane.spec.config_files)
+        if lane.writer:
+            lane.dir.write_config(lane.spec.config_files)
         lane.model, lane.opt_state = lane.exp.model, lane.exp.optimizer.init(lane.exp.model)
 
 
@@ -162,6 +207,8 @@ def _record(lane: _Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
 
 
 def _save(lane: _Lane) -> None:
+    if not lane.writer:
+        return
     exp = lane.exp
     meta = {"config": result_config(exp.config), "epochs": exp.epochs, "initial_loss": lane.initial_loss,
             "architecture": {"sizes": list(exp.model.sizes), "activation": exp.model.activation,
@@ -178,14 +225,22 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
     cfg = base.config
     log_every, spe, bs, n = cfg.get("log_every", 1), base.steps_per_epoch, base.batch_size, base.data.n_train
     factor = cfg.get("divergence_factor", DIVERGENCE_FACTOR)
-    x, y, x_test, y_test = (_data(lanes, a) for a in ("x_train", "y_train", "x_test", "y_test"))
-    keys = jnp.stack([l.exp.key for l in lanes])
-    models = stack_lanes([l.model for l in lanes])
-    opts = stack_lanes([l.opt_state for l in lanes])
-    measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", True)))
+    place, note = plan(len(lanes), bs, cfg.get("devices"))
+    if note:
+        lanes[0].say(logging.INFO, "%s", note)
+    for lane in lanes:
+        lane.devices = place.devices
+    padded = lanes + [lanes[0]] * place.pad
+    data = {a: _data(padded, a) for a in ("x_train", "y_train", "x_test", "y_test")}
+    x, y, x_test, y_test = (place.put_lanes(v) if v.ndim == 3 else place.replicate(v) for v in data.values())
+    keys = place.put_lanes(np.stack([np.asarray(l.exp.key) for l in padded]))
+    models = place.put_lanes(stack_lanes([l.model for l in padded]))
+    opts = place.put_lanes(stack_lanes([l.opt_state for l in padded]))
+    measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", True)),
+                   one_hot=is_one_hot(np.asarray(base.data.y_test)))
     alive = np.array([l.status == "running" for l in lanes])
     if lanes[0].epoch == 0:
-        m = measure_lanes(models, x, y, x_test, y_test, **measure)
+        m = place.gather(measure_lanes(models, x, y, x_test, y_test, **measure))
         for i, lane in enumerate(lanes):
             lane.initial_loss = finite_or_none(m["train_loss"][i])
             lane.append(0, [], [_record(lane, m, i, None, time.perf_counter() - t_run)])
@@ -196,39 +251,25 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
         t0 = time.perf_counter()
         new_models, new_opts, losses = run_lanes(
             models, opts, x, y, keys, epoch * spe, loss=base.loss, optimizer=base.optimizer,
-            steps=n_epochs * spe, batch_size=None if bs == n else bs, grad=base.grad)
-        m = measure_lanes(new_models, x, y, x_test, y_test, **measure)
-        losses = np.asarray(losses)
+            steps=n_epochs * spe, batch_size=None if bs == n else bs, grad=base.grad,
+            batch_sharding=place.batch)
+        m = place.gather(measure_lanes(new_models, x, y, x_test, y_test, **measure))
+        losses = place.gather(losses)
         seconds.append(time.perf_counter() - t0)
         ok = alive.copy()
         for i, lane in enumerate(lanes):
-            if not alive[i]:
-                continue
-            limit = np.inf if factor is None or lane.initial_loss is None else factor * lane.initial_loss
-            bad = np.flatnonzero(~np.isfinite(losses[i]) | (losses[i] > limit))
-            if bad.size or not m["finite"][i]:
+            if alive[i] and _diverged(lane, losses[i], bool(m["finite"][i]), factor, epoch * spe):
                 ok[i] = False
-                at = bad[0] if bad.size else losses.shape[1] - 1
-                lane.status, lane.diverged_at = "diverged", int(epoch * spe + at)
-                value = losses[i, at]
-                why = ("parameters not finite" if not bad.size else
-                       f"loss {value:.4g} is not finite" if not np.isfinite(value) else
-                       f"loss {value:.4g} > {factor:g} x the first loss {lane.initial_loss:.4g}")
-                lane.note = why
-                lane.append(epoch * spe, losses[i, :at + 1], [])
-                if not (lane.dir / CHECKPOINT).exists():
-                    _save(lane)  # the initial state is the last good one
-                lane.say(logging.WARNING, "diverged at step %d (%s); results hold the last good "
-                         "state, epoch %d, step %d", lane.diverged_at, why, lane.epoch, lane.epoch * spe)
-        mask = jnp.asarray(ok)
+        mask = place.put_lanes(np.concatenate([ok, np.zeros(place.pad, bool)]))
         models, opts = keep_where(mask, new_models, models), keep_where(mask, new_opts, opts)
+        host_models, host_opts = place.gather((models, opts))
         epoch += n_epochs
         for i, lane in enumerate(lanes):
             if not ok[i]:
                 continue
             lane.epoch = epoch
-            lane.model = jax.tree.map(lambda leaf: leaf[i], models)
-            lane.opt_state = jax.tree.map(lambda leaf: leaf[i], opts)
+            lane.model = jax.tree.map(lambda leaf: leaf[i], host_models)
+            lane.opt_state = jax.tree.map(lambda leaf: leaf[i], host_opts)
             lane.append((epoch - n_epochs) * spe, losses[i],
                         [_record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)])
             _save(lane)
@@ -239,6 +280,26 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
         if alive[i]:
             lane.status = "completed" if lane.epoch >= lane.exp.epochs else "interrupted"
     return seconds
+
+
+def _diverged(lane: _Lane, losses: np.ndarray, finite: bool, factor: float | None, first: int) -> bool:
+    """Whether a lane's chunk diverged; if so, record it and keep its last good state."""
+    limit = np.inf if factor is None or lane.initial_loss is None else factor * lane.initial_loss
+    bad = np.flatnonzero(~np.isfinite(losses) | (losses > limit))
+    if not bad.size and finite:
+        return False
+    at = int(bad[0]) if bad.size else losses.shape[0] - 1
+    value = losses[at]
+    lane.status, lane.diverged_at = "diverged", first + at
+    lane.note = ("parameters not finite" if not bad.size else
+                 f"loss {value:.4g} is not finite" if not np.isfinite(value) else
+                 f"loss {value:.4g} > {factor:g} x the first loss {lane.initial_loss:.4g}")
+    lane.append(first, losses[:at + 1], [])
+    if not (lane.dir / CHECKPOINT).exists():
+        _save(lane)  # the initial state is the last good one
+    lane.say(logging.WARNING, "diverged at step %d (%s); results hold the last good state, epoch %d, "
+             "step %d", lane.diverged_at, lane.note, lane.epoch, lane.epoch * lane.exp.steps_per_epoch)
+    return True
 
 
 def _progress(lanes, alive, epoch):
@@ -268,7 +329,7 @@ def _report(lane: _Lane, summary: dict) -> None:
              what, lane.dir.path)
 
 
-def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict:
+def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict, painter: "_Painter") -> dict:
     from ._apps import grad_agreement
     from ._environment import environment
 
@@ -293,19 +354,71 @@ def _finish(lane: _Lane, seconds: list[float], wall: float, extra: dict) -> dict
         "first_chunk_seconds": seconds[0] if seconds else None,
         "grad": exp.grad,
         "batch_size": exp.batch_size,
+        "devices": lane.devices,
+        "processes": jax.process_count(),
         "grad_agreement": {"start": grad_agreement(exp.model, x, y, exp.loss),
                            "end": grad_agreement(lane.model, x, y, exp.loss)},
         "output_dir": str(lane.dir.path),
         "environment": environment(),
         **extra,
     }
+    if not lane.writer:
+        return summary
     write_json(lane.dir / SUMMARY, summary)
     lane.tracker.finish(summary)
     title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
              f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
-    _plots.loss_curve(records, lane.dir.losses(), lane.dir / PLOT, title)
-    _plots.grad_norms(records, lane.dir / GRAD_PLOT, title)
+    painter.draw(records, lane.dir.losses(), lane.dir.path, title)
     return summary
+
+
+def _draw(records: list[dict], losses: list, folder: str, title: str) -> None:
+    _plots.loss_curve(records, losses, Path(folder) / PLOT, title)
+    _plots.grad_norms(records, Path(folder) / GRAD_PLOT, title)
+
+
+def _quiet_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides what an interrupt does
+
+
+def _warm() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401  (a worker's first plot then costs what the others do)
+
+
+class _Painter:
+    """Draws each lane's plots: here for a few lanes; for many, in two worker processes
+    started with the run (their start overlaps training), since plotting is the costliest
+    part of finishing a lane."""
+
+    POOL_LANES = 8
+
+    def __init__(self, lanes: int):
+        self.pool, self.futures = None, []
+        if lanes >= self.POOL_LANES:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_quiet_worker)
+            self.futures = [self.pool.submit(_warm) for _ in range(2)]
+
+    def draw(self, *args) -> None:
+        if self.pool is None:
+            _draw(*args)
+        else:
+            self.futures.append(self.pool.submit(_draw, *args))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for f in self.futures:
+                try:
+                    f.result()
+                except Exception as err:  # a plot is not worth losing the sweep's results
+                    log.warning("a plot could not be drawn: %s", err)
+            self.pool.shutdown()
 
 
 def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: str = "raise",
@@ -333,26 +446,20 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
     _check_lanes(specs)
     dir_key = "hydra.run.dir" if len(specs) == 1 and refuse == "raise" else "hydra.sweep.dir"
     lanes = [_Lane(s, RunDir(s.out, dir_key)) for s in specs]
-    runnable, results = [], {}
+    results = {}
     try:
-        for lane in lanes:
-            try:
-                if _open(lane, resume):
-                    runnable.append(lane)
-                else:
-                    results[id(lane)] = lane.dir.summary()
-            except (RunDirError, CheckpointError) as err:
-                lane.dir.unlock()
-                if refuse == "raise":
-                    raise
-                lane.say(logging.ERROR, "%s", err)
-                lane.status, results[id(lane)] = "refused", None
+        actions = _open_all(lanes, resume, refuse)
+        runnable = [l for l, a in zip(lanes, actions) if a in (_START, _RESUME)]
+        for lane, action in zip(lanes, actions):
+            if action == _KEEP:
+                results[id(lane)] = lane.dir.summary()
         for lane in runnable:
             for note in lane.exp.notes:
                 lane.say(logging.INFO, "%s", note)
-            lane.tracker = make_tracker(lane.exp.config, lane.dir.path)
+            lane.tracker = make_tracker(lane.exp.config, lane.dir.path) if lane.writer else Tracker(lane.dir.path)
             lane.tracker.start(result_config(lane.exp.config))
         _start([l for l in runnable if l.epoch == 0])
+        painter = _Painter(len(runnable) if process_index() == 0 else 0)
         t_run = time.perf_counter()
         seconds: list[float] = []
         with Signals() as signals:
@@ -366,9 +473,10 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         for lane in runnable:
             if lane.status == "running":
                 lane.status = "interrupted"
-            summary = _finish(lane, seconds, wall, {"lanes": len(specs), **extra})
+            summary = _finish(lane, seconds, wall, {"lanes": len(specs), **extra}, painter)
             results[id(lane)] = summary
             _report(lane, summary)
+        painter.close()
         if signals.received is not None:
             raise RunInterrupted(signals.received)
     finally:

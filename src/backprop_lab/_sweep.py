@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from ._backprop import backprop_trace, loss_value
-from ._evaluation import accuracy_of, is_one_hot
+from ._evaluation import accuracy_of
 from ._network import MLP
 from ._optimizers import Static, check_learning_rate
 from ._training import _run_impl, check_train_args
@@ -55,12 +55,13 @@ def init_lanes(models, optimizer: optax.GradientTransformation, learning_rates: 
 
 
 @functools.partial(
-    jax.jit, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad", "data_axis")
+    jax.jit, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad", "data_axis",
+                              "batch_sharding")
 )
 def _run_lanes(models, opt_states, x, y, keys, start, *, loss, optimizer, steps, batch_size, grad,
-               data_axis):
+               data_axis, batch_sharding):
     run = functools.partial(_run_impl, loss=loss, optimizer=optimizer, steps=steps,
-                            batch_size=batch_size, grad=grad)
+                            batch_size=batch_size, grad=grad, batch_sharding=batch_sharding)
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis, 0, None))(
         models, opt_states, x, y, keys, start
     )
@@ -68,13 +69,15 @@ def _run_lanes(models, opt_states, x, y, keys, start, *, loss, optimizer, steps,
 
 def run_lanes(models, opt_states, x: Array, y: Array, keys: Array, start: int | Array = 0, *,
               loss: str, optimizer: optax.GradientTransformation, steps: int,
-              batch_size: int | None = None, grad: str = "manual"):
+              batch_size: int | None = None, grad: str = "manual", batch_sharding=None):
     """:func:`run_steps` for every lane at once.
 
     Arguments:
         models, opt_states: stacked along a leading lane axis.
         x, y: shared data (n, in) / (n, out), or per lane (lanes, n, in) / (lanes, n, out).
         keys: (lanes, 2) PRNG keys for each lane's minibatch order.
+        batch_sharding: a ``jax.sharding.Sharding`` for each minibatch (rows over
+            devices: data parallel), or None.
 
     Returns:
         ``(models, opt_states, losses)``; losses of shape (lanes, steps).
@@ -83,7 +86,7 @@ def run_lanes(models, opt_states, x: Array, y: Array, keys: Array, start: int | 
     return _run_lanes(models, opt_states, x, y, keys, jnp.asarray(start, jnp.int32), loss=loss,
                       optimizer=Static(optimizer), steps=int(steps),
                       batch_size=None if batch_size is None else int(batch_size), grad=grad,
-                      data_axis=data_axis)
+                      data_axis=data_axis, batch_sharding=batch_sharding)
 
 
 def train_sweep(models: MLP | Sequence[MLP], x: Array, y: Array, *, loss: str,
@@ -159,26 +162,26 @@ def _measure(models, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_a
 
 
 def measure_lanes(models, x: Array, y: Array, x_test: Array, y_test: Array, *, loss: str,
-                  diagnostics: bool = True) -> dict[str, np.ndarray]:
+                  one_hot: bool, diagnostics: bool = True) -> dict[str, Array]:
     """Evaluate every lane in one compiled call.
 
     Arguments:
         models: stacked along a leading lane axis.
         x, y, x_test, y_test: shared (n, width) or per lane (lanes, n, width).
+        one_hot: whether the targets are one-hot rows (accuracy by argmax).
         diagnostics: also the gradient flow on the whole training set.
 
     Returns:
-        NumPy arrays with a leading lane axis: ``train_loss``, ``test_loss``,
+        Arrays with a leading lane axis: ``train_loss``, ``test_loss``,
         ``test_accuracy``, ``finite`` (every parameter finite) and, with
         diagnostics, per layer (first layer first) ``grad_norms`` (‖∂L/∂Wˡ‖_F),
         ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|).
     """
-    one_hot = is_one_hot(y_test[0] if y_test.ndim == 3 else y_test)
-    out = _measure(models, x, y, x_test, y_test, loss=loss, one_hot=one_hot,
-                   diagnostics=diagnostics, data_axis=0 if x.ndim == 3 else None)
-    return {k: np.asarray(v) for k, v in out.items()}
+    return _measure(models, x, y, x_test, y_test, loss=loss, one_hot=one_hot,
+                    diagnostics=diagnostics, data_axis=0 if x.ndim == 3 else None)
 
 
+@jax.jit
 def keep_where(ok: Array, new, old):
     """Per lane: the new pytree where ``ok`` (lanes,), else the old one."""
     def pick(n, o):

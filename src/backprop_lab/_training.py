@@ -63,7 +63,8 @@ def _epoch_permutation(key: Array, epoch: Array, n: int) -> Array:
     return jax.random.permutation(jax.random.fold_in(key, epoch), n)
 
 
-def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad):
+def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad,
+              batch_sharding=None):
     value_and_grad = GRADS[grad]
     opt = optimizer.value
     n = x.shape[0]
@@ -86,6 +87,9 @@ def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, bat
                 order = perm
             idx = jax.lax.dynamic_slice_in_dim(order, (i % per_epoch) * batch_size, batch_size)
             xb, yb = x[idx], y[idx]
+        if batch_sharding is not None:  # data parallel: each device takes its rows of the batch
+            xb = jax.lax.with_sharding_constraint(xb, batch_sharding)
+            yb = jax.lax.with_sharding_constraint(yb, batch_sharding)
         value, grads = value_and_grad(model, xb, yb, loss)
         updates, opt_state = opt.update(grads, opt_state, model)
         return (optax.apply_updates(model, updates), opt_state, perm), value
