@@ -1,27 +1,39 @@
-"""Tests for the sweep summary: rows from fake multirun directories, table, CSV, plot, script."""
+"""Tests for the sweep summary: rows from fake multirun directories (planned jobs included),
+seeds aggregated, tables, CSV, Markdown, plots, the script and the end-of-sweep callback."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
+from backprop_lab._callbacks import SummarizeCallback
 from backprop_lab._summary import (
+    NOT_STARTED,
     collect_rows,
     find_job_dirs,
-    format_table,
     parse_overrides,
-    plot_loss_vs_lr,
+    planned_jobs,
     read_job,
-    write_csv,
 )
+from backprop_lab._summary_cli import main, summarize
+from backprop_lab._summary_plots import default_x, plot_grad_flow, plot_metric
+from backprop_lab._summary_stats import group_rows, replicate_note
+from backprop_lab._summary_table import format_groups, format_table, status_counts, write_csv
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "summarize"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "summarize"
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def train_summary(loss: float | None = 0.1, status: str = "completed", acc: float | None = 0.9) -> dict:
@@ -179,13 +191,21 @@ def test_csv(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_plot(sweep: Path, tmp_path: Path) -> None:
-    path = plot_loss_vs_lr(collect_rows(sweep), tmp_path / "plot.png")
-    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = collect_rows(sweep)
+    assert default_x(rows) == "optimizer.lr"
+    path = plot_metric(rows, tmp_path / "plot.png")
+    assert path is not None and path.read_bytes()[:8] == PNG
+    named = plot_metric(rows, tmp_path / "acc.png", x="model.activation", y="test_accuracy")
+    assert named is not None and named.read_bytes()[:8] == PNG
 
 
-def test_plot_needs_learning_rates(tmp_path: Path) -> None:
-    make_job(tmp_path, "0", ["seed=1"], train_summary())
-    assert plot_loss_vs_lr(collect_rows(tmp_path), tmp_path / "plot.png") is None
+def test_plot_needs_a_swept_key(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_job(tmp_path, str(seed), [f"seed={seed}"], train_summary())
+    rows = collect_rows(tmp_path)
+    assert default_x(rows) is None
+    assert plot_metric(rows, tmp_path / "plot.png") is None
+    assert plot_metric(rows, tmp_path / "plot.png", x="model.activation") is None
     assert not (tmp_path / "plot.png").exists()
 
 
@@ -207,3 +227,211 @@ def test_script_reports_bad_directory(tmp_path: Path) -> None:
         [sys.executable, str(SCRIPT), str(tmp_path / "nope")], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and "not a directory" in result.stderr
+
+
+# --- planned jobs, seeds, Markdown, plots, callback ---------------------------------------
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+TASK = ["model.activation=tanh,relu", "optimizer.lr=0.01,0.1", "seed=0,1,2", "epochs=5"]
+KILLED = {4, 8}  # planned jobs without a directory
+DIVERGED = 9
+
+
+def hydras_plan(task: list[str]) -> list[list[str]]:
+    """The jobs Hydra's own basic sweeper makes of these overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)[0]
+
+
+def write_multirun(root: Path, task: list[str], sweeper: str = BASIC) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    config = {"hydra": {"sweeper": {"_target_": sweeper, "max_batch_size": None, "params": None},
+                        "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": task}}}
+    (root / "multirun.yaml").write_text(yaml.safe_dump(config))
+
+
+def seed_loss(number: int) -> float:
+    return 0.1 + 0.05 * number + 0.01 * number**2 % 0.07
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Path:
+    """activation x lr x 3 seeds as Hydra plans it; job 9 diverged, jobs 4 and 8 never started,
+    each finished job with metrics.jsonl holding grad_norms."""
+    root = tmp_path / "seeded"
+    write_multirun(root, TASK)
+    for number, overrides in enumerate(hydras_plan(TASK)):
+        if number in KILLED:
+            continue
+        summary = train_summary(None, "diverged", None) if number == DIVERGED else train_summary(
+            seed_loss(number), acc=1 - seed_loss(number))
+        job = make_job(root, str(number), overrides, summary)
+        norms = [[0.01 * (number + 1), 0.1, 1.0], [0.02, 0.2, 1.0]]
+        (job / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e, "step": 10 * e, "grad_norms": g}) + "\n" for e, g in enumerate(norms)))
+    return root
+
+
+def test_planned_jobs_are_hydras_plan(seeded: Path, tmp_path: Path) -> None:
+    assert planned_jobs(seeded) == hydras_plan(TASK)
+    params = tmp_path / "params"
+    write_multirun(params, ["epochs=5"])
+    config = yaml.safe_load((params / "multirun.yaml").read_text())
+    config["hydra"]["sweeper"]["params"] = {"optimizer.lr": "0.1,1"}
+    (params / "multirun.yaml").write_text(yaml.safe_dump(config))
+    assert planned_jobs(params) == hydras_plan(["optimizer.lr=0.1,1", "epochs=5"])
+
+
+def test_no_plan_from_another_sweeper_or_a_bad_file(tmp_path: Path) -> None:
+    write_multirun(tmp_path / "optuna", TASK, sweeper="hydra_plugins.hydra_optuna_sweeper.OptunaSweeper")
+    assert planned_jobs(tmp_path / "optuna") is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "multirun.yaml").write_text("hydra: [unclosed\n")
+    assert planned_jobs(tmp_path / "bad") is None
+    assert planned_jobs(tmp_path) is None
+
+
+def test_killed_sweep_lists_the_jobs_it_never_started(seeded: Path) -> None:
+    rows = collect_rows(seeded)
+    plan = hydras_plan(TASK)
+    assert [r["job"] for r in rows] == [str(n) for n in range(len(plan))]
+    for number in KILLED:
+        row = rows[number]
+        assert row["status"] == NOT_STARTED and row["kind"] is None
+        assert row["overrides"] == " ".join(plan[number])
+        assert row["override:seed"] == parse_overrides(plan[number])["seed"]
+    assert rows[DIVERGED]["status"] == "diverged"
+    finished = len(plan) - len(KILLED) - 1
+    assert status_counts(rows) == f"{len(plan)} jobs: {finished} completed, 1 diverged, {len(KILLED)} not started"
+    assert sum(NOT_STARTED in line for line in format_table(rows).splitlines()) == len(KILLED)
+
+
+def test_a_sweep_killed_before_its_first_job(tmp_path: Path) -> None:
+    write_multirun(tmp_path, TASK)
+    rows = collect_rows(tmp_path)
+    assert len(rows) == len(hydras_plan(TASK)) and {r["status"] for r in rows} == {NOT_STARTED}
+
+
+def test_seeds_are_aggregated(seeded: Path) -> None:
+    rows = collect_rows(seeded)
+    groups = group_rows(rows)
+    plan = hydras_plan(TASK)
+    assert [g.label for g in groups] == [f"model.activation={a} optimizer.lr={lr}"
+                                         for a in ("tanh", "relu") for lr in ("0.01", "0.1")]
+    table = format_groups(rows)
+    for group in groups:
+        numbers = [int(r["job"]) for r in group.rows]
+        assert all(parse_overrides(plan[n])["model.activation"] == group.key[0][1] for n in numbers)
+        losses = [seed_loss(n) for n in numbers if n not in KILLED and n != DIVERGED]
+        stat = group.stat("train_loss")
+        assert stat.n == len(losses)
+        assert stat.mean == pytest.approx(statistics.fmean(losses))
+        assert stat.std == pytest.approx(float(np.std(losses, ddof=1)))
+        assert f"{stat.mean:.4g} ± {stat.std:.4g}" in table
+        line = next(line for line in table.splitlines() if line.startswith(group.label))
+        assert f"{len(losses)}/3" in line and ("not finished" in line) == (len(losses) < 3)
+    assert table.splitlines()[0] == "mean ± 1 s.d. over the seeds (2-3 finished runs per group)"
+
+
+def test_no_aggregate_without_replicates(sweep: Path) -> None:
+    rows = collect_rows(sweep)
+    assert format_groups(rows) is None
+    assert replicate_note(group_rows(rows, ["model.activation", "optimizer.lr"])) == "one run each"
+
+
+def test_plot_says_what_the_band_is(seeded: Path, tmp_path: Path) -> None:
+    rows = collect_rows(seeded)
+    cells = group_rows(rows, ["model.activation", "optimizer.lr"])
+    assert replicate_note(cells) == "mean ± 1 s.d. over 2-3 seeds (band)"
+    assert plot_metric(rows, tmp_path / "lr.png").read_bytes()[:8] == PNG
+    assert plot_metric(rows, tmp_path / "act.png", x="activation", y="test_accuracy").read_bytes()[:8] == PNG
+
+
+def test_grad_flow_plot(seeded: Path, sweep: Path, tmp_path: Path) -> None:
+    path = plot_grad_flow(collect_rows(seeded), seeded, tmp_path / "flow.png")
+    assert path is not None and path.read_bytes()[:8] == PNG
+    assert plot_grad_flow(collect_rows(sweep), sweep, tmp_path / "none.png") is None  # no metrics.jsonl
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_summarize_writes_everything(seeded: Path) -> None:
+    result = summarize(seeded, x="model.activation", y="test_accuracy")
+    names = {p.name for p in result.files}
+    assert names == {"summary.csv", "summary.md", "summary.png", "summary_grad_norms.png"}
+    md = (seeded / "summary.md").read_text()
+    assert "## Mean ± 1 s.d. over the seeds" in md and "![summary](summary.png)" in md
+    assert md.count(f"| {NOT_STARTED} |") == len(KILLED)
+    assert result.counts in md and "mean ± 1 s.d." in result.text
+
+
+def test_cli_options_and_notes(seeded: Path) -> None:
+    lines: list[str] = []
+    assert main([str(seeded), "--x", "optimizer.momentum"], out=lines.append) == 0
+    assert any(line.startswith("no summary.png: no finished job has both optimizer.momentum") for line in lines)
+    lines.clear()
+    assert main([str(seeded), "--no-plot"], out=lines.append) == 0
+    assert not any(".png" in line for line in lines) and lines[-1].startswith("12 jobs:")
+
+
+def test_callback_summarizes_a_sweep(seeded: Path, caplog) -> None:
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(seeded)}}})
+    with caplog.at_level(logging.INFO, logger="backprop_lab.summarize"):
+        SummarizeCallback().on_multirun_end(config)
+    assert (seeded / "summary.md").exists() and (seeded / "summary_grad_norms.png").exists()
+    assert [r.levelno for r in caplog.records] == [logging.INFO] and "12 jobs" in caplog.records[0].message
+
+
+def test_callback_never_fails_the_sweep(tmp_path: Path, caplog, monkeypatch) -> None:
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "nowhere")}}})
+    with caplog.at_level(logging.INFO, logger="backprop_lab.summarize"):
+        SummarizeCallback().on_multirun_end(config)
+        monkeypatch.setattr("backprop_lab._summary_cli.summarize", lambda *a, **k: 1 / 0)
+        SummarizeCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] * 2
+    assert "FileNotFoundError" in caplog.records[0].message and "ZeroDivisionError" in caplog.records[1].message
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    SummarizeCallback(enabled=False).on_multirun_end(config)
+
+
+@pytest.mark.slow
+def test_summary_code_imports_no_jax(seeded: Path) -> None:
+    code = ("import importlib.util, sys\n"
+            "spec = importlib.util.find_spec('backprop_lab')\n"
+            "sys.modules['backprop_lab'] = importlib.util.module_from_spec(spec)\n"
+            "import backprop_lab._callbacks, backprop_lab._summary_cli as cli\n"
+            f"cli.summarize({str(seeded)!r})\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib')], 'jax imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    script = subprocess.run([sys.executable, "-X", "importtime", str(SCRIPT), str(seeded)],
+                            capture_output=True, text=True, timeout=120)
+    assert script.returncode == 0, script.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in script.stderr.splitlines() if "|" in line}
+    assert "yaml" in imported and not {m for m in imported if m.split(".")[0] in ("jax", "jaxlib")}
+
+
+@pytest.mark.slow
+def test_real_sweep_summarizes_itself_and_a_killed_one_shows_its_gaps(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "experiments/train.py", "-m", "data=moons", "model.sizes=[2,8,2]", "epochs=2",
+         "batch_size=100", "log_every=1", "jax_cache_dir=null", "model.activation=tanh,relu", "seed=0,1",
+         f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (sweep / "summary.md").exists() and (sweep / "summary_grad_norms.png").exists()
+    plan = planned_jobs(sweep)
+    jobs = find_job_dirs(sweep)
+    assert len(plan) == len(jobs) == 4
+    for job, overrides in zip(jobs, plan):  # Hydra numbered its jobs in the order of the plan
+        assert yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) == overrides
+    with (sweep / "summary.csv").open() as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["completed"] * 4
+    for path in (sweep / "3").iterdir():  # as if the sweep had been killed before job 3
+        path.unlink() if path.is_file() else [p.unlink() for p in path.iterdir()] and path.rmdir()
+    (sweep / "3").rmdir()
+    rows = collect_rows(sweep)
+    assert [r["status"] for r in rows] == ["completed"] * 3 + [NOT_STARTED]
+    assert rows[3]["overrides"] == " ".join(plan[3])
