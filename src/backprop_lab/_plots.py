@@ -1,4 +1,9 @@
-"""The plots a run leaves: its loss curve and its gradient flow (PNG, drawn with matplotlib)."""
+"""The plots a run leaves: its loss curve and its gradient flow (PNG, drawn with matplotlib).
+
+The engine calls :func:`loss_curve` and :func:`grad_norms` with the run's
+metrics records (one per evaluation, step 0 first) and, for the loss curve,
+every step's minibatch loss.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+#: Evaluations up to this many get their values written next to the points.
+_ANNOTATE_UP_TO = 3
 
 
 def _pyplot():
@@ -17,48 +25,123 @@ def _pyplot():
     return plt
 
 
-def _values(records, key):
-    return [np.nan if r.get(key) is None else r[key] for r in records]
+def _values(records: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in records], float)
+
+
+def _steps_per_epoch(records: Sequence[dict]) -> int | None:
+    """Steps in an epoch, from a record past epoch 0; None when no record says."""
+    for r in records:
+        if r.get("epoch") and r.get("step"):
+            return max(int(round(r["step"] / r["epoch"])), 1)
+    return None
+
+
+def _epoch_means(losses: Sequence[tuple[int, float]], per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean minibatch loss of each complete epoch, placed at the step that ends it."""
+    steps = np.array([s for s, _ in losses], int)
+    values = np.array([v for _, v in losses], float)
+    epochs = steps // per_epoch
+    ends, means = [], []
+    for e in np.unique(epochs):
+        chunk = values[epochs == e]
+        if len(chunk) == per_epoch and np.all(np.isfinite(chunk)):
+            ends.append((e + 1) * per_epoch)
+            means.append(chunk.mean())
+    return np.array(ends), np.array(means)
+
+
+def _log_scale(values: np.ndarray) -> bool:
+    """Log scale for losses that are all positive and span at least a decade."""
+    shown = values[np.isfinite(values)]
+    return shown.size > 1 and shown.min() > 0 and shown.max() / shown.min() >= 10
+
+
+def _annotate(ax, steps, values, color: str, below: bool) -> None:
+    for s, v in zip(steps, values):
+        if np.isfinite(v):
+            ax.annotate(f"{v:.4g}", (s, v), textcoords="offset points", xytext=(0, -13 if below else 7),
+                        ha="center", fontsize=8, color=color)
 
 
 def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], path: Path,
                title: str) -> None:
-    """loss_curve.png: every step's minibatch loss (thin), train and test loss at each
-    evaluation from step 0, test accuracy on a second axis; log scale when all losses are positive."""
+    """loss_curve.png: losses against step from step 0, the test accuracy on a second axis.
+
+    Drawn: every step's minibatch loss (thin grey), the mean minibatch loss of
+    each epoch (the training loss as training saw it), train and test loss on
+    the whole sets at each evaluation, the test accuracy (right axis, when the
+    data are classes); epochs on the top axis. Log scale when the losses span a
+    decade; with a few evaluations (a one-step run) the values are written on
+    the points and train and test stay apart when equal (the notes' examples
+    test on their training row). Nothing is drawn without records.
+
+    Arguments:
+        records: metrics.jsonl records, step 0 first.
+        losses: ``(step, loss)`` of every optimizer step (losses.csv).
+        path: the PNG file.
+        title: the plot's title (data, network, optimizer, gradient).
+    """
     if not records:
         return
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    if losses:
-        steps, values = zip(*losses)
-        ax.plot(steps, values, lw=0.6, alpha=0.45, color="tab:gray", label="minibatch (each step)")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     steps = [r["step"] for r in records]
-    for key, label, color in (("train_loss", "train", "tab:blue"), ("test_loss", "test", "tab:orange")):
-        ax.plot(steps, _values(records, key), marker="o", ms=3, color=color, label=f"{label} loss")
+    train, test = _values(records, "train_loss"), _values(records, "test_loss")
+    per_epoch = _steps_per_epoch(records)
+    few = len(records) <= _ANNOTATE_UP_TO
+    shown = [train, test]
+    if losses and not few:
+        ax.plot(*zip(*losses), lw=0.5, alpha=0.35, color="tab:gray", label="minibatch loss, each step")
+        shown.append(np.array([v for _, v in losses], float))
+        if per_epoch and per_epoch > 1:
+            ends, means = _epoch_means(losses, per_epoch)
+            if len(ends) > 1:
+                ax.plot(ends, means, lw=1.2, color="0.25", label="train, mean minibatch loss per epoch")
+    ax.plot(steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3)
+    same = np.allclose(train, test, equal_nan=True)
+    ax.plot(steps, test, marker="s", ms=6 if same else 4, ls="--" if same else "-", color="tab:orange",
+            mfc="none" if same else "tab:orange", label="test loss" + (" (equals train here)" if same else ""))
+    if few:
+        _annotate(ax, steps, train, "tab:blue", below=False)
+        if not same:
+            _annotate(ax, steps, test, "tab:orange", below=True)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    shown = [v for v in _values(records, "train_loss") + [v for _, v in losses] if np.isfinite(v)]
-    if shown and min(shown) > 0:
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if _log_scale(np.concatenate(shown)):
         ax.set_yscale("log")
+    else:
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.margins(y=0.15)
+    if per_epoch and per_epoch > 1:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
+        top.set_xlabel("epoch", fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
-    if any(r.get("test_accuracy") is not None for r in records):
+    acc = _values(records, "test_accuracy")
+    if np.isfinite(acc).any():
         ax2 = ax.twinx()
-        ax2.plot(steps, _values(records, "test_accuracy"), color="tab:green", ls="--", marker=".",
-                 label="test accuracy")
+        ax2.plot(steps, acc, color="tab:green", ls=":", marker="^", ms=4, label="test accuracy (right)")
         ax2.set_ylabel("test accuracy")
         ax2.set_ylim(0, 1.02)
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, fontsize=8, loc="best")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 * ((len(labels) + 2) // 3) + 0.01, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
     """grad_norms.png: ‖∂L/∂Wˡ‖_F of each layer at each evaluation (log scale); nothing
-    when the records carry no ``grad_norms``."""
+    when the records carry no ``grad_norms``.
+
+    Arguments:
+        records: metrics.jsonl records, step 0 first.
+        path: the PNG file.
+        title: the plot's title.
+    """
     rows = [r for r in records if r.get("grad_norms")]
     if not rows:
         return
@@ -70,9 +153,10 @@ def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
         ax.plot(steps, norms[:, layer], marker=".", label=f"layer {layer + 1}")
     ax.set_xlabel("step")
     ax.set_ylabel("‖∂L/∂W‖ (whole training set)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if np.all(norms[np.isfinite(norms)] > 0):
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="1 = next to the input", title_fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
