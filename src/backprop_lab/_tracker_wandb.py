@@ -61,8 +61,7 @@ class WandbTracker(Tracker):
         self.run = wandb.init(
             project=s["project"], entity=s["entity"], mode=s["mode"], group=s["group"],
             dir=str(self.dir), config=dict(config), id=self._previous_id(), resume="allow", reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True,
-                                    x_save_requirements=False, save_code=False),
+            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, save_code=False),
         )
         write_json(self.out_dir / STATE, {"id": self.run.id})
 
