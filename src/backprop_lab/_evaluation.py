@@ -1,4 +1,10 @@
-"""Evaluation: loss and accuracy of a data set in one compiled call."""
+"""Evaluation: loss and accuracy of a data set in one compiled call.
+
+:func:`accuracy` and :func:`evaluate` run one compiled program each, cached per
+shape, dtype (and loss): whether the targets are one-hot is decided inside the
+program, not by reading them on the host, so both also work on tracers (inside
+someone else's ``jit``, ``vmap`` or ``grad``).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,15 @@ def is_one_hot(y) -> bool:
     return y.ndim == 2 and y.shape[-1] > 1 and bool(np.all(y.sum(-1) == 1) and np.all((y == 0) | (y == 1)))
 
 
+def _accuracy_traced(a: Array, y: Array) -> Array:
+    """:func:`accuracy_of` with the one-hot test of :func:`is_one_hot` made inside the trace."""
+    thresholded = accuracy_of(a, y, False)
+    if y.ndim != 2 or y.shape[-1] < 2:
+        return thresholded
+    one_hot = jnp.all(jnp.sum(y, axis=-1) == 1) & jnp.all((y == 0) | (y == 1))
+    return jnp.where(one_hot, accuracy_of(a, y, True), thresholded)
+
+
 def accuracy(model: MLP, x: Array, y: Array) -> Array:
     """Fraction of examples classified right.
 
@@ -36,16 +51,31 @@ def accuracy(model: MLP, x: Array, y: Array) -> Array:
 
     Arguments:
         model: the network; x: (n, in); y: (n, out).
+
+    Returns:
+        A scalar in [0, 1].
     """
-    return accuracy_of(model(jnp.asarray(x, model.weights[0].dtype)), jnp.asarray(y), is_one_hot(y))
+    return _accuracy(model, x, y)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "one_hot"))
-def _evaluate(model, x, y, *, loss, one_hot):
-    return loss_value(model, x, y, loss), accuracy_of(model(x), y, one_hot)
+@jax.jit
+def _accuracy(model: MLP, x: Array, y: Array) -> Array:
+    return _accuracy_traced(model(jnp.asarray(x, model.weights[0].dtype)), jnp.asarray(y))
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _evaluate(model: MLP, x: Array, y: Array, *, loss: str) -> tuple[Array, Array]:
+    x = jnp.asarray(x, model.weights[0].dtype)
+    return loss_value(model, x, y, loss), _accuracy_traced(model(x), jnp.asarray(y))
 
 
 def evaluate(model: MLP, x: Array, y: Array, loss: str) -> tuple[Array, Array]:
-    """``(loss, accuracy)`` of a data set in one compiled call (see :func:`accuracy`)."""
-    return _evaluate(model, jnp.asarray(x, model.weights[0].dtype), jnp.asarray(y), loss=loss,
-                     one_hot=is_one_hot(y))
+    """``(loss, accuracy)`` of a data set in one compiled call (see :func:`accuracy`).
+
+    Arguments:
+        model: the network; x: (n, in); y: (n, out); loss: a loss name (see ``LOSSES``).
+
+    Returns:
+        The scalar mean loss and the scalar accuracy.
+    """
+    return _evaluate(model, x, y, loss=loss)
