@@ -554,7 +554,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
     "t10": (bench_hydra_sweep, {
         "full": dict(repeats=3),
         "quick": dict(lr_count=4, seeds=2, repeats=1),
-        "tiny": dict(lr_count=2, seeds=1, epochs=1, repeats=1, warm=False),
+        "tiny": dict(lr_count=1, seeds=1, epochs=1, repeats=1, warm=False),
     }),
     "t11": (bench_help, {
         "full": dict(repeats=9),

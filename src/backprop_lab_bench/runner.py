@@ -45,7 +45,7 @@ from backprop_lab import configure_cpu
 
 from . import processes, targets
 from .processes import USER_XLA_FLAGS
-from .timing import Row
+from .timing import Row, row
 
 #: Every benchmark: name → (function, keyword arguments per mode).
 BENCHMARKS = {**targets.BENCHMARKS, **processes.BENCHMARKS}

@@ -425,7 +425,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
     "t5": (bench_sweep, {
         "full": dict(lanes=64, steps=1680, sequential=None),
         "quick": dict(lanes=64, steps=168, sequential=3),
-        "tiny": dict(lanes=4, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=2,
+        "tiny": dict(lanes=2, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=1,
                      n_train=64),
     }),
     # The same sweep with plain SGD over 10 epochs: shorter runs, so compiling
@@ -434,8 +434,8 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
     "t5_sgd": (bench_sweep, {
         "full": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=None),
         "quick": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=3),
-        "tiny": dict(lanes=4, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), optimizer="sgd",
-                     sequential=2, n_train=64),
+        "tiny": dict(lanes=2, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), optimizer="sgd",
+                     sequential=1, n_train=64),
     }),
     "t6": (bench_diagonal, {
         "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
