@@ -471,7 +471,7 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
             if lane.epoch > 0:
                 lane.stopper.replay(lane.dir.records())
             lane.tracker = make_tracker(lane.exp.config, lane.dir.path) if lane.writer else Tracker(lane.dir.path)
-            lane.tracker.start(result_config(lane.exp.config))
+            lane.tracker.start(lane.exp.config)
         _start([l for l in runnable if l.epoch == 0])
         painter = _Painter(len(runnable) if process_index() == 0 else 0)
         t_run = time.perf_counter()
@@ -493,6 +493,14 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         painter.close()
         if signals.received is not None:
             raise RunInterrupted(signals.received)
+    except Exception as err:
+        for lane in lanes:  # a tracker run is closed, whatever ended the run
+            if lane.tracker is not None and id(lane) not in results and lane.writer:
+                try:
+                    lane.tracker.finish({"status": "failed", "error": str(err)})
+                except Exception:
+                    pass
+        raise
     finally:
         for lane in lanes:
             lane.dir.unlock()
