@@ -46,30 +46,36 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
     return summary
 
 
-def train_lanes(jobs) -> list[dict | None]:
+def train_lanes(jobs) -> list[float | None]:
     """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file)`` that
-    differ only in learning rate and seed, run as the lanes of one program."""
+    differ only in learning rate and seed, run as the lanes of one program; each job's
+    objective (as ``task`` returns it)."""
     from backprop_lab import _apps as apps
     from backprop_lab._engine import RunSpec, run_experiments
     from backprop_lab._experiment import build_experiment
+    from backprop_lab._objective import objective
 
     apps.setup_jax(jobs[0][0])
     specs = [RunSpec(build_experiment(cfg), Path(out), files, name, log_file)
              for cfg, out, files, name, log_file in jobs]
-    return run_experiments(specs, resume=specs[0].exp.config.get("resume", False), refuse="skip",
-                           launcher="vmap")
+    summaries = run_experiments(specs, resume=specs[0].exp.config.get("resume", False),
+                                refuse="skip", launcher="vmap")
+    return [objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 
-def task(cfg: DictConfig) -> dict | None:
+def task(cfg: DictConfig) -> float | None:
+    """One job; returns its objective: the summary's ``optimized_metric``, the worst value
+    for the sweep's direction when the run did not complete, None when the key is null."""
     from backprop_lab import _apps as apps
     from backprop_lab._checkpoint import CheckpointError
     from backprop_lab._engine import RunInterrupted
     from backprop_lab._experiment import ConfigError
+    from backprop_lab._objective import objective
     from backprop_lab._rundir import RunDirError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
-        return train(cfg)
+        return objective(train(cfg), cfg)
     except ConfigError as err:
         apps.stop_on_config_error(err, "train", log)
     except (CheckpointError, RunDirError) as err:
@@ -77,7 +83,7 @@ def task(cfg: DictConfig) -> dict | None:
         sys.exit(2)
     except RunInterrupted as err:
         sys.exit(128 + err.signum)
-    return None
+    return objective(None, cfg)
 
 
 task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs here

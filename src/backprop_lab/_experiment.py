@@ -25,6 +25,7 @@ from ._activations import ACTIVATIONS
 from ._data import DATASETS, Dataset, load_dataset
 from ._losses import LOSSES
 from ._network import INITS, MLP
+from ._objective import METRICS
 from ._optimizers import OPTIMIZERS, check_learning_rate, make_optimizer
 from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional, text
 from ._trackers import check_logger_config
@@ -85,12 +86,13 @@ TRAIN_KEYS: dict[str, Check] = {
     "divergence_factor": optional(number(1.0, low_open=True, example="1e4"), "only non-finite values"),
     "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
     "diagnostics": boolean(),
+    "optimized_metric": optional(choice(METRICS), "the job returns nothing to a sweeper"),
 }
 GROUPS = ("data", "model", "optimizer", "logger")
 
 #: Keys that do not change a run's result: resume accepts new values for them.
 NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
-                             "diagnostics", "logger"})
+                             "diagnostics", "logger", "optimized_metric"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -109,9 +109,9 @@ class VmapLauncher(Launcher):
             for idx, overrides, cfg in group:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 rets.append(self._run(_Collect(lanes, f"#{idx}"), cfg))
-            summaries = run_lanes(lanes)
-            for (idx, _, _), ret, summary in zip(group, rets, summaries):
-                ret.return_value = summary
+            values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
+            for (idx, _, _), ret, value in zip(group, rets, values):
+                ret.return_value = value
                 returns[idx] = ret
         return [returns[idx] for idx, _, _ in jobs]
 
