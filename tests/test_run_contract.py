@@ -369,3 +369,27 @@ def test_vmap_launcher_runs_other_apps_job_by_job(tmp_path):
         summary = json.loads((tmp_path / job / "summary.json").read_text())
         assert summary["kind"] == "compare" and summary["passed"] is True
         assert (tmp_path / job / "grad_report.json").exists()
+
+
+# --- early stopping --------------------------------------------------------------------------
+
+def test_early_stopping_ends_where_the_patience_rule_says_and_stays_ended(tmp_path):
+    over = (*TINY[:2], "epochs=12", *TINY[3:], "optimizer=sgd", "optimizer.lr=0.001",
+            "early_stopping.metric=test_loss", "early_stopping.patience=2", "early_stopping.min_delta=0.01")
+    summary = app.train(cfg_of(*over), out_dir=tmp_path)
+    rows = _rows(tmp_path / "metrics.jsonl")
+    # the rule, applied by hand to the records: stop at the 2nd record in a row without a gain > 0.01
+    best, waited, stop = None, 0, None
+    for r in rows:
+        if best is None or best - r["test_loss"] > 0.01:
+            best, waited = r["test_loss"], 0
+        else:
+            waited += 1
+            if waited == 2:
+                stop = r["epoch"]
+                break
+    assert stop is not None and stop < 12
+    assert summary["status"] == "stopped_early" and summary["epochs"] == stop == rows[-1]["epoch"]
+    before = _files(tmp_path)
+    app.train(cfg_of(*over, "resume=true"), out_dir=tmp_path)
+    assert _files(tmp_path) == before

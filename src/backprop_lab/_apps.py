@@ -65,6 +65,15 @@ def setup_distributed(group) -> bool:
     return True
 
 
+def requeued() -> bool:
+    """Whether this is a SLURM job started again after a requeue (preemption, ``scontrol requeue``):
+    then its run continues from its checkpoint as with ``resume=true``."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
 def in_multirun() -> bool:
     """Whether this process runs a job of a Hydra multirun (``-m``)."""
     from hydra.core.hydra_config import HydraConfig

@@ -41,6 +41,7 @@ from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 from ._rundir import CHECKPOINT, GRAD_PLOT, PLOT, SUMMARY, RunDir, RunDirError, finite_or_none, write_json
 from ._trackers import Tracker, make_tracker
+from ._early_stopping import EarlyStopping
 from ._evaluation import is_one_hot
 from ._sharding import agree, plan, process_index
 from ._sweep import keep_where, measure_lanes, run_lanes, stack_lanes
@@ -85,6 +86,7 @@ class _Lane:
     tracker: Tracker | None = None
     devices: int = 1
     writer: bool = True
+    stopper: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
 
     @property
     def exp(self) -> Experiment:
@@ -243,7 +245,9 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
         m = place.gather(measure_lanes(models, x, y, x_test, y_test, **measure))
         for i, lane in enumerate(lanes):
             lane.initial_loss = finite_or_none(m["train_loss"][i])
-            lane.append(0, [], [_record(lane, m, i, None, time.perf_counter() - t_run)])
+            rec = _record(lane, m, i, None, time.perf_counter() - t_run)
+            lane.append(0, [], [rec])
+            lane.stopper.update(rec)  # the untrained network is the first value to beat
     seconds = []
     epoch = lanes[0].epoch
     while epoch < base.epochs and alive.any() and signals.received is None:
@@ -270,9 +274,13 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
             lane.epoch = epoch
             lane.model = jax.tree.map(lambda leaf: leaf[i], host_models)
             lane.opt_state = jax.tree.map(lambda leaf: leaf[i], host_opts)
-            lane.append((epoch - n_epochs) * spe, losses[i],
-                        [_record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)])
+            rec = _record(lane, m, i, losses[i, -spe:].mean(), time.perf_counter() - t_run)
+            lane.append((epoch - n_epochs) * spe, losses[i], [rec])
             _save(lane)
+            if lane.stopper.update(rec) and epoch < base.epochs:
+                ok[i], lane.status = False, "stopped_early"
+                lane.say(logging.INFO, "stopping early at epoch %d: %s has not improved on %.6g for %d "
+                         "evaluations", epoch, lane.stopper.metric, lane.stopper.best, lane.stopper.patience)
         alive = ok
         if signals.received is None and alive.any():
             _progress(lanes, alive, epoch)
@@ -323,9 +331,12 @@ def _report(lane: _Lane, summary: dict) -> None:
                 f"{summary['steps']}: {state}")
     elif lane.status == "interrupted":
         what = f"interrupted at step {summary['steps']}: {state}; resume=true continues it"
+    elif lane.status == "stopped_early":
+        what = f"stopped early after {summary['steps']} steps: {state}"
     else:
         what = f"completed {summary['steps']} steps: {state}"
-    lane.say(logging.INFO if lane.status == "completed" else logging.WARNING, "%s; results in %s",
+    lane.say(logging.INFO if lane.status in ("completed", "stopped_early") else logging.WARNING,
+             "%s; results in %s",
              what, lane.dir.path)
 
 
@@ -456,8 +467,11 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         for lane in runnable:
             for note in lane.exp.notes:
                 lane.say(logging.INFO, "%s", note)
+            lane.stopper = EarlyStopping.from_config(lane.exp.config.get("early_stopping"))
+            if lane.epoch > 0:
+                lane.stopper.replay(lane.dir.records())
             lane.tracker = make_tracker(lane.exp.config, lane.dir.path) if lane.writer else Tracker(lane.dir.path)
-            lane.tracker.start(result_config(lane.exp.config))
+            lane.tracker.start(lane.exp.config)
         _start([l for l in runnable if l.epoch == 0])
         painter = _Painter(len(runnable) if process_index() == 0 else 0)
         t_run = time.perf_counter()
@@ -479,6 +493,14 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         painter.close()
         if signals.received is not None:
             raise RunInterrupted(signals.received)
+    except Exception as err:
+        for lane in lanes:  # a tracker run is closed, whatever ended the run
+            if lane.tracker is not None and id(lane) not in results and lane.writer:
+                try:
+                    lane.tracker.finish({"status": "failed", "error": str(err)})
+                except Exception:
+                    pass
+        raise
     finally:
         for lane in lanes:
             lane.dir.unlock()

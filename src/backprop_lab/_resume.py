@@ -81,7 +81,8 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
                                    "it is not continued")
     like = (exp.model, exp.optimizer.init(exp.model))
     (model, opt_state), _ = load_checkpoint(d / CHECKPOINT, like)
-    if header["epoch"] >= exp.epochs and summary.get("status") == "completed":
+    if summary.get("status") == "stopped_early" or (
+            header["epoch"] >= exp.epochs and summary.get("status") == "completed"):
         return ResumePoint("keep", f"{d.path} is complete at epoch {header['epoch']}; its results are "
                                    "left as they are")
     d.cut_after(header["step"])

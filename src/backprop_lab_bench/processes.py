@@ -263,8 +263,10 @@ def bench_python_loop(n_train: int = 1347, repeats: int = 9, warmup: int = 1,
 
 #: T9's probe: ``python PROBE OUT.json SCRIPT ARGS...`` imports what the job
 #: will import (timing each group), wraps the engine's stages in timers, adds
-#: up JAX's compile events, then runs SCRIPT as ``__main__``; OUT.json gets
-#: seconds per stage and a timeline (seconds since the probe started). The
+#: up JAX's compile events (tracing, lowering, compiling, reading the compile
+#: cache: in all and per innermost stage), then runs SCRIPT as ``__main__``;
+#: OUT.json gets seconds per stage and a timeline (seconds since the probe
+#: started). The
 #: wrapped names are the engine's as of this writing; a name that is gone is
 #: listed under "missing" and the rest still count.
 PROBE = r'''
@@ -278,7 +280,9 @@ import time
 
 T0 = time.perf_counter()
 out_path, script, *args = sys.argv[1:]
-report = {"imports": {}, "calls": {}, "events": {}, "missing": [], "marks": {}}
+report = {"imports": {}, "calls": {}, "events": {}, "events_by_stage": {}, "missing": [],
+          "marks": {}}
+active = []  # the stages now running, innermost last
 
 
 def now():
@@ -320,9 +324,11 @@ def timed(label, fn):
     @functools.wraps(fn)
     def wrapper(*a, **k):
         t = time.perf_counter()
+        active.append(label)
         try:
             return fn(*a, **k)
         finally:
+            active.pop()
             c = report["calls"].setdefault(label, {"seconds": 0.0, "count": 0, "first_start": None})
             c["seconds"] += time.perf_counter() - t
             c["count"] += 1
@@ -350,6 +356,8 @@ from jax import monitoring  # noqa: E402
 
 def on_event(event, duration, **_):
     report["events"][event] = report["events"].get(event, 0.0) + duration
+    stage = report["events_by_stage"].setdefault(active[-1] if active else "(no stage)", {})
+    stage[event] = stage.get(event, 0.0) + duration
 
 
 monitoring.register_event_duration_secs_listener(on_event)
@@ -382,6 +390,37 @@ def probe_job(argv: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
     report["import_seconds_by_package"] = {k: round(v, 4) for k, v in
                                            list(import_seconds(proc.stderr).items())[:15]}
     return report
+
+
+_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+           "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+           "/jax/core/compile/backend_compile_duration": "compile",
+           "/jax/compilation_cache/cache_retrieval_time_sec": "cache read"}
+
+
+def describe_probe(report: dict[str, Any]) -> list[str]:
+    """:func:`probe_job`'s report as lines: imports, then each stage in the order it started."""
+    def jax_part(events: dict[str, float]) -> str:
+        parts = [f"{short} {events[e]:.2f}" for e, short in _EVENTS.items() if events.get(e)]
+        return f" (JAX {', '.join(parts)})" if parts else ""
+
+    lines = ["imports (before the script): " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in report["imports"].items())]
+    marks, calls = report["marks"], report["calls"]
+    job = calls.get("hydra run_job (job set-up + task)")
+    if job:
+        lines.append(f"from the script's start to the job's (app module, configure_cpu, Hydra "
+                     f"composing the config): {job['first_start'] - marks['script_start']:.2f} s")
+    for label, c in sorted(calls.items(), key=lambda kv: kv[1]["first_start"]):
+        times = f" ×{c['count']}" if c["count"] > 1 else ""
+        lines.append(f"  {label}: {c['seconds']:.2f} s{times}, from {c['first_start']:.2f} s to "
+                     f"{c['last_end']:.2f} s{jax_part(report['events_by_stage'].get(label, {}))}")
+    if job:
+        lines.append(f"after the job until exit: {marks['exit'] - job['last_end']:.2f} s")
+    lines.append("JAX in all:" + jax_part(report["events"]).strip(" ()").replace("JAX", ""))
+    if report["missing"]:
+        lines.append("not found (renamed?): " + ", ".join(report["missing"]))
+    return lines
 
 
 def bench_main_job(overrides: Sequence[str] = (), repeats: int = 5, warmup: int = 1,

@@ -234,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"XLA_FLAGS: {m['xla_flags'] or '(none)'} (the commands of T7, T9-T11 start with "
           f"{m['user_xla_flags'] or 'none'})\n")
     print(markdown_table(report["rows"]))
+    for r in report["rows"]:
+        if r["details"].get("where_the_time_goes"):
+            print(f"\n{r['target']}, where the time of one more run goes (seconds since its start):")
+            print("\n".join(processes.describe_probe(r["details"]["where_the_time_goes"])))
     path = write_json(report, args.json)
     print(f"\nJSON: {path}")
     return 0 if all(res.get("error") is None for res in report["benchmarks"]) else 1
