@@ -98,6 +98,7 @@ def test_a_refused_trial_scores_worst_and_the_sweep_finishes(tmp_path, launcher)
 
 @pytest.mark.parametrize(("summary", "direction", "expected"), [
     ({"status": "completed", "test_accuracy": 0.75}, "maximize", 0.75),
+    ({"status": "stopped_early", "test_accuracy": 0.5}, "maximize", 0.5),
     ({"status": "completed", "test_accuracy": None}, "maximize", -math.inf),  # no classes
     ({"status": "diverged", "test_accuracy": 0.9}, "maximize", -math.inf),
     ({"status": "interrupted", "test_accuracy": 0.9}, "minimize", math.inf),

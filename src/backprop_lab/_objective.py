@@ -4,7 +4,7 @@ A hyperparameter search (``-m hydra/sweeper=optuna``) takes each job's return
 value as its trial's result. :func:`objective` is that value, for a single run
 (``task``) and for each lane of a vmapped group (``train_lanes``) alike:
 
-- a completed run: its summary's ``optimized_metric`` field;
+- a completed or early-stopped run: its summary's ``optimized_metric`` field;
 - any other run (diverged, interrupted, refused for its config or its run
   directory) and a completed run without a finite value there: the worst value
   for the sweep's direction, ``+inf`` when minimizing and ``-inf`` when
@@ -30,8 +30,9 @@ METRICS: dict[str, str] = {
 }
 #: A run that did not complete, by direction.
 WORST: dict[str, float] = {"minimize": math.inf, "maximize": -math.inf}
-#: The summary statuses whose metric counts; any other scores :data:`WORST`.
-SCORED = frozenset({"completed"})
+#: The summary statuses whose metric counts (an early-stopped run ended normally, with
+#: its last state); any other scores :data:`WORST`.
+SCORED = frozenset({"completed", "stopped_early"})
 
 
 def sweep_direction(metric: str) -> str:
