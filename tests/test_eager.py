@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -195,6 +196,34 @@ def test_a_traced_learning_rate_does_not_recompile_sgd_step():
     assert len(counts) <= 1  # the Python floats share a program; the array may add one
     np.testing.assert_allclose(new.weights[0], model.weights[0] - 0.4 * grads.weights[0],
                                rtol=1e-15)
+
+
+def test_a_first_trace_of_the_manual_entry_points_calls_no_autodiff(monkeypatch):
+    """tests/test_batching.py's guard, on a structure traced for the first time here.
+
+    A compiled program is traced once per shape, so a guard that patches
+    jax.grad and friends only sees a first trace; this structure (one more
+    input than SIZES) is used nowhere else.
+    """
+    def forbidden(*args, **kwargs):
+        raise AssertionError("automatic differentiation was called")
+
+    for module, name in [(jax, "grad"), (jax, "value_and_grad"), (jax, "vjp"), (jax, "jvp"),
+                         (jax, "linearize"), (jax, "linear_transpose"), (eqx, "filter_grad"),
+                         (eqx, "filter_vjp")]:
+        monkeypatch.setattr(module, name, forbidden)
+    rng = np.random.default_rng(3)
+    model = bl.MLP.from_weights([rng.normal(size=(7, 6)), rng.normal(size=(2, 7))],
+                                [rng.normal(size=7), None], "gelu", "softmax")
+    x, y = jnp.asarray(rng.normal(size=(5, 6))), jnp.asarray(np.eye(2)[np.arange(5) % 2])
+    with count_compilations() as counts:
+        for variant in ("hadamard", "diagonal"):
+            bl.manual_grad(model, x, y, "sse", variant)
+            bl.manual_value_and_grad(model, x, y, "sse", variant)
+            bl.backprop_trace(model, x, y, "sse", variant)
+    assert len(counts) == 6  # each traced (and compiled) here for the first time
+    with pytest.raises(AssertionError, match="automatic differentiation"):
+        bl.autodiff_grad(model, x, y, "sse")
 
 
 def test_argument_errors_come_before_any_compilation():
