@@ -41,8 +41,8 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
     exp = build_experiment(cfg)
     out = Path(out_dir) if out_dir is not None else apps.output_dir()
     refuse = "skip" if apps.in_multirun() else "raise"
-    (summary,) = run_experiments([RunSpec(exp, out, apps.hydra_files(cfg))],
-                                 resume=exp.config.get("resume", False), refuse=refuse)
+    resume = exp.config.get("resume", False) or apps.requeued()
+    (summary,) = run_experiments([RunSpec(exp, out, apps.hydra_files(cfg))], resume=resume, refuse=refuse)
     return summary
 
 
@@ -58,8 +58,8 @@ def train_lanes(jobs) -> list[float | None]:
     apps.setup_jax(jobs[0][0])
     specs = [RunSpec(build_experiment(cfg), Path(out), files, name, log_file)
              for cfg, out, files, name, log_file in jobs]
-    summaries = run_experiments(specs, resume=specs[0].exp.config.get("resume", False),
-                                refuse="skip", launcher="vmap")
+    resume = specs[0].exp.config.get("resume", False) or apps.requeued()
+    summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
     return [objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 

@@ -11,6 +11,8 @@ value and what would be right, so the apps stop before any compute.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ import optax
 
 from ._activations import ACTIVATIONS
 from ._data import DATASETS, Dataset, load_dataset
+from ._early_stopping import EARLY_STOPPING_KEYS
 from ._losses import LOSSES
 from ._network import INITS, MLP
 from ._objective import METRICS
@@ -87,12 +90,21 @@ TRAIN_KEYS: dict[str, Check] = {
     "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
     "diagnostics": boolean(),
     "optimized_metric": optional(choice(METRICS), "the job returns nothing to a sweeper"),
+    "devices": optional(integer(1), "every local device"),
 }
-GROUPS = ("data", "model", "optimizer", "logger")
+
+#: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,
+#: unless it is one task of a SLURM job step with several tasks).
+DISTRIBUTED_KEYS: dict[str, Check] = {
+    "coordinator_address": optional(text(), "not set"),
+    "num_processes": optional(integer(1), "not set"),
+    "process_id": optional(integer(0), "not set"),
+}
+GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping")
 
 #: Keys that do not change a run's result: resume accepts new values for them.
 NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
-                             "diagnostics", "logger", "optimized_metric"})
+                             "diagnostics", "logger", "optimized_metric", "devices", "distributed"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +156,20 @@ def check_top(cfg: Mapping, schema: Mapping[str, Check], required=()) -> dict:
         if group in cfg and not isinstance(cfg[group], Mapping):
             raise ConfigError(group, cfg[group], f"expected the {group} group, e.g. {group}=<name>")
     return check_group("", top, schema, required=required)
+
+
+def check_distributed(group: Mapping | None) -> dict:
+    """Check the ``distributed`` group: all three keys set, or none."""
+    values = check_group("distributed", group or {}, DISTRIBUTED_KEYS)
+    given = [k for k, v in values.items() if v is not None]
+    if given and len(given) < len(DISTRIBUTED_KEYS):
+        missing = [k for k in DISTRIBUTED_KEYS if values.get(k) is None]
+        raise ConfigError(f"distributed.{missing[0]}", None, "set distributed.coordinator_address, "
+                          "distributed.num_processes and distributed.process_id together, or none")
+    if given and values["process_id"] >= values["num_processes"]:
+        raise ConfigError("distributed.process_id", values["process_id"],
+                          f"expected an integer from 0 to {values['num_processes'] - 1}")
+    return values
 
 
 def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
@@ -219,6 +245,12 @@ def build_model(cfg: Mapping) -> MLP:
     return _build_model(cfg["model"], sizes, _keys(seed)[0], DTYPES[dtype])
 
 
+@functools.lru_cache(maxsize=16)
+def _load(name: str, seed: Any, dtype: str, kwargs: str) -> Dataset:
+    """load_dataset, once per process for the same arguments (a sweep's jobs share data)."""
+    return load_dataset(name, seed=seed, dtype=np.dtype(dtype), **json.loads(kwargs))
+
+
 def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
     """The configured data set, checked against the network's widths."""
     data_cfg = cfg.get("data")
@@ -228,8 +260,8 @@ def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
     name = choice(DATASETS)("data.name", data_cfg["name"])
     kwargs = {k: v for k, v in data_cfg.items() if k != "name"}
     try:
-        data = load_dataset(name, seed=cfg.get("seed", 0), dtype=np.dtype(cfg.get("dtype", "float32")),
-                            **kwargs)
+        data = _load(name, cfg.get("seed", 0), str(cfg.get("dtype", "float32")),
+                     json.dumps(kwargs, sort_keys=True, default=str))
     except (ValueError, TypeError) as err:
         raise ConfigError("data", name, str(err)) from None
     if data.n_train < 1:
@@ -291,6 +323,8 @@ def build_experiment(cfg: Mapping) -> Experiment:
         if group not in cfg:
             raise ConfigError(group, "<missing>", f"the {group} group is required, e.g. {group}=<name>")
     check_logger_config(cfg.get("logger"))
+    check_distributed(cfg.get("distributed"))
+    check_group("early_stopping", cfg.get("early_stopping") or {}, EARLY_STOPPING_KEYS)
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])
     opt_cfg = dict(cfg["optimizer"])
