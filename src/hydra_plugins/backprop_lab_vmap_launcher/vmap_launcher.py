@@ -76,14 +76,18 @@ class VmapLauncher(Launcher):
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        return self.launch_numbered([(initial_job_idx + i, o) for i, o in enumerate(job_overrides)])
+
+    def launch_numbered(self, numbered: Sequence[tuple]) -> Sequence[JobReturn]:
+        """``launch`` for jobs ``(job number, overrides)`` whose numbers need not be consecutive:
+        hydra/launcher=slurm_vmap runs each group here, inside its SLURM job."""
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
         jobs = []
-        for i, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + i
+        for idx, overrides in numbered:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.id = idx

@@ -1,0 +1,186 @@
+"""``hydra/launcher=slurm_vmap``: each vmap group of a sweep as one SLURM job.
+
+    python experiments/train.py -m hydra/launcher=slurm_vmap \\
+        optimizer.lr=0.001,0.01,0.1,1 seed=0,1,2,3
+
+The jobs of the sweep are grouped as ``hydra/launcher=vmap`` groups them (by
+everything but ``vmap_keys``), and each group is submitted as one SLURM job
+(the groups together as one job array, through submitit as
+``hydra/launcher=slurm`` does): a 64-lane learning-rate x seed sweep is one
+allocation, not 64. Inside its job a group runs through ``VmapLauncher`` itself,
+so every job directory gets what ``hydra/launcher=vmap`` gives it, and a job
+whose config is refused records ``config_error`` while the others run.
+
+Requeues (see docs/slurm.md): a job requeued by SLURM (``scontrol requeue``,
+preemption) runs again with ``SLURM_RESTART_COUNT`` > 0 and the engine resumes
+each run from its checkpoint. Near its time limit submitit's signal (USR2)
+requeues the job itself, up to ``max_num_timeout`` times. Both launchers here
+let the run stop after its current chunk on the SIGTERM the requeue brings,
+where submitit alone would exit wherever the signal found the job, and keep the
+job's log file to process 0 when a job has several tasks.
+
+``SlurmLauncher`` (``hydra/launcher=slurm``, conf/hydra/launcher/slurm.yaml) is
+hydra-submitit-launcher's with those two changes.
+"""
+
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides, setup_globals
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
+from omegaconf import OmegaConf
+
+from .vmap_launcher import VmapLauncher, _group_key
+
+log = logging.getLogger(__name__)
+
+VMAP_KEYS = ["optimizer.lr", "seed"]
+
+
+@dataclass
+class SlurmVmapLauncherConf(SlurmQueueConf):
+    """hydra-submitit-launcher's SLURM fields, and the keys whose values may differ within a job."""
+
+    _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher.SlurmVmapLauncher"
+    vmap_keys: List[str] = field(default_factory=lambda: list(VMAP_KEYS))
+    # Requeue on timeout through submitit, up to this many times; the runs resume.
+    max_num_timeout: int = 3
+    # sbatch --requeue: SLURM may requeue the job (preemption, scontrol requeue).
+    additional_parameters: Dict[str, Any] = field(default_factory=lambda: {"requeue": True})
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="submitit_slurm_vmap", node=SlurmVmapLauncherConf, provider="backprop_lab"
+)
+
+
+@contextlib.contextmanager
+def _in_job(launcher):
+    """What a launcher's callable runs in, inside its SLURM job.
+
+    Requeues: submitit's USR2 handler (time limit near, or preempted) checkpoints
+    the submission and runs ``scontrol requeue``, then exits at once, wherever the
+    job is. All but that exit is kept: the requeue's SIGTERM stops the run after
+    its current chunk (the engine records it and saves its checkpoint), and the
+    job runs again from there.
+
+    Tasks other than 0 of a multi-task job log to their own submitit log only:
+    the job's log file (as the run's other files) is process 0's.
+    """
+    import submitit
+
+    env = submitit.JobEnvironment()
+    signum = env._usr_sig()
+    handler = signal.getsignal(signum)
+    task = launcher.task_function
+
+    def requeue(sig, frame):
+        try:
+            handler(sig, frame)
+        except SystemExit:
+            log.warning("job requeued: the run stops after its current chunk and resumes from "
+                        "its checkpoint when the job runs again")
+
+    if callable(handler):
+        signal.signal(signum, requeue)
+    if env.global_rank != 0:
+        launcher.task_function = _WithoutLogFile(task)
+    try:
+        yield
+    finally:
+        launcher.task_function = task
+        if callable(handler):
+            signal.signal(signum, handler)
+
+
+class _WithoutLogFile:
+    """The app's task, minus the log files Hydra opened for the job (run_lanes and all)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def __call__(self, cfg):
+        root = logging.getLogger()
+        for h in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(h)
+            h.close()
+        return self.task(cfg)
+
+
+def _exit_if_interrupted(run):
+    """Run ``run()``; a run the requeue's SIGTERM ended exits as the app does (128 + signal),
+    so submitit writes no result and the launcher waits for the job's next run."""
+    from backprop_lab._engine import RunInterrupted
+
+    try:
+        return run()
+    except RunInterrupted as err:
+        sys.exit(128 + err.signum)
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """hydra-submitit-launcher's SLURM launcher, its jobs run in :func:`_in_job`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        with _in_job(self):
+            return super().__call__(*args, **kwargs)
+
+
+class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
+    """Each group of jobs that differ only in ``vmap_keys`` as one SLURM job running VmapLauncher."""
+
+    def __init__(self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), **params: Any) -> None:
+        super().__init__(**params)
+        self.vmap_keys = list(vmap_keys)
+
+    def __call__(self, numbered: List[tuple], singleton_state: Dict[type, Singleton]) -> List[JobReturn]:
+        """Inside the SLURM job: the group's jobs ``(job number, overrides)`` through VmapLauncher."""
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        with _in_job(self):
+            vmap = VmapLauncher(self.vmap_keys)
+            vmap.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
+            return _exit_if_interrupted(lambda: vmap.launch_numbered(numbered))
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        assert self.config is not None and self.hydra_context is not None
+        setup_globals()
+        groups: dict = {}
+        for i, overrides in enumerate(job_overrides):
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            groups.setdefault(_group_key(cfg, self.vmap_keys), []).append((initial_job_idx + i, list(overrides)))
+
+        executor = submitit.AutoExecutor(cluster="slurm", folder=self.params["submitit_folder"],
+                                         slurm_max_num_timeout=self.params.get("max_num_timeout", 0))
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in self.params.items()
+                                      if k not in ("submitit_folder", "max_num_timeout")})
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            sweep_dir.chmod(int(str(self.config.hydra.sweep.mode), 8))
+        log.info("Submitit 'slurm' sweep output dir : %s", sweep_dir)
+        log.info("Launching %d jobs as %d SLURM job(s), one vmapped program each",
+                 len(job_overrides), len(groups))
+        for n, group in enumerate(groups.values()):
+            for idx, overrides in group:
+                log.info("\t[%d] #%d : %s", n, idx, " ".join(filter_overrides(overrides)))
+        state = Singleton.get_state()
+        jobs = executor.map_array(self, list(groups.values()), [state] * len(groups))
+        returns = {}  # each job returns its group's JobReturns in the group's order
+        for group, job in zip(groups.values(), jobs):
+            returns.update((idx, ret) for (idx, _), ret in zip(group, job.results()[0]))
+        return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
