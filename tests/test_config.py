@@ -20,7 +20,7 @@ GROUPS = {
     for group in ("data", "model", "optimizer", "experiment")
 }
 TOP_LEVEL = {"seed", "loss", "grad", "epochs", "batch_size", "resume", "dtype", "log_every", "jax_cache_dir",
-             "divergence_factor", "diagnostics", "max_memory_gb"}
+             "divergence_factor", "diagnostics", "max_memory_gb", "optimized_metric", "devices"}
 
 
 @pytest.fixture(autouse=True)
@@ -42,12 +42,12 @@ def test_groups_are_complete() -> None:
     assert GROUPS["data"] == sorted(dataset_names())
     assert GROUPS["model"] == ["mlp"]
     assert GROUPS["optimizer"] == ["adam", "momentum", "sgd"]
-    assert GROUPS["experiment"] == ["digits", "moons", "note002", "note003", "note004", "xor"]
+    assert GROUPS["experiment"] == ["digits", "moons", "note002", "note003", "note004", "vanishing", "xor"]
 
 
 def test_default_run() -> None:
     cfg = compose_train()
-    assert set(cfg) == TOP_LEVEL | {"data", "model", "optimizer"}
+    assert set(cfg) == TOP_LEVEL | {"data", "model", "optimizer", "logger", "distributed", "early_stopping"}
     assert cfg.seed == 0 and cfg.resume is False and cfg.dtype == "float32"
     assert cfg.grad in ("manual", "autodiff")
     assert isinstance(cfg.epochs, int) and isinstance(cfg.batch_size, int)

@@ -118,7 +118,7 @@ def jax_key(seed):
 # --- metrics: step 0 first, train_loss defined, every step's loss kept --------------------
 
 def test_records_start_at_step_0_and_train_loss_is_the_whole_training_set(tmp_path):
-    app.train(cfg_of(*TINY, "log_every=2", "epochs=4"), out_dir=tmp_path)
+    app.train(cfg_of(*TINY, "log_every=2", "epochs=4", "diagnostics=true"), out_dir=tmp_path)
     rows = _rows(tmp_path / "metrics.jsonl")
     exp = build_experiment(cfg_of(*TINY))
     x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)

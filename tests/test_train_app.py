@@ -61,8 +61,8 @@ def test_run_writes_readable_results(tmp_path):
     summary = app.train(cfg_of(*TINY), out_dir=tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1, 2, 3]
-    assert {"step", "train_loss", "epoch_loss", "test_loss", "test_accuracy", "wall_time",
-            "grad_norms"} <= set(records[0])
+    assert {"step", "train_loss", "epoch_loss", "test_loss", "test_accuracy", "wall_time"} <= set(records[0])
+    assert "grad_norms" not in records[0]  # diagnostics=false by default
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == summary["status"] == "completed"
     assert on_disk["steps"] == records[-1]["step"]

@@ -118,7 +118,7 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
                 e.epochs, e.batch_size, e.data.x_train.shape, e.data.x_test.shape,
                 str(e.model.weights[0].dtype), e.config.get("log_every", 1),
                 e.config.get("divergence_factor", DIVERGENCE_FACTOR),
-                e.config.get("diagnostics", True), jax.tree.structure(e.optimizer.init(e.model)))
+                e.config.get("diagnostics", False), jax.tree.structure(e.optimizer.init(e.model)))
 
     first = shape(specs[0].exp)
     for s in specs[1:]:
@@ -238,7 +238,7 @@ def _train(lanes: list[_Lane], signals: Signals, t_run: float) -> list[float]:
     keys = place.put_lanes(np.stack([np.asarray(l.exp.key) for l in padded]))
     models = place.put_lanes(stack_lanes([l.model for l in padded]))
     opts = place.put_lanes(stack_lanes([l.opt_state for l in padded]))
-    measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", True)),
+    measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", False)),
                    one_hot=is_one_hot(np.asarray(base.data.y_test)))
     alive = np.array([l.status == "running" for l in lanes])
     if lanes[0].epoch == 0:
