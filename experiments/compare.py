@@ -1,209 +1,22 @@
 #!/usr/bin/env python3
-"""Check the hand-written gradient against jax.grad on one batch, and time both.
+"""Check the hand-written gradient against jax.grad on one batch, and time both:
+``backprop-lab compare``, run from a checkout.
 
     python experiments/compare.py data.name=random model.sizes=[2,2,2]
     python experiments/compare.py -m data.name=random model.activation=sigmoid,tanh,relu,gelu \\
         dtype=float32,float64 'model.sizes=[2,2,2],[64,256,256,10]'
-    scripts/summarize multirun/compare/<date>/<time>
 
-``data.name=random`` draws inputs and targets of the network's own widths
-(standard normal inputs; one-hot, 0/1 or uniform targets to suit the loss),
-seeded by ``seed``, so any ``model.sizes`` works; the data group's other keys
-are then ignored. A named data set must match the widths (a clear error
-otherwise). Each run writes into its Hydra output directory grad_report.json,
-grad_report.md and summary.json (``kind: compare``), and prints the table.
+The app is backprop_lab.apps.compare (its ``compare`` and ``main`` are importable from
+here too); the configs are conf/.
 """
 
-from __future__ import annotations
+import sys
 
-import logging
-import statistics
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING
+from backprop_lab.apps.compare import compare, log, main, random_batch, time_grads
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-if TYPE_CHECKING:  # JAX and NumPy load when a job runs, not for --help or --cfg
-    import numpy as np
-
-log = logging.getLogger("backprop_lab.compare")
-
-RANDOM = "random"
-
-
-def random_batch(sizes, batch: int, loss: str, seed: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (batch, in) standard normal; targets (batch, out) that suit the loss.
-
-    One-hot classes for cross_entropy, 0/1 for binary_cross_entropy, uniform in
-    [0, 1] for the squared-error losses.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, sizes[0]))
-    if loss == "cross_entropy":
-        y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
-    elif loss == "binary_cross_entropy":
-        y = rng.integers(0, 2, (batch, sizes[-1])).astype(np.float64)
-    else:
-        y = rng.uniform(0.0, 1.0, (batch, sizes[-1]))
-    return x.astype(dtype), y.astype(dtype)
-
-
-def _ready(tree):
-    import jax
-
-    return jax.block_until_ready(tree)
-
-
-def time_grads(model, x, y, loss: str, repeats: int) -> dict[str, float]:
-    """Jitted manual_grad and autodiff_grad: first call (compile) and median of repeats, in ms.
-
-    The repeats alternate between the two (reversed every other round) so a
-    slow moment of the machine slows both alike.
-    """
-    import jax
-
-    from backprop_lab import autodiff_grad, manual_grad
-
-    fns = {"manual": jax.jit(lambda m, a, b: manual_grad(m, a, b, loss)),
-           "autodiff": jax.jit(lambda m, a, b: autodiff_grad(m, a, b, loss))}
-    out: dict[str, float] = {}
-    for name, fn in fns.items():
-        t0 = time.perf_counter()
-        _ready(fn(model, x, y))
-        out[f"{name}_compile_ms"] = 1e3 * (time.perf_counter() - t0)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(repeats):
-        for name in list(fns) if r % 2 == 0 else list(fns)[::-1]:
-            t0 = time.perf_counter()
-            _ready(fns[name](model, x, y))
-            times[name].append(time.perf_counter() - t0)
-    for name, ts in times.items():
-        out[f"{name}_time_ms"] = 1e3 * statistics.median(ts)
-    return out
-
-
-def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
-    """Check and time the gradients for a composed config; write the reports.
-
-    Arguments:
-        cfg: the composed config (conf/compare.yaml and its groups), with
-            ``batch`` (examples), ``dtype``, and optionally ``repeats`` (timing
-            repeats, default 20) and ``numerical`` (null: automatic, see check_grads).
-        out_dir: where results go; default Hydra's runtime output directory.
-
-    Returns:
-        The summary written to summary.json, plus "table" (the terminal table).
-
-    Raises:
-        ConfigError: a config value that cannot work (before any compute).
-    """
-    import jax
-    import numpy as np
-
-    from backprop_lab import check_grads
-    from backprop_lab import _apps as apps
-    from backprop_lab._experiment import ConfigError, build_data, build_model, plain_config
-
-    cfg = plain_config(cfg)
-    apps.setup_jax(cfg)  # float64 switched on before anything is built
-    batch, repeats = cfg.get("batch", 16), cfg.get("repeats", 20)
-    for key, value in (("batch", batch), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, value, "expected an integer >= 1")
-    numerical = cfg.get("numerical")
-    if numerical not in (None, True, False):
-        raise ConfigError("numerical", numerical, "expected null (automatic), true or false")
-    data_name = (cfg.get("data") or {}).get("name")
-    model = build_model(cfg)
-    if data_name == RANDOM:
-        x, y = random_batch(model.sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
-    else:
-        data = build_data(cfg, model.sizes)
-        if batch > data.n_train:
-            log.info("batch=%d is more than the %d training rows of %r: using all of them", batch,
-                     data.n_train, data.name)
-            batch = data.n_train
-        x, y = data.x_train[:batch], data.y_train[:batch]
-        if data.targets == "labels":
-            y = np.eye(data.n_classes, dtype=x.dtype)[y]
-
-    report = check_grads(model, x, y, cfg["loss"], numerical=numerical)
-    timings = time_grads(model, x, y, cfg["loss"], repeats)
-    n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model))
-    summary = {
-        "kind": "compare",
-        "passed": report.passed,
-        "max_abs_error": apps.finite_or_none(report.max_abs_error),
-        "max_rel_error": apps.finite_or_none(report.max_rel_error),
-        "min_cosine": apps.finite_or_none(report.min_cosine),
-        "failing": [list(f) for f in report.failing],
-        "diagonal_agrees": report.diagonal_agrees,
-        "numerical_max_rel_error": (None if report.numerical_max_rel_error is None
-                                    else apps.finite_or_none(report.numerical_max_rel_error)),
-        **{k: round(v, 4) for k, v in timings.items()},
-        "speedup": timings["autodiff_time_ms"] / timings["manual_time_ms"],
-        "dtype": report.dtype,
-        "sizes": list(model.sizes),
-        "activation": model.activation,
-        "output_activation": model.output_activation,
-        "bias": any(b is not None for b in model.biases),
-        "n_params": n_params,
-        "loss": report.loss,
-        "data": data_name,
-        "batch": report.batch,
-        "repeats": repeats,
-        "backend": jax.default_backend(),
-    }
-    out = Path(out_dir or HydraConfig.get().runtime.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "grad_report.json").write_text(report.to_json() + "\n")
-    (out / "grad_report.md").write_text(report.to_markdown() + "\n" + _timing_markdown(summary))
-    summary["output_dir"] = str(out)
-    apps.write_json(out / "summary.json", summary)
-    return {**summary, "table": report.to_table() + "\n\n" + _timing_text(summary)}
-
-
-def _timing_text(s: dict) -> str:
-    return (f"jitted gradient on {s['backend']}, batch {s['batch']}, median of {s['repeats']}: "
-            f"manual {s['manual_time_ms']:.4f} ms, autodiff {s['autodiff_time_ms']:.4f} ms, "
-            f"speedup (autodiff/manual) {s['speedup']:.2f}x; "
-            f"compile {s['manual_compile_ms']:.1f} ms / {s['autodiff_compile_ms']:.1f} ms")
-
-
-def _timing_markdown(s: dict) -> str:
-    return "\n".join([
-        "## Timing (jitted gradient)", "",
-        f"Backend {s['backend']}, batch {s['batch']}, median of {s['repeats']} calls after a first "
-        "(compiling) call.", "",
-        "| | manual | autodiff |", "|---|---|---|",
-        f"| median ms | {s['manual_time_ms']:.4f} | {s['autodiff_time_ms']:.4f} |",
-        f"| first call (compile) ms | {s['manual_compile_ms']:.1f} | {s['autodiff_compile_ms']:.1f} |", "",
-        f"Speedup of manual over autodiff (autodiff / manual): **{s['speedup']:.2f}x**", "",
-    ])
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="compare")
-def main(cfg: DictConfig) -> None:
-    from backprop_lab import _apps as apps
-    from backprop_lab._experiment import ConfigError
-
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
-    try:
-        result = compare(cfg)
-    except ConfigError as err:
-        apps.stop_on_config_error(err, "compare", log)
-        return
-    print(result["table"])
-    log.info("%s; results in %s", "passed" if result["passed"] else "FAILED", result["output_dir"])
-
+__all__ = ["compare", "log", "main", "random_batch", "time_grads"]
 
 if __name__ == "__main__":
-    from backprop_lab import configure_cpu
+    from backprop_lab._cli import run_app
 
-    configure_cpu()  # CPU options for XLA, set before JAX starts its backend
-    main()
+    sys.exit(run_app("compare", check_overrides=False))

@@ -1,0 +1,25 @@
+"""The Hydra apps, ``backprop-lab train|compare|explain`` (and ``experiments/*.py``, which
+run the same ones).
+
+Each module holds its app's task function and ``main``, the task under ``hydra.main``.
+Their configs are the package's ``conf/`` folder: in a wheel the repository's ``conf/``
+shipped inside the package, in a checkout a link to it. The path is absolute, so an
+app runs from any directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _conf_dir() -> str:
+    here = Path(__file__).resolve().parent.parent
+    for conf in (here / "conf", here.parent.parent / "conf"):  # installed or linked; a checkout's
+        if (conf / "train.yaml").is_file():
+            return str(conf.resolve())
+    raise FileNotFoundError(f"backprop-lab's configs are missing: no conf/train.yaml under {here}")
+
+
+#: The configs' directory (``conf/train.yaml``, ``conf/compare.yaml``, ``conf/explain.yaml`` and
+#: the groups).
+CONF_DIR = _conf_dir()

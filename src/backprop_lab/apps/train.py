@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Train a network from a Hydra config.
+
+    python experiments/train.py                                  # digits, hand-written backprop
+    python experiments/train.py experiment=note003               # a preset from the notes
+    python experiments/train.py -m model.activation=sigmoid,tanh,relu optimizer.lr=0.01,0.1,1.0
+    python experiments/train.py -m optimizer.lr=0.001,0.01,0.1 seed=0,1,2 hydra/launcher=vmap
+
+The run engine (backprop_lab._engine) does the work and writes the run
+directory: .hydra/, metrics.jsonl, losses.csv, summary.json, checkpoint.eqx and
+the plots. ``resume=true`` into the same directory continues the same run.
+Exit status: 0 when the run ends (completed or diverged), 2 for a config or
+run-directory error, 128 + the signal number when interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from . import CONF_DIR
+
+log = logging.getLogger("backprop_lab.train")
+
+
+def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
+    """Run one training job from a composed config; return its summary (None if refused in a sweep).
+
+    Raises:
+        ConfigError: a config value that cannot work (before any compute).
+        RunDirError, CheckpointError: the directory cannot take this run.
+        RunInterrupted: SIGINT/SIGTERM ended the run (its files say so).
+    """
+    from backprop_lab import _apps as apps
+    from backprop_lab._engine import RunSpec, run_experiments
+    from backprop_lab._experiment import build_experiment
+
+    apps.setup_jax(cfg)
+    exp = build_experiment(cfg)
+    out = Path(out_dir) if out_dir is not None else apps.output_dir()
+    refuse = "skip" if apps.in_multirun() else "raise"
+    resume = exp.config.get("resume", False) or apps.requeued()
+    (summary,) = run_experiments([RunSpec(exp, out, apps.hydra_files(cfg))], resume=resume, refuse=refuse)
+    return summary
+
+
+def train_lanes(jobs) -> list[float | None]:
+    """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file)`` that
+    differ only in learning rate and seed, run as the lanes of one program; each job's
+    objective (as ``task`` returns it)."""
+    from backprop_lab import _apps as apps
+    from backprop_lab._engine import RunSpec, run_experiments
+    from backprop_lab._experiment import build_experiment
+    from backprop_lab._objective import objective
+
+    apps.setup_jax(jobs[0][0])
+    specs = [RunSpec(build_experiment(cfg), Path(out), files, name, log_file)
+             for cfg, out, files, name, log_file in jobs]
+    resume = specs[0].exp.config.get("resume", False) or apps.requeued()
+    summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+    return [objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
+
+
+def task(cfg: DictConfig) -> float | None:
+    """One job; returns its objective: the summary's ``optimized_metric``, the worst value
+    for the sweep's direction when the run did not complete, None when the key is null."""
+    from backprop_lab import _apps as apps
+    from backprop_lab._checkpoint import CheckpointError
+    from backprop_lab._engine import RunInterrupted
+    from backprop_lab._experiment import ConfigError
+    from backprop_lab._objective import objective
+    from backprop_lab._rundir import RunDirError
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
+    try:
+        return objective(train(cfg), cfg)
+    except ConfigError as err:
+        apps.stop_on_config_error(err, "train", log)
+    except (CheckpointError, RunDirError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+    except RunInterrupted as err:
+        sys.exit(128 + err.signum)
+    return objective(None, cfg)
+
+
+task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs here
+main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task)
+
+if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train
+    from backprop_lab._cli import run_app
+
+    sys.exit(run_app("train"))
