@@ -122,6 +122,9 @@ def one_line(err: BaseException) -> str:
     """An exception's message (and its cause's) on one line: Hydra's lists of options
     joined by commas, its ``full_key``/``object_type`` detail lines left out."""
     text = str(err)
+    override = getattr(err, "override", None)  # Hydra's OverrideParseException: the bad one
+    if isinstance(override, str) and override not in text:
+        text = f"{override}: {text}"
     cause = err.__cause__
     if cause is not None and str(cause) and str(cause) not in text:
         text += "\n" + str(cause)

@@ -102,13 +102,11 @@ def app_help(app: str, conf: Path, composed: str | None = None) -> str:
     ]
     found = groups(conf)
     width = max(len(g) for g in [*found, *PLUGIN_CHOICES]) + 2
-    for group, options in found.items():
-        shown = [o + ("*" if defaults.get(group) == o else "") for o in options]
-        extra = PLUGIN_CHOICES.get(group)
-        lines.append(f"  {group + ':':<{width}}{', '.join(shown)}" + (f"; {extra}" if extra else ""))
-    for group, extra in PLUGIN_CHOICES.items():
-        if group not in found:
-            lines.append(f"  {group + ':':<{width}}{extra}")
+    for group in sorted({*found, *PLUGIN_CHOICES}):
+        shown = [o + ("*" if defaults.get(group) == o else "") for o in found.get(group, [])]
+        if group in PLUGIN_CHOICES:
+            shown.append(PLUGIN_CHOICES[group])
+        lines.append(f"  {group + ':':<{width}}{', '.join(shown)}")
     lines += ["", "Valid values:"]
     rows = valid_values(app)
     width = max(len(key) for key, _ in rows) + 2
