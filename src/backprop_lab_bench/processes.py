@@ -305,18 +305,22 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 load("matplotlib.pyplot (plots)", ["matplotlib.pyplot"])
 
+# label -> where the function is (module:attribute, or module:Class.method); the first
+# of several places that exists is used (the engine's files move as it is split).
 STAGES = {
-    "hydra run_job (job set-up + task)": "hydra.core.utils:run_job",
-    "build_experiment (checks, data, model)": "backprop_lab._experiment:build_experiment",
-    "load_dataset": "backprop_lab._data:load_dataset",
-    "run_experiments (the engine)": "backprop_lab._engine:run_experiments",
-    "_train (step-0 record, training chunks, checkpoints)": "backprop_lab._engine:_train",
-    "_save (checkpoints)": "backprop_lab._engine:_save",
-    "_finish (summary, agreement checks, plots)": "backprop_lab._engine:_finish",
-    "grad_agreement (manual vs autodiff)": "backprop_lab._apps:grad_agreement",
-    "loss_curve plot": "backprop_lab._plots:loss_curve",
-    "grad_norms plot": "backprop_lab._plots:grad_norms",
-    "plot drawing (_draw)": "backprop_lab._engine:_draw",
+    "hydra run_job (job set-up + task)": ["hydra.core.utils:run_job"],
+    "build_experiment (checks, data, model)": ["backprop_lab._experiment:build_experiment"],
+    "load_dataset": ["backprop_lab._data:load_dataset"],
+    "run_experiments (the engine)": ["backprop_lab._engine:run_experiments"],
+    "training (step-0 record, training chunks, checkpoints)": ["backprop_lab._engine:_train"],
+    "checkpoint saves": ["backprop_lab._lane:save", "backprop_lab._engine:_save"],
+    "finishing a lane (summary, agreement checks, plots)": ["backprop_lab._lane:finish",
+                                                            "backprop_lab._engine:_finish"],
+    "grad_agreement (manual vs autodiff)": ["backprop_lab._apps:grad_agreement"],
+    "plot drawing": ["backprop_lab._painter:_draw", "backprop_lab._engine:_draw"],
+    "loss_curve plot": ["backprop_lab._plots:loss_curve"],
+    "grad_norms plot": ["backprop_lab._plots:grad_norms"],
+    "waiting for the plot workers": ["backprop_lab._painter:Painter.close"],
 }
 
 
@@ -338,18 +342,33 @@ def timed(label, fn):
     return wrapper
 
 
-for label, where in STAGES.items():
-    module_name, attr = where.split(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        report["missing"].append(where)
+def find(places):
+    for where in places:
+        module_name, path = where.split(":")
+        try:
+            owner = importlib.import_module(module_name)
+            *parents, attr = path.split(".")
+            for p in parents:
+                owner = getattr(owner, p)
+            return owner, attr, getattr(owner, attr)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+for label, places in STAGES.items():
+    found = find(places)
+    if found is None:
+        report["missing"].append(" or ".join(places))
         continue
+    owner, attr, fn = found
     wrapped = timed(label, fn)
-    for mod in list(sys.modules.values()):
-        name = getattr(mod, "__name__", "")
-        if name.startswith(("backprop_lab", "hydra")) and getattr(mod, attr, None) is fn:
-            setattr(mod, attr, wrapped)
+    setattr(owner, attr, wrapped)
+    for mod in list(sys.modules.values()):  # and wherever it was imported by name
+        if getattr(mod, "__name__", "").startswith(("backprop_lab", "hydra")):
+            for key, value in list(vars(mod).items()):
+                if value is fn:
+                    setattr(mod, key, wrapped)
 
 from jax import monitoring  # noqa: E402
 
