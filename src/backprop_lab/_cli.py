@@ -175,8 +175,8 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     """Raise :class:`UsageError` when Hydra cannot compose the config ``argv`` asks for.
 
     The overrides compose as Hydra composes them before it launches; in a sweep of
-    the basic sweeper, also the first job, and that job with each other value of
-    each swept key (a misspelt option in a list of options fails one job only, after
+    the basic sweeper, also the first job, and that job with each other option of
+    each swept group (a misspelt option in a list of options fails its job only, after
     the jobs before it ran). Command lines Hydra reads differently (``--config-dir``,
     ``--experimental-rerun``, ...) are left to Hydra.
     """
@@ -202,11 +202,18 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
         raise UsageError(one_line(err)) from None
     if not jobs:
         return
+    from .apps import CONF_DIR
+
+    def group(override: str) -> bool:  # a config group's option (keys of a YAML group take any value)
+        key = override.split("=", 1)[0].lstrip("+~")
+        return "/" in key or (Path(CONF_DIR) / key).is_dir()
+
     first = list(jobs[0])
     to_check = [first]
     for i in range(len(first)):
-        for other in {job[i] for job in jobs} - {first[i]}:
-            to_check.append(first[:i] + [other] + first[i + 1:])
+        if group(first[i]):
+            for other in sorted({job[i] for job in jobs} - {first[i]}):
+                to_check.append(first[:i] + [other] + first[i + 1:])
     for job in to_check:
         _compose(name, job)
 
