@@ -22,7 +22,7 @@ from ._backprop import backprop_trace, loss_value
 from ._evaluation import accuracy_of
 from ._network import MLP
 from ._optimizers import Static, check_learning_rate
-from ._training import _run_impl, check_train_args
+from ._training import scan_steps, check_train_args
 
 Array = jax.Array
 
@@ -60,7 +60,7 @@ def init_lanes(models, optimizer: optax.GradientTransformation, learning_rates: 
 )
 def _run_lanes(models, opt_states, x, y, keys, start, *, loss, optimizer, steps, batch_size, grad,
                data_axis, batch_sharding):
-    run = functools.partial(_run_impl, loss=loss, optimizer=optimizer, steps=steps,
+    run = functools.partial(scan_steps, loss=loss, optimizer=optimizer, steps=steps,
                             batch_size=batch_size, grad=grad, batch_sharding=batch_sharding)
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis, 0, None))(
         models, opt_states, x, y, keys, start

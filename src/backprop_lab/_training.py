@@ -63,8 +63,15 @@ def _epoch_permutation(key: Array, epoch: Array, n: int) -> Array:
     return jax.random.permutation(jax.random.fold_in(key, epoch), n)
 
 
-def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad,
-              batch_sharding=None):
+def scan_steps(model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad,
+               batch_sharding=None):
+    """``steps`` optimizer steps from global step ``start`` as one ``lax.scan`` (traceable; the
+    body :func:`run_steps` compiles and the sweeps vmap). ``optimizer`` is a :class:`Static`;
+    ``batch_sharding`` shards each minibatch's rows over devices (data parallel) or is None.
+
+    Returns:
+        ``(model, opt_state, losses)``, losses of shape (steps,).
+    """
     value_and_grad = GRADS[grad]
     opt = optimizer.value
     n = x.shape[0]
@@ -103,7 +110,7 @@ def _run_impl(model, opt_state, x, y, key, start, *, loss, optimizer, steps, bat
     return model, opt_state, losses
 
 
-_run = jax.jit(_run_impl, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad"))
+_run = jax.jit(scan_steps, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad"))
 
 
 def check_train_args(model: MLP, x, y, *, loss, optimizer, steps, batch_size, grad) -> None:
