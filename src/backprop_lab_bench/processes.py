@@ -426,16 +426,18 @@ def describe_probe(report: dict[str, Any]) -> list[str]:
     lines = ["imports (before the script): " + ", ".join(
         f"{k} {v:.2f} s" for k, v in report["imports"].items())]
     marks, calls = report["marks"], report["calls"]
-    job = calls.get("hydra run_job (job set-up + task)")
-    if job:
-        lines.append(f"from the script's start to the job's (app module, configure_cpu, Hydra "
-                     f"composing the config): {job['first_start'] - marks['script_start']:.2f} s")
+    if calls:
+        first = min(c["first_start"] for c in calls.values())
+        lines.append(f"from the script's start to the first stage (app module, configure_cpu, "
+                     f"Hydra composing the config): {first - marks['script_start']:.2f} s")
     for label, c in sorted(calls.items(), key=lambda kv: kv[1]["first_start"]):
         times = f" ×{c['count']}" if c["count"] > 1 else ""
         lines.append(f"  {label}: {c['seconds']:.2f} s{times}, from {c['first_start']:.2f} s to "
                      f"{c['last_end']:.2f} s{jax_part(report['events_by_stage'].get(label, {}))}")
-    if job:
-        lines.append(f"after the job until exit: {marks['exit'] - job['last_end']:.2f} s")
+    if calls:
+        last = max(c["last_end"] for c in calls.values())
+        lines.append(f"after the last stage until exit (Hydra's end, callbacks): "
+                     f"{marks['exit'] - last:.2f} s")
     lines.append("JAX in all:" + jax_part(report["events"]).strip(" ()").replace("JAX", ""))
     if report["missing"]:
         lines.append("not found (renamed?): " + ", ".join(report["missing"]))
@@ -503,14 +505,16 @@ def _final_losses(sweep_dir: Path) -> dict[str, float | None]:
 
 
 def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repeats: int = 3,
-                      lr_range: tuple[float, float] = (0.01, 3.0), warm: bool = True) -> list[Row]:
+                      lr_range: tuple[float, float] = (0.01, 3.0), warm: bool = True,
+                      probe: bool = False) -> list[Row]:
     """T10: the lr × seed sweep through Hydra, ``hydra/launcher=vmap`` against the basic launcher.
 
     Whole commands, each into a fresh ``hydra.sweep.dir``, with the
     benchmark's own compile cache warmed first (``warm``: one single job, then
     one untimed vmap sweep); the basic launcher's sweep runs once (it is the
     slow side), the vmap sweep ``repeats`` times. Every job's final train
-    loss under both launchers is compared.
+    loss under both launchers is compared. With ``probe``, one more vmap sweep
+    runs under :data:`PROBE` (the plot workers' own time shows as the wait for them).
     """
     lrs = np.geomspace(*lr_range, lr_count)
     sweep = sweep_overrides(lrs, seeds, epochs)
@@ -530,6 +534,9 @@ def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repe
         vmap = time_interleaved({"vmap": lambda: launch("vmap")}, repeats, warmup=int(warm))["vmap"]
         basic = time_interleaved({"basic": lambda: launch("basic")}, 1, warmup=0)["basic"]
         vmap_losses, basic_losses = _final_losses(dirs[-2]), _final_losses(dirs[-1])
+        where = (probe_job([str(_root() / "experiments" / "train.py"), *sweep,
+                            "hydra/launcher=vmap", f"hydra.sweep.dir={Path(tmp) / 'probe'}"], env)
+                 if probe else None)
     worst, missing = 0.0, jobs - len(basic_losses)
     for job, loss in basic_losses.items():
         other = vmap_losses.get(job)
@@ -543,7 +550,8 @@ def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repe
                 f"{median(basic):.1f} s vs {median(vmap):.1f} s; final losses: worst rel. diff "
                 f"{worst:.1e}", ratio, "≥ 10", ratio >= 10, jobs=jobs, basic=_summary(basic),
                 vmap=_summary(vmap), worst_relative_difference=worst, jobs_without_loss=missing,
-                learning_rates=[float(f"{lr:.3g}") for lr in lrs], command=sweep)]
+                learning_rates=[float(f"{lr:.3g}") for lr in lrs], command=sweep,
+                where_the_time_goes=where)]
 
 
 # --------------------------------------------------------------------------- T11
@@ -610,7 +618,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
                      probe=True),
     }),
     "t10": (bench_hydra_sweep, {
-        "full": dict(repeats=3),
+        "full": dict(repeats=3, probe=True),
         "quick": dict(lr_count=4, seeds=2, repeats=1),
         "tiny": dict(lr_count=1, seeds=1, epochs=1, repeats=1, warm=False),
     }),
