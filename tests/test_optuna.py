@@ -132,7 +132,7 @@ def test_worst_value_follows_the_sweepers_direction(direction, expected):
 
 def test_digits_preset_searches_rate_and_width_for_accuracy():
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train", overrides=["+hparams_search=digits_optuna"], return_hydra_config=True)
+        cfg = compose("train", overrides=["hparams_search=digits_optuna"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and str(sweeper.direction).endswith("maximize")
     assert cfg.optimized_metric == "test_accuracy" and cfg.data.name == "digits"
