@@ -206,6 +206,8 @@ def test_two_tasks_per_node_run_one_distributed_run_that_writes_once(slurm_clust
     assert summary["status"] == "completed"
     assert summary["processes"] == 2 and summary["devices"] == 2, summary
     assert json.loads((one / "summary.json").read_text())["processes"] == 1
+    # The job's log is process 0's alone (the other task's lines are in its submitit log).
+    assert (two / "train.log").read_text().count("completed 54 steps") == 1
     rows, ref_rows = _lines(two / "metrics.jsonl"), _lines(one / "metrics.jsonl")
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
     assert len({r["step"] for r in rows}) == len(rows)

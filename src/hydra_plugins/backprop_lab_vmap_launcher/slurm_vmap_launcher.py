@@ -3,13 +3,15 @@
     python experiments/train.py -m hydra/launcher=slurm_vmap \\
         optimizer.lr=0.001,0.01,0.1,1 seed=0,1,2,3
 
-The jobs of the sweep are grouped as ``hydra/launcher=vmap`` groups them (by
-everything but ``vmap_keys``), and each group is submitted as one SLURM job
-(the groups together as one job array, through submitit as
-``hydra/launcher=slurm`` does): a 64-lane learning-rate x seed sweep is one
-allocation, not 64. Inside its job a group runs through ``VmapLauncher`` itself,
-so every job directory gets what ``hydra/launcher=vmap`` gives it, and a job
-whose config is refused records ``config_error`` while the others run.
+The jobs of the sweep whose overrides differ only in ``vmap_keys`` form a group,
+and each group is submitted as one SLURM job (the groups together as one job
+array, through submitit as ``hydra/launcher=slurm`` does): a 64-lane
+learning-rate x seed sweep is one allocation, not 64. Inside its job a group
+runs through ``VmapLauncher`` itself (which composes each job's config and
+groups them again: here into the one program), so every job directory gets
+what ``hydra/launcher=vmap`` gives it, and a job whose config is refused
+records ``config_error`` while the others run. ``lanes_per_job`` splits a
+larger group over several SLURM jobs.
 
 Requeues (see docs/slurm.md): a job requeued by SLURM (``scontrol requeue``,
 preemption) runs again with ``SLURM_RESTART_COUNT`` > 0 and the engine resumes
@@ -29,7 +31,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
@@ -38,7 +40,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from omegaconf import OmegaConf
 
-from .vmap_launcher import VmapLauncher, _group_key
+from .vmap_launcher import VmapLauncher
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class SlurmVmapLauncherConf(SlurmQueueConf):
 
     _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher.SlurmVmapLauncher"
     vmap_keys: List[str] = field(default_factory=lambda: list(VMAP_KEYS))
+    # At most this many jobs (lanes) per SLURM job: a larger group is split; None: no limit.
+    lanes_per_job: Optional[int] = None
     # Requeue on timeout through submitit, up to this many times; the runs resume.
     max_num_timeout: int = 3
     # sbatch --requeue: SLURM may requeue the job (preemption, scontrol requeue).
@@ -129,6 +133,16 @@ def _exit_if_interrupted(run):
         sys.exit(128 + err.signum)
 
 
+def _overrides_key(overrides: Sequence[str], vmap_keys: Sequence[str]) -> tuple:
+    """A job's overrides but those of ``vmap_keys``: jobs alike in these are one VmapLauncher
+    group (composing each job's config to compare them, as VmapLauncher does inside the job,
+    costs about 0.3 s a job here: an hour for a 10,000-job sweep before anything is submitted)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return tuple(sorted(o.input_line for o in parsed if o.key_or_group not in vmap_keys))
+
+
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """hydra-submitit-launcher's SLURM launcher, its jobs run in :func:`_in_job`."""
 
@@ -140,9 +154,11 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
     """Each group of jobs that differ only in ``vmap_keys`` as one SLURM job running VmapLauncher."""
 
-    def __init__(self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), **params: Any) -> None:
+    def __init__(self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), lanes_per_job: Optional[int] = None,
+                 **params: Any) -> None:
         super().__init__(**params)
         self.vmap_keys = list(vmap_keys)
+        self.lanes_per_job = lanes_per_job
 
     def __call__(self, numbered: List[tuple], singleton_state: Dict[type, Singleton]) -> List[JobReturn]:
         """Inside the SLURM job: the group's jobs ``(job number, overrides)`` through VmapLauncher."""
@@ -158,10 +174,12 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
-        groups: dict = {}
+        by_key: dict = {}
         for i, overrides in enumerate(job_overrides):
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            groups.setdefault(_group_key(cfg, self.vmap_keys), []).append((initial_job_idx + i, list(overrides)))
+            key = _overrides_key(overrides, self.vmap_keys)
+            by_key.setdefault(key, []).append((initial_job_idx + i, list(overrides)))
+        n = self.lanes_per_job or max(map(len, by_key.values()))
+        groups = [jobs[k:k + n] for jobs in by_key.values() for k in range(0, len(jobs), n)]
 
         executor = submitit.AutoExecutor(cluster="slurm", folder=self.params["submitit_folder"],
                                          slurm_max_num_timeout=self.params.get("max_num_timeout", 0))
@@ -175,12 +193,12 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
         log.info("Submitit 'slurm' sweep output dir : %s", sweep_dir)
         log.info("Launching %d jobs as %d SLURM job(s), one vmapped program each",
                  len(job_overrides), len(groups))
-        for n, group in enumerate(groups.values()):
+        for task, group in enumerate(groups):
             for idx, overrides in group:
-                log.info("\t[%d] #%d : %s", n, idx, " ".join(filter_overrides(overrides)))
+                log.info("\t[%d] #%d : %s", task, idx, " ".join(filter_overrides(overrides)))
         state = Singleton.get_state()
-        jobs = executor.map_array(self, list(groups.values()), [state] * len(groups))
+        jobs = executor.map_array(self, groups, [state] * len(groups))
         returns = {}  # each job returns its group's JobReturns in the group's order
-        for group, job in zip(groups.values(), jobs):
+        for group, job in zip(groups, jobs):
             returns.update((idx, ret) for (idx, _), ret in zip(group, job.results()[0]))
         return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
