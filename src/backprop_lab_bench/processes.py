@@ -8,8 +8,8 @@ medians. They run in the user's environment: ``XLA_FLAGS`` as it was before
 ``scripts/bench`` called ``configure_cpu()`` (the apps call it themselves; T7's
 plain script does not, and a second run shows what calling it changes).
 
-T9 also runs the job once more under a probe (:data:`PROBE`) that says where
-its time goes; T11 also lists the heavy packages each command imported
+T9 and T10 also run their command once more under a probe (:data:`PROBE`)
+that says where its time goes; T11 also lists the heavy packages each command imported
 (``python -X importtime``).
 """
 
