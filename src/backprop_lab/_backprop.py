@@ -29,6 +29,7 @@ import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -205,7 +206,9 @@ def _backprop_trace(
     d_biases = tuple(
         None if b is None else jnp.mean(d, axis=0) for d, b in zip(deltas, model.biases)
     )
-    grads = MLP._build(d_weights, d_biases, model.activation, model.output_activation)
+    # the gradient has the network's structure: the same module, its arrays replaced
+    grads = eqx.tree_at(lambda m: (m.weights, m.biases), model, (d_weights, d_biases),
+                        is_leaf=lambda node: node is None)
     value = jnp.mean(loss_fn.value(z[-1], a[-1], y))
     if single:
         z, a, deltas = ([v[0] for v in seq] for seq in (z, a, deltas))

@@ -144,21 +144,6 @@ class MLP(eqx.Module):
         self.output_activation = out.name
 
     @classmethod
-    def _build(cls, weights, biases, activation: str, output_activation: str) -> "MLP":
-        """Make an MLP from given arrays without checks (used for gradient pytrees)."""
-        obj = object.__new__(cls)
-        sizes = (weights[0].shape[1],) + tuple(w.shape[0] for w in weights)
-        for name, value in (
-            ("weights", tuple(weights)),
-            ("biases", tuple(biases)),
-            ("sizes", sizes),
-            ("activation", activation),
-            ("output_activation", output_activation),
-        ):
-            object.__setattr__(obj, name, value)
-        return obj
-
-    @classmethod
     def from_weights(
         cls,
         weights: Sequence,
@@ -194,9 +179,12 @@ class MLP(eqx.Module):
                 if bs[l].shape != (w.shape[0],):
                     raise ValueError(f"biases[{l}] has shape {bs[l].shape}; expected ({w.shape[0]},)")
                 _check_finite(f"biases[{l}]", bs[l])
-        hidden = get_activation(activation)
-        out = get_activation(output_activation, output=True)
-        return cls._build(ws, bs, hidden.name, out.name)
+        sizes = (ws[0].shape[1],) + tuple(w.shape[0] for w in ws)
+        # a network of these widths (its activations checked by the constructor), arrays replaced
+        template = cls(sizes, activation, output_activation, False, key=jax.random.PRNGKey(0),
+                       init="glorot", dtype=ws[0].dtype)
+        return eqx.tree_at(lambda m: (m.weights, m.biases), template, (tuple(ws), tuple(bs)),
+                           is_leaf=lambda node: node is None)
 
     @classmethod
     def from_augmented(
