@@ -33,7 +33,7 @@ import numpy as np
 from ._checkpoint import CheckpointError, load_checkpoint
 from ._early_stopping import EarlyStopping
 from ._evaluation import is_one_hot
-from ._experiment import Experiment
+from ._experiment import Experiment, result_config
 from ._lane import Lane, RunSpec, finish, record, report, save
 from ._painter import Painter
 from ._resume import resume_point
@@ -273,7 +273,9 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
             if lane.epoch > 0:
                 lane.stopper.replay(lane.dir.records())
             lane.tracker = make_tracker(lane.exp.config, lane.dir.path) if lane.writer else Tracker(lane.dir.path)
-            lane.tracker.start(lane.exp.config)
+            # the keys that decide the result: a resume may change the others (epochs), which a
+            # tracker run that continues (MLflow's params are write-once) must not see change
+            lane.tracker.start(result_config(lane.exp.config))
         _start([l for l in runnable if l.epoch == 0])
         painter = Painter(len(runnable) if process_index() == 0 else 0)
         t_run = time.perf_counter()
