@@ -159,6 +159,10 @@ def _cancel(sweep: Path) -> None:
 # operator) or USR2, the signal submitit's jobs get ahead of their time limit (and on
 # preemption on clusters set up for it), on which submitit requeues the job itself.
 REQUEUE = {"scontrol": ["scontrol", "requeue"], "usr2": ["scancel", "--signal=USR2"]}
+# Long enough that the requeue lands mid-training on a quiet machine too (30 epochs of this
+# network take about a second there, less than finding the job and requeueing it).
+LONG_EPOCHS = 150
+LONG_DIGITS = [f"epochs={LONG_EPOCHS}" if o.startswith("epochs=") else o for o in DIGITS]
 
 
 @pytest.mark.parametrize(("launcher", "seeds", "how"), [
@@ -167,7 +171,7 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(slurm_cluster, tmp
                                                               how):
     def sweep(name: str) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", *DIGITS, f"seed={seeds}",
+            [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", *LONG_DIGITS, f"seed={seeds}",
              f"hydra.sweep.dir={tmp_path / name}", f"jax_cache_dir={tmp_path / 'cache'}", *SMALL_JOB],
             cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -201,7 +205,7 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(slurm_cluster, tmp
         a, b = tmp_path / "plain" / str(num), tmp_path / "requeued" / str(num)
         assert json.loads((b / "summary.json").read_text())["status"] == "completed"
         rows = _lines(b / "metrics.jsonl")
-        assert [r["epoch"] for r in rows] == list(range(31))
+        assert [r["epoch"] for r in rows] == list(range(LONG_EPOCHS + 1))
         assert rows == _lines(a / "metrics.jsonl")
         assert (b / "losses.csv").read_text() == (a / "losses.csv").read_text()
         assert _payload(b / "checkpoint.eqx") == _payload(a / "checkpoint.eqx")
