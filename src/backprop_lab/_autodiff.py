@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ._backprop import _check, loss_value
+from ._backprop import check_inputs, loss_value
 from ._losses import Loss
 from ._network import MLP
 
@@ -26,7 +26,7 @@ def autodiff_grad(model: MLP, x: Array, y: Array, loss: str | Loss) -> MLP:
 
     Arguments and returns as :func:`manual_grad`.
     """
-    _check(model, x, y, loss)  # same errors as manual_grad, before any tracing
+    check_inputs(model, x, y, loss)  # same errors as manual_grad, before any tracing
     if isinstance(loss, str):
         return _autodiff_grad(model, x, y, loss=loss, grad=jax.grad)
     return jax.grad(loss_value)(model, x, y, loss)
@@ -66,7 +66,7 @@ def numerical_grad(model: MLP, x: Array, y: Array, loss: str | Loss, eps: float 
     Returns:
         The gradient as a float64 :class:`MLP`.
     """
-    _check(model, x, y, loss)
+    check_inputs(model, x, y, loss)
     with jax.enable_x64(True):
         return _central_differences(model.astype(jnp.float64), jnp.asarray(x, jnp.float64),
                                     jnp.asarray(y, jnp.float64), loss=loss, eps=float(eps))

@@ -75,7 +75,7 @@ class BackpropTrace(NamedTuple):
     loss: Array
 
 
-def _check(model: MLP, x: Array, y: Array, loss: str | Loss) -> Loss:
+def check_inputs(model: MLP, x: Array, y: Array, loss: str | Loss) -> Loss:
     """Validate x, y and the loss from their shapes alone (no array operation)."""
     loss_fn = get_loss(loss, model.output_activation)
     check_width("x", x, model.sizes[0], "input")
@@ -91,14 +91,14 @@ def _check(model: MLP, x: Array, y: Array, loss: str | Loss) -> Loss:
     return loss_fn
 
 
-def _check_variant(variant: str) -> None:
+def check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid variants are: {', '.join(VARIANTS)}")
 
 
-def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Array, Array, bool]:
+def prepare_inputs(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Array, Array, bool]:
     """Validate x, y and the loss before any compute; return 2-D x and y."""
-    loss_fn = _check(model, x, y, loss)
+    loss_fn = check_inputs(model, x, y, loss)
     dtype = model.weights[0].dtype
     single = len(x.shape) == 1
     x = jnp.asarray(x, dtype)
@@ -108,7 +108,7 @@ def _prepare(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Loss, Ar
     return loss_fn, x, y, single
 
 
-def _compiled(fn: Callable) -> Callable:
+def compiled_entry(fn: Callable) -> Callable:
     """``fn(model, x, y, loss, **static)`` as one compiled program per shape, dtype,
     loss name and static argument; checked before tracing; op by op for a Loss object.
 
@@ -121,8 +121,8 @@ def _compiled(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def run(model: MLP, x: Array, y: Array, loss: str | Loss, **static) -> object:
         if "variant" in static:
-            _check_variant(static["variant"])
-        _check(model, x, y, loss)
+            check_variant(static["variant"])
+        check_inputs(model, x, y, loss)
         if isinstance(loss, str):
             return jitted(model, x, y, loss=loss, **static)
         return fn(model, x, y, loss, **static)
@@ -132,19 +132,19 @@ def _compiled(fn: Callable) -> Callable:
 
 
 def _loss_value(model: MLP, x: Array, y: Array, loss: str | Loss) -> Array:
-    loss_fn, x, y, _ = _prepare(model, x, y, loss)
+    loss_fn, x, y, _ = prepare_inputs(model, x, y, loss)
     trace = forward_trace(model, x)
     return jnp.mean(loss_fn.value(trace.z[-1], trace.a[-1], y))
 
 
 def _manual_grad(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str) -> MLP:
-    return _backprop_trace(model, x, y, loss, variant).grads
+    return backprop_trace_body(model, x, y, loss, variant).grads
 
 
 def _manual_value_and_grad(
     model: MLP, x: Array, y: Array, loss: str | Loss, variant: str
 ) -> tuple[Array, MLP]:
-    trace = _backprop_trace(model, x, y, loss, variant)
+    trace = backprop_trace_body(model, x, y, loss, variant)
     return trace.loss, trace.grads
 
 
@@ -181,12 +181,12 @@ def backprop_trace(
     return _compiled_backprop_trace(model, x, y, loss, variant=variant)
 
 
-def _backprop_trace(
+def backprop_trace_body(
     model: MLP, x: Array, y: Array, loss: str | Loss, variant: str
 ) -> BackpropTrace:
-    _check_variant(variant)
+    check_variant(variant)
     combine = VARIANTS[variant]
-    loss_fn, x, y, single = _prepare(model, x, y, loss)
+    loss_fn, x, y, single = prepare_inputs(model, x, y, loss)
     hidden = get_activation(model.activation)
     out = get_activation(model.output_activation, output=True)
     trace = forward_trace(model, x)
@@ -215,10 +215,10 @@ def _backprop_trace(
     return BackpropTrace(tuple(z), tuple(a), tuple(deltas), grads, value)
 
 
-_compiled_loss_value = _compiled(_loss_value)
-_compiled_manual_grad = _compiled(_manual_grad)
-_compiled_manual_value_and_grad = _compiled(_manual_value_and_grad)
-_compiled_backprop_trace = _compiled(_backprop_trace)
+_compiled_loss_value = compiled_entry(_loss_value)
+_compiled_manual_grad = compiled_entry(_manual_grad)
+_compiled_manual_value_and_grad = compiled_entry(_manual_value_and_grad)
+_compiled_backprop_trace = compiled_entry(backprop_trace_body)
 
 
 def manual_grad(

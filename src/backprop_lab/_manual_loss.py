@@ -31,7 +31,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ._backprop import _backprop_trace, _check_variant, _compiled, _prepare, loss_value
+from ._backprop import backprop_trace_body, check_variant, compiled_entry, prepare_inputs, loss_value
 from ._losses import Loss, get_loss
 from ._network import MLP
 
@@ -40,8 +40,8 @@ Array = jax.Array
 
 def _vjp_parts(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str):
     """The batch loss and the three cotangents for an incoming cotangent of 1."""
-    loss_fn, x2, y2, single = _prepare(model, x, y, loss)
-    trace = _backprop_trace(model, x2, y2, loss, variant)
+    loss_fn, x2, y2, single = prepare_inputs(model, x, y, loss)
+    trace = backprop_trace_body(model, x2, y2, loss, variant)
     d_x = trace.delta[0] @ model.weights[0] / x2.shape[0]  # (batch, in)
     d_y = jax.grad(lambda t: jnp.mean(loss_fn.value(trace.z[-1], trace.a[-1], t)))(y2)
     if single:
@@ -55,7 +55,7 @@ def _cotangent(d: Array, primal: Array) -> Array | None:
     return d.astype(dtype) if jnp.issubdtype(dtype, jnp.inexact) else None
 
 
-_compiled_vjp_parts = _compiled(_vjp_parts)
+_compiled_vjp_parts = compiled_entry(_vjp_parts)
 
 
 @jax.jit
@@ -85,7 +85,7 @@ def manual_loss(loss: str | Loss, variant: str = "hadamard") -> Callable[[MLP, A
         grads = jax.grad(bl.manual_loss("cross_entropy"))(model, x, y)
     """
     get_loss(loss)
-    _check_variant(variant)
+    check_variant(variant)
 
     @jax.custom_vjp
     def batch_loss(model: MLP, x: Array, y: Array) -> Array:

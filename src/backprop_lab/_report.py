@@ -51,7 +51,7 @@ import jax
 import numpy as np
 
 from ._autodiff import autodiff_grad, numerical_grad
-from ._backprop import _check, manual_grad
+from ._backprop import check_inputs, manual_grad
 from ._losses import Loss
 from ._network import MLP
 from ._report_render import render_markdown, render_table
@@ -298,7 +298,7 @@ def check_grads(
         ``max_rel_error``, ``min_cosine``, ``dtype`` and one :class:`TensorCheck`
         per tensor; ``str(report)`` is the terminal table.
     """
-    loss_fn = _check(model, x, y, loss)
+    loss_fn = check_inputs(model, x, y, loss)
     dtype = np.dtype(model.weights[0].dtype)
     row = dtype.name if dtype.name in TOLERANCES else _LOW_PRECISION
     tol = dict(TOLERANCES[row])

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from ._autodiff import autodiff_grad
-from ._backprop import _prepare, loss_value, manual_value_and_grad
+from ._backprop import prepare_inputs, loss_value, manual_value_and_grad
 from ._losses import Loss
 from ._network import MLP
 from ._optimizers import Static
@@ -115,7 +115,7 @@ _run = jax.jit(scan_steps, static_argnames=("loss", "optimizer", "steps", "batch
 
 def check_train_args(model: MLP, x, y, *, loss, optimizer, steps, batch_size, grad) -> None:
     """All the checks :func:`train` makes before compiling anything."""
-    _prepare(model, x, y, loss)
+    prepare_inputs(model, x, y, loss)
     if grad not in GRADS:
         raise ValueError(f"unknown grad {grad!r}; valid choices are: {', '.join(GRADS)}")
     if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
