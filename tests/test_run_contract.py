@@ -50,6 +50,9 @@ def _rows(path: Path) -> list[dict]:
     (["model.weights=abc"], "model.weights"), (["+model.activaton=relu"], "model.activaton"),
     (["+learning_rate=0.1"], "learning_rate"), (["divergence_factor=0.5"], "divergence_factor"),
     (["epochs=abc"], "epochs"), (["dtype=float16"], "dtype"), (["resume=yes"], "resume"),
+    (["devices=99"], "devices"), (["devices=0"], "devices"),
+    (["distributed.num_processes=2"], "distributed.coordinator_address"),
+    (["early_stopping.patience=0"], "early_stopping.patience"),
     (["data=xor", "model.sizes=[2,4,1]"], "model.output_activation"),  # softmax over one output
     (["data=xor", "model.sizes=[2,4000000000,1]", "model.output_activation=sigmoid",
       "loss=binary_cross_entropy"], "model.sizes"),  # memory estimate, not an allocation

@@ -17,7 +17,7 @@ import jax
 from ._rundir import SUMMARY, finite_or_none, write_json
 
 __all__ = ["finite_or_none", "write_json", "setup_jax", "in_multirun", "output_dir",
-           "stop_on_config_error", "record_config_error", "hydra_files", "grad_agreement"]
+           "stop_on_config_error", "run_checked", "record_config_error", "hydra_files", "grad_agreement"]
 
 
 def setup_jax(cfg) -> None:
@@ -55,7 +55,9 @@ def setup_distributed(group) -> bool:
     """
     from jax._src import distributed
 
-    keys = {k: v for k, v in (group or {}).items() if v is not None} if hasattr(group, "items") else {}
+    from ._experiment import check_distributed
+
+    keys = {k: v for k, v in check_distributed(group).items() if v is not None}
     if not keys and _slurm_tasks() < 2:
         return False
     if distributed.global_state.client is not None:
@@ -99,6 +101,19 @@ def stop_on_config_error(err: Exception, kind: str, log: logging.Logger) -> None
     if not in_multirun():
         sys.exit(2)
     record_config_error(output_dir(), kind, err)
+
+
+def run_checked(fn, cfg, kind: str, log: logging.Logger):
+    """``fn(cfg)`` as an app's task: JAX's backend-probing chatter off, and a
+    :class:`ConfigError` handled by :func:`stop_on_config_error` (None is returned then)."""
+    from ._schema import ConfigError
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+        return fn(cfg)
+    except ConfigError as err:
+        stop_on_config_error(err, kind, log)
+        return None
 
 
 def record_config_error(out: Path, kind: str, err: Exception) -> None:

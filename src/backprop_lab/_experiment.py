@@ -30,6 +30,7 @@ from ._losses import LOSSES
 from ._network import INITS, MLP
 from ._objective import METRICS
 from ._optimizers import OPTIMIZERS, check_learning_rate, make_optimizer
+from ._sharding import local_devices
 from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional, text
 from ._trackers import check_logger_config
 from ._training import GRADS
@@ -324,6 +325,11 @@ def build_experiment(cfg: Mapping) -> Experiment:
             raise ConfigError(group, "<missing>", f"the {group} group is required, e.g. {group}=<name>")
     check_logger_config(cfg.get("logger"))
     check_distributed(cfg.get("distributed"))
+    if top.get("devices") is not None:
+        try:
+            local_devices(top["devices"])
+        except ValueError as err:
+            raise ConfigError("devices", top["devices"], str(err).split(" is ", 1)[-1]) from None
     check_group("early_stopping", cfg.get("early_stopping") or {}, EARLY_STOPPING_KEYS)
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])

@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 
 def show(value: Any) -> str:
     """A value as the user would type it on the command line."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return str(value).lower()
     return repr(value) if isinstance(value, str) else str(value)

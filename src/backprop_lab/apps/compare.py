@@ -193,13 +193,9 @@ def _timing_markdown(s: dict) -> str:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="compare")
 def main(cfg: DictConfig) -> None:
     from backprop_lab import _apps as apps
-    from backprop_lab._experiment import ConfigError
 
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
-    try:
-        result = compare(cfg)
-    except ConfigError as err:
-        apps.stop_on_config_error(err, "compare", log)
+    result = apps.run_checked(compare, cfg, "compare", log)
+    if result is None:
         return
     print(result["table"])
     log.info("%s; results in %s", "passed" if result["passed"] else "FAILED", result["output_dir"])

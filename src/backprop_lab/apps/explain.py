@@ -239,13 +239,9 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="explain")
 def main(cfg: DictConfig) -> None:
     from backprop_lab import _apps as apps
-    from backprop_lab._experiment import ConfigError
 
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
-    try:
-        result = explain_config(cfg)
-    except ConfigError as err:
-        apps.stop_on_config_error(err, "explain", log)
+    result = apps.run_checked(explain_config, cfg, "explain", log)
+    if result is None:
         return
     print(result["text"], end="")
     log.info("wrote %s", ", ".join(result["files"]))
