@@ -323,6 +323,10 @@ def test_a_resumed_run_continues_its_tracker_run(logger, tmp_path, monkeypatch):
     """Trained for 2 epochs, then resumed to 3: one tracker run holds every step once."""
     run = tmp_path / "run"
     short = [o for o in TINY if not o.startswith("epochs=")]
+    if logger == "tensorboard":  # both starts within one second: tensorboardX names files by the second
+        import types
+        from tensorboardX import event_file_writer
+        monkeypatch.setattr(event_file_writer, "time", types.SimpleNamespace(time=lambda: 1796033715.0))
     app.train(cfg_of(*short, "epochs=2", f"logger={logger}"), out_dir=run)
     if logger == "csv":  # rows a run killed after its tracker wrote them, before its checkpoint, leaves
         with open(run / "csv" / "metrics.csv", "a") as f:

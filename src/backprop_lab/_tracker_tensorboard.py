@@ -47,7 +47,12 @@ class TensorBoardTracker(Tracker):
         tbx = import_package("tensorboard", self.PACKAGE)
         from tensorboardX.summary import hparams
 
-        self.writer = tbx.SummaryWriter(logdir=str(self.dir), flush_secs=10)
+        # tensorboardX names a file by the second it was opened: a resumed run
+        # started within the same second would reopen (and truncate) the first
+        # one's file, so each start numbers its own (the run directory is locked).
+        started = len(list(self.dir.glob("events.out.tfevents.*")))
+        self.writer = tbx.SummaryWriter(logdir=str(self.dir), flush_secs=10,
+                                        filename_suffix=f".{started}")
         experiment, session_start, _ = hparams(flat_config(config), dict.fromkeys(HPARAM_METRICS, 0.0))
         self.writer.file_writer.add_summary(experiment, 0)
         self.writer.file_writer.add_summary(session_start, 0)
