@@ -4,16 +4,19 @@ Hydra's own ``--help`` composes the config once per config group to list the
 groups (seconds here) and knows nothing of the names a key accepts. This help
 reads the config files instead: the groups and their options are the folders
 and files of ``conf/``, the keys are the files themselves (their comments say
-what each key does), and the valid values come from :mod:`._names`. Only
+what each key does, a comment after it its type, from the schemas of
+:mod:`._config_schema`), and the valid values come from :mod:`._names`. Only
 with overrides (``backprop-lab train experiment=xor --help``) does it compose,
 through Hydra, and show the composed config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ._config_schema import SCHEMAS, field_types
 from ._names import valid_values
 
 #: What each app does, in a line.
@@ -58,6 +61,28 @@ def _body(text: str, drop: Sequence[str] = ("defaults", "hydra")) -> str:
     return "\n".join(lines)
 
 
+def _typed(body: str, types: Mapping[str, str], column: int = 40) -> str:
+    """``body`` with ``# <type>`` after each line that sets a key of ``types`` (dotted keys for
+    nested lines, two spaces an indent) and has no comment of its own."""
+    lines, path = [], []
+    for line in body.splitlines():
+        match = re.match(r"( *)([A-Za-z_]\w*):(.*)$", line)
+        if match:
+            path = path[: len(match[1]) // 2] + [match[2]]
+            kind = types.get(".".join(path))
+            if kind and "#" not in match[3]:
+                line = f"{line:<{column - 2}}  # {kind}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _types(group: str | None, option: str) -> dict[str, str]:
+    """The types of a config file's keys: ``option`` of ``group``, or the app ``option``'s top
+    level for ``group=None``; empty where no schema types them."""
+    schema = SCHEMAS.get(group, {}).get(option)
+    return field_types(schema) if schema is not None else {}
+
+
 def defaults_list(conf: Path, app: str) -> list[tuple[str, str | None]]:
     """The primary config's defaults: ``(group, option)`` pairs, ``("_self_", None)`` in its
     place; overrides of Hydra's own groups left out."""
@@ -70,7 +95,7 @@ def defaults_list(conf: Path, app: str) -> list[tuple[str, str | None]]:
             out.append(("_self_", None))
         elif isinstance(entry, dict):
             for group, option in entry.items():
-                if not str(group).startswith(("override ", "hydra/", "optional ")):
+                if not str(group).startswith(("override ", "hydra/", "optional ", "schema/")):
                     out.append((str(group), option))
     return out
 
@@ -116,13 +141,14 @@ def app_help(app: str, conf: Path, composed: str | None = None) -> str:
         lines += ["Config, composed with the overrides given:", "", composed.rstrip()]
         return "\n".join(lines)
     lines += [f"Keys (conf/{app}.yaml with the default of each group, in the order they merge;",
-              "a later value wins):", ""]
+              "a later value wins). The comment after a key is its type: a value of another",
+              "type stops the command as the config composes (Hydra's error, exit status 1):", ""]
     text = (conf / f"{app}.yaml").read_text()
     for group, option in defaults_list(conf, app):
         if group == "_self_":
-            lines += [f"# ---- conf/{app}.yaml", _body(text), ""]
+            lines += [f"# ---- conf/{app}.yaml", _typed(_body(text), _types(None, app)), ""]
         elif option is not None:
-            body = _body((conf / group / f"{option}.yaml").read_text())
+            body = _typed(_body((conf / group / f"{option}.yaml").read_text()), _types(group, option), 38)
             lines += [f"# ---- {group}={option} (conf/{group}/{option}.yaml)", f"{group}:"]
             lines += [("  " + line) if line.strip() else "" for line in body.splitlines()]
             lines.append("")

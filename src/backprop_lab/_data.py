@@ -14,13 +14,14 @@ stratified by class (:func:`split_rows`, the same split as scikit-learn's
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from numpy.typing import DTypeLike
+
+from ._config_keys import DATA_DEFAULTS, DATA_OPTIONS
 
 __all__ = [
     "DATASETS",
@@ -117,36 +118,8 @@ class DataSpec:
 # --------------------------------------------------------------------------- #
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_flag(v: object) -> bool:
-    return isinstance(v, (bool, np.bool_))
-
-
-def _same(v: object) -> object:
-    return v
-
-
-# Each option: the test a value must pass, what a right value looks like, and
-# the plain Python type the loaders get.
-_OPTIONS: dict[str, tuple[Callable[[object], bool], str, Callable[[object], object]]] = {
-    "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.25", float),
-    "n_samples": (lambda v: _is_number(v) and float(v).is_integer() and v >= 8,
-                  "an integer of at least 8, to leave both classes in train and test", int),
-    "noise": (lambda v: _is_number(v) and 0 <= v < math.inf, "a standard deviation, a finite number >= 0", float),
-    "one_hot": (_is_flag, "true (one-hot rows) or false (integer labels)", bool),
-    "standardize": (_is_flag, "true or false", bool),
-    "path": (lambda v: isinstance(v, str) and v not in ("", "???"),
-             "the path of a .npz or .csv file, e.g. data.path=my.csv", _same),
-    "target": (lambda v: v is None or (isinstance(v, str) and v != ""), "a column name of the .csv file, or null",
-               _same),
-}
-
-
 def _check_options(values: Mapping[str, object]) -> dict[str, object]:
-    """Check option values against :data:`_OPTIONS`.
+    """Check option values against :data:`._config_keys.DATA_OPTIONS`.
 
     Returns:
         The values as the loaders take them (numbers as ``int``/``float``, flags as ``bool``).
@@ -155,10 +128,9 @@ def _check_options(values: Mapping[str, object]) -> dict[str, object]:
         ValueError: ``"<option>=<value> is invalid: expected <what is right>"``.
     """
     for key, value in values.items():
-        accepts, expected, _ = _OPTIONS[key]
-        if not accepts(value):
-            raise ValueError(f"{key}={value!r} is invalid: expected {expected}")
-    return {key: _OPTIONS[key][2](value) for key, value in values.items()}
+        if not DATA_OPTIONS[key].accepts(value):
+            raise ValueError(f"{key}={value!r} is invalid: expected {DATA_OPTIONS[key].expected}")
+    return {key: None if value is None else DATA_OPTIONS[key].kind(value) for key, value in values.items()}
 
 
 # --------------------------------------------------------------------------- #
@@ -216,8 +188,6 @@ def _file(**options: object) -> Dataset:
     return load_file(**options)  # type: ignore[arg-type]
 
 
-_SPLIT = {"test_fraction": 0.25, "one_hot": True}
-
 DATASETS: Mapping[str, DataSpec] = {
     "xor": DataSpec(_gate("xor", [0, 1, 1, 0]), "The XOR truth table: x (4, 2), y (4, 1) in {0, 1}."),
     "and": DataSpec(_gate("and", [0, 0, 0, 1]), "The AND truth table: x (4, 2), y (4, 1) in {0, 1}."),
@@ -228,13 +198,13 @@ DATASETS: Mapping[str, DataSpec] = {
     "note003": DataSpec(_table("note003", [[1, 0]], [[1, 0]]), "Note 003's example x = (1, 0), y = (1, 0)."),
     "note004": DataSpec(_table("note004", [[1, 0]], [[0, 1]]), "Note 004's example x = (1, 0), y = (0, 1)."),
     "moons": DataSpec(_moons, "Two interleaving half circles (sklearn make_moons), seeded, standardized; "
-                      "x (n, 2), 2 classes.", {"n_samples": 1000, "noise": 0.2, **_SPLIT}),
+                      "x (n, 2), 2 classes.", DATA_DEFAULTS["moons"]),
     "circles": DataSpec(_circles, "A circle inside a circle (sklearn make_circles, factor 0.5), seeded, "
-                        "standardized; x (n, 2), 2 classes.", {"n_samples": 1000, "noise": 0.1, **_SPLIT}),
+                        "standardized; x (n, 2), 2 classes.", DATA_DEFAULTS["circles"]),
     "digits": DataSpec(_digits, "The 1797 8x8 digits scikit-learn ships, pixels / 16 in [0, 1]; "
-                       "x (n, 64), 10 classes.", _SPLIT),
+                       "x (n, 64), 10 classes.", DATA_DEFAULTS["digits"]),
     "file": DataSpec(_file, "Your own .npz (x, y[, x_test, y_test]) or .csv (a target column) file.",
-                     {"path": None, "target": None, **_SPLIT, "standardize": False}),
+                     DATA_DEFAULTS["file"]),
 }
 """The registry: each data set's loader, description and accepted options.
 :func:`load_dataset` is the front door. Tables take no options; the others

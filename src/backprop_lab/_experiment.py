@@ -1,7 +1,8 @@
 """From a composed config to a network, data and optimizer, checked before any compute.
 
 Every key of the training config has one rule in a schema (:data:`TRAIN_KEYS`,
-:data:`MODEL_KEYS`, each optimizer's settings in ``OPTIMIZERS``); a value that
+:data:`MODEL_KEYS`, each optimizer's settings in ``OPTIMIZERS``; the tables are
+in :mod:`._config_keys`); a value that
 breaks it, a key no schema knows, or a combination that cannot work (widths
 against the data, loss against the output, a network too large for memory)
 raises :class:`ConfigError`, whose one-line message names the key, the bad
@@ -23,85 +24,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._activations import ACTIVATIONS
+from ._config_keys import COMMON_KEYS, DISTRIBUTED_KEYS, GROUPS, MODEL_KEYS, OPTIMIZER_KEYS, TRAIN_KEYS
 from ._data import DATASETS, Dataset, load_dataset
 from ._early_stopping import EARLY_STOPPING_KEYS
 from ._losses import LOSSES
-from ._network import INITS, MLP
-from ._objective import METRICS
+from ._network import MLP
 from ._optimizers import OPTIMIZERS, check_learning_rate, make_optimizer
 from ._sharding import local_devices
-from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional, text
+from ._schema import Check, ConfigError, check_group, choice
 from ._trackers import check_logger_config
-from ._training import GRADS
 
 __all__ = ["ConfigError", "Experiment", "build_experiment", "build_model", "check_model_config",
            "config_learning_rate", "plain_config", "result_config", "TRAIN_KEYS", "MODEL_KEYS"]
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-#: Largest seed: PRNGKey takes 32 bits here; the split takes the same seed.
-MAX_SEED = 2**32 - 1
-
-
-def _sizes(v: Any) -> tuple[int, ...]:
-    if not isinstance(v, (list, tuple)) or len(v) < 2:
-        raise ValueError
-    width = integer(1)
-    return tuple(width.convert(s) for s in v)
-
-
-def _matrices(v: Any) -> list:
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ValueError
-    arrays = [np.asarray(w, dtype=np.float64) for w in v]  # ValueError/TypeError if not numeric
-    if any(a.ndim != 2 for a in arrays):
-        raise ValueError
-    return [a.tolist() for a in arrays]
-
-
-#: The model group: key → rule.
-MODEL_KEYS: dict[str, Check] = {
-    "sizes": Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes),
-    "activation": choice([n for n, a in ACTIVATIONS.items() if not a.output_only]),
-    "output_activation": choice(list(ACTIVATIONS)),
-    "bias": boolean(),
-    "init": optional(choice(INITS), "each layer's default for its activation"),
-    "weights": optional(Check("a list of matrices, one per layer, e.g. [[[0.1,0.2]]]", _matrices),
-                        "random initial weights"),
-    "bias_column": optional(choice(["first", "last"]), "weights without a bias column"),
-}
-
-#: Keys every app built on these groups shares.
-COMMON_KEYS: dict[str, Check] = {
-    "seed": integer(0, MAX_SEED),
-    "loss": choice(LOSSES),
-    "dtype": choice(DTYPES),
-    "jax_cache_dir": optional(text(), "no persistent compilation cache"),
-}
-
-#: The training app's top-level keys (the groups data, model, optimizer apart).
-TRAIN_KEYS: dict[str, Check] = {
-    **COMMON_KEYS,
-    "grad": choice(GRADS),
-    "epochs": integer(1, 10**8),
-    "batch_size": optional(integer(1), "full batch"),
-    "resume": boolean(),
-    "log_every": integer(1),
-    "divergence_factor": optional(number(1.0, low_open=True, example="1e4"), "only non-finite values"),
-    "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
-    "diagnostics": boolean(),
-    "optimized_metric": optional(choice(METRICS), "the job returns nothing to a sweeper"),
-    "devices": optional(integer(1), "every local device"),
-}
-
-#: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,
-#: unless it is one task of a SLURM job step with several tasks).
-DISTRIBUTED_KEYS: dict[str, Check] = {
-    "coordinator_address": optional(text(), "not set"),
-    "num_processes": optional(integer(1), "not set"),
-    "process_id": optional(integer(0), "not set"),
-}
-GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping")
 
 #: Keys that do not change a run's result: resume accepts new values for them.
 NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
@@ -320,21 +256,22 @@ def build_experiment(cfg: Mapping) -> Experiment:
     """
     cfg = plain_config(cfg)
     top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
-    for group in GROUPS[:3]:
-        if group not in cfg:
-            raise ConfigError(group, "<missing>", f"the {group} group is required, e.g. {group}=<name>")
-    check_logger_config(cfg.get("logger"))
-    check_distributed(cfg.get("distributed"))
+    for group in GROUPS:  # removed (~group: absent, or empty under its schema) is no group at all
+        if not cfg.get(group):
+            hint = f"e.g. {group}=<name>" if group in GROUPS[:4] else f"set {group}.KEY=... instead"
+            raise ConfigError(group, "<missing>", f"the {group} group is required; {hint}")
+    check_logger_config(cfg["logger"])
+    check_distributed(cfg["distributed"])
     if top.get("devices") is not None:
         try:
             local_devices(top["devices"])
         except ValueError as err:
             raise ConfigError("devices", top["devices"], str(err).split(" is ", 1)[-1]) from None
-    check_group("early_stopping", cfg.get("early_stopping") or {}, EARLY_STOPPING_KEYS)
+    check_group("early_stopping", cfg["early_stopping"], EARLY_STOPPING_KEYS)
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])
     opt_cfg = dict(cfg["optimizer"])
-    name = choice(OPTIMIZERS)("optimizer.name", opt_cfg.pop("name", None))
+    name = OPTIMIZER_KEYS["name"]("optimizer.name", opt_cfg.pop("name", None))
     lr = config_learning_rate(opt_cfg.pop("lr", None))
     settings = check_group("optimizer", opt_cfg, OPTIMIZERS[name].settings)
     data = build_data(cfg, sizes)

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._schema import Check, ConfigError, boolean, check_group, choice, integer, number, optional
+from ._config_keys import OPTIMIZER_SETTINGS, SHARED_SETTINGS
+from ._schema import Check, ConfigError, check_group
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,6 @@ SHARED_DEFAULTS: dict = {p.name: p.default for p in inspect.signature(descent).p
                          if p.kind is Parameter.KEYWORD_ONLY}
 #: Settings read while building, not traced: the schedule's shape is part of the program.
 STATIC_SETTINGS = ("schedule", "warmup_steps", "decay_steps", "decay_rate")
-#: The rules of the shared settings.
-SHARED_SETTINGS: dict[str, Check] = {
-    "schedule": choice(SCHEDULES),
-    "warmup_steps": integer(0),
-    "decay_steps": optional(integer(1), "no decay; every schedule but constant needs it"),
-    "decay_rate": number(0.0, 1.0, low_open=True, example="0.1"),
-    "weight_decay": number(0.0, example="1e-4"),
-}
 
 
 def _factory(direction: Callable[..., optax.GradientTransformation]) -> Callable[..., optax.GradientTransformation]:
@@ -161,14 +154,11 @@ def _adam(b1=0.9, b2=0.999, eps=1e-8):
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
-_unit_interval = functools.partial(number, 0.0, 1.0, high_open=True)
-
 #: Optimizers by config name, each with its own settings and their rules.
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer(optax.identity, {}),
-    "momentum": Optimizer(_momentum, {"momentum": _unit_interval(example="0.9"), "nesterov": boolean()}),
-    "adam": Optimizer(_adam, {"b1": _unit_interval(example="0.9"), "b2": _unit_interval(example="0.999"),
-                              "eps": number(0.0, low_open=True, example="1e-8")}),
+    "sgd": Optimizer(optax.identity, OPTIMIZER_SETTINGS["sgd"]),
+    "momentum": Optimizer(_momentum, OPTIMIZER_SETTINGS["momentum"]),
+    "adam": Optimizer(_adam, OPTIMIZER_SETTINGS["adam"]),
 }
 
 

@@ -6,16 +6,19 @@ the key, the bad value and what would be right. Booleans are strict (``maybe``
 or ``"abc"`` is not true) and integers are not booleans, so nothing is
 silently coerced. :func:`check_group` also refuses keys the schema does not
 know, so a misspelt ``+model.activaton=relu`` is an error, not ignored.
+
+Each check also carries its key's type (``kind``: ``int``, ``Optional[float]``,
+``List[int]``, ...), from which :mod:`._config_schema` builds the dataclasses
+OmegaConf types the composed config with.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import Any, Optional
 
 
 class ConfigError(ValueError):
@@ -41,10 +44,13 @@ class Check:
 
     ``convert(value)`` returns the normalized value, or raises ``ValueError``
     / ``TypeError`` (turned into a :class:`ConfigError` naming the key).
+    ``kind`` is the key's type as OmegaConf checks it while composing
+    (``int``, ``Optional[str]``, ``List[int]``; ``Any`` checks nothing).
     """
 
     expected: str
     convert: Callable[[Any], Any]
+    kind: Any = Any
 
     def __call__(self, key: str, value: Any) -> Any:
         try:
@@ -54,7 +60,7 @@ class Check:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def integer(low: int, high: int | None = None) -> Check:
@@ -66,7 +72,7 @@ def integer(low: int, high: int | None = None) -> Check:
             raise ValueError
         return int(v)
 
-    return Check(rng, convert)
+    return Check(rng, convert, int)
 
 
 def number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
@@ -80,7 +86,7 @@ def number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = F
     words += f", e.g. {example}" if example else ""
 
     def convert(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError
         v = float(v)
         if not math.isfinite(v) or v < low or v > high or (low_open and v == low) or (
@@ -88,7 +94,7 @@ def number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = F
             raise ValueError
         return v
 
-    return Check(words, convert)
+    return Check(words, convert, float)
 
 
 def boolean() -> Check:
@@ -98,7 +104,7 @@ def boolean() -> Check:
             raise TypeError
         return v
 
-    return Check("true or false", convert)
+    return Check("true or false", convert, bool)
 
 
 def choice(valid: Collection[str]) -> Check:
@@ -108,7 +114,7 @@ def choice(valid: Collection[str]) -> Check:
             raise ValueError
         return v
 
-    return Check(f"one of: {', '.join(sorted(valid))}", convert)
+    return Check(f"one of: {', '.join(sorted(valid))}", convert, str)
 
 
 def text() -> Check:
@@ -118,13 +124,13 @@ def text() -> Check:
             raise TypeError
         return v
 
-    return Check("a non-empty string", convert)
+    return Check("a non-empty string", convert, str)
 
 
 def optional(check: Check, meaning: str) -> Check:
     """``null`` (which means ``meaning``) or a value that passes ``check``."""
     return Check(f"null ({meaning}) or {check.expected}",
-                 lambda v: None if v is None else check.convert(v))
+                 lambda v: None if v is None else check.convert(v), Optional[check.kind])
 
 
 def check_group(prefix: str, values: Mapping[str, Any] | None, schema: Mapping[str, Check],

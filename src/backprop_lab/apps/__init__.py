@@ -4,7 +4,11 @@ run the same ones).
 Each module holds its app's task function and ``main``, the task under ``hydra.main``.
 Their configs are the package's ``conf/`` folder: in a wheel the repository's ``conf/``
 shipped inside the package, in a checkout a link to it. The path is absolute, so an
-app runs from any directory.
+app runs from any directory. The configs' defaults lists name typed schemas
+(:mod:`backprop_lab._config_schema`), which Hydra finds in its ConfigStore: the
+``hydra_plugins.backprop_lab_schemas`` module stores them there when Hydra starts
+(``hydra.main`` and the compose API alike), so importing this package for ``CONF_DIR``
+(as ``--help`` does) imports no Hydra.
 """
 
 from __future__ import annotations
