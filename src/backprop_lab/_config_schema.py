@@ -41,8 +41,6 @@ MISSING = "???"
 #: The schema a group removed with ``~GROUP`` gets (no keys), so that the project's check, not
 #: the defaults list, says the group is required.
 REMOVED = "_none"
-#: The ``name`` key of the data and logger groups: the option's own name.
-NAME = Check("the option's name", lambda v: v, str)
 
 
 def store_path(group: str | None, option: str) -> tuple[str | None, str]:
@@ -57,22 +55,25 @@ def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Config"
 
 
-def schema(name: str, keys: Mapping[str, Check | type], doc: str = "") -> type:
-    """A dataclass with one required field per key, typed by its check's ``kind``.
+def schema(name: str, keys: Mapping[str, Any], doc: str = "") -> type:
+    """A dataclass with one required field per key.
 
     Arguments:
         name: the config's name (``adam``, ``model``); the class is ``<Name>Config``.
-        keys: key → :class:`~._schema.Check`, or → a dataclass made by :func:`schema`
-            for a nested group (filled by the YAML file like any other field).
+        keys: key → its :class:`~._schema.Check` (the field has the check's ``kind``), a
+            type, or a dataclass made by :func:`schema` for a nested group (its fields filled
+            by the YAML file like any other).
         doc: the class's docstring.
     """
     fields = []
     for key, rule in keys.items():
-        if isinstance(rule, Check):
-            fields.append((key, rule.kind, dataclasses.field(default=MISSING)))
-        else:
+        if isinstance(rule, type) and dataclasses.is_dataclass(rule):  # a nested schema
             fields.append((key, rule, dataclasses.field(default_factory=rule)))
-    cls = dataclasses.make_dataclass(_class_name(name), fields, namespace={"__module__": __name__})
+        else:
+            kind = rule.kind if isinstance(rule, Check) else rule
+            fields.append((key, kind, dataclasses.field(default=MISSING)))
+    cls = dataclasses.make_dataclass(_class_name(name), fields, namespace={"__module__": __name__},
+                                     repr=False, eq=False)  # OmegaConf needs neither; both cost time
     cls.__doc__ = doc or f"The typed keys of the {name!r} config."
     return cls
 
@@ -82,17 +83,15 @@ NESTED: dict[str, Mapping[str, Check]] = {"early_stopping": EARLY_STOPPING_KEYS,
                                           "distributed": DISTRIBUTED_KEYS}
 
 
-def _data_keys(name: str) -> dict[str, Check]:
+def _data_keys(name: str) -> dict[str, Any]:
     """``data=<name>``'s keys: its name and its options (``null``: the data set's default)."""
-    options = DATA_DEFAULTS.get(name, {})
-    return {"name": NAME, **{key: Check(DATA_OPTIONS[key].expected, DATA_OPTIONS[key].kind,
-                                        Optional[DATA_OPTIONS[key].kind]) for key in options}}
+    return {"name": str, **{key: Optional[DATA_OPTIONS[key].kind] for key in DATA_DEFAULTS.get(name, {})}}
 
 
-def _train_keys() -> dict[str, Check | type]:
+def _train_keys() -> dict[str, Any]:
     """The training config's top level: the groups chosen from conf/ (their own schemas type
     them), the inline groups, and :data:`~._config_keys.TRAIN_KEYS`."""
-    chosen = {group: Check(f"the {group} group", lambda v: v) for group in GROUPS if group not in NESTED}
+    chosen = {group: Any for group in GROUPS if group not in NESTED}
     nested = {group: schema(group, NESTED[group]) for group in GROUPS if group in NESTED}
     return {**chosen, **TRAIN_KEYS, **nested}
 
@@ -104,7 +103,7 @@ SCHEMAS: dict[str | None, dict[str, type]] = {
     "optimizer": {name: schema(name, {**OPTIMIZER_KEYS, **own, **SHARED_SETTINGS},
                                f"The typed keys of optimizer={name}.")
                   for name, own in OPTIMIZER_SETTINGS.items()},
-    "logger": {name: schema(f"{name}_logger", {"name": NAME, **tracker.SETTINGS},
+    "logger": {name: schema(f"{name}_logger", {"name": str, **tracker.SETTINGS},
                             f"The typed keys of logger={name}.")
                for name, tracker in TRACKERS.items()},
     None: {"train": schema("train", _train_keys(), "The typed top level of the training config.")},
