@@ -139,3 +139,26 @@ def test_network_labels_do_not_overlap(tmp_path, figures, experiment):
     neurons = [p.get_window_extent(renderer) for p in ax.patches if p.get_radius() > 0.3]
     assert len(neurons) == sum(sizes)
     assert all(not t.get_window_extent(renderer).overlaps(n) for t in labels for n in neurons)
+
+
+def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
+    """The run's plots come from worker processes; they are the files drawing them here gives,
+    and a plot that cannot be drawn is a warning, not a lost run."""
+    from backprop_lab import _painter
+
+    records, losses = _run()
+    for name in ("here", "a", "b"):
+        (tmp_path / name).mkdir()
+    _painter.draw(records, losses, tmp_path / "here", "title")
+    painter = _painter.Painter(3)
+    assert len(painter.workers) == _painter.WORKERS
+    for name in ("a", "b"):
+        painter.draw(records, losses, tmp_path / name, "title")
+    painter.draw(records, losses, tmp_path / "missing" / "dir", "title")
+    taken = list(painter.workers)
+    painter.close()
+    for name in ("a", "b"):
+        for png in ("loss_curve.png", "grad_norms.png"):
+            assert (tmp_path / name / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
+    assert "could not be drawn" in caplog.text
+    assert _painter.Painter(1).workers == taken[:1]  # a later run of the process reuses them

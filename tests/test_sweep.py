@@ -116,3 +116,28 @@ def test_parallel_launcher_runs_jobs_in_fresh_processes(tmp_path):
     assert summarize.returncode == 0, summarize.stderr
     assert "optimizer.lr=0.1" in summarize.stdout and "optimizer.lr=1.0" in summarize.stdout
     assert (sweep / "summary.csv").exists() and (sweep / "summary.png").exists()
+
+
+def test_vmap_launcher_derives_each_jobs_config_as_hydra_composes_it():
+    """The vmap launcher composes one job per group and derives the others (lr, seed): every
+    derived config equals the one Hydra composes for that job, its Hydra node included."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher import SweepConfigs
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("train", ["hydra/launcher=vmap", "data=moons"], RunMode.MULTIRUN)
+        derive = SweepConfigs(loader.load_sweep_config, loader.repository, ["optimizer.lr", "seed"])
+        jobs = [[f"optimizer.lr={lr}", f"seed={seed}", "epochs=3"] for lr in ("0.01", "1", "1e-3")
+                for seed in (0, 2)]
+        jobs += [["optimizer=sgd", "optimizer.lr=0.5", "seed=1"], ["optimizer=sgd", "optimizer.lr=2", "seed=3"],
+                 ["model.activation=relu", "optimizer.lr=0.1", "seed=0"]]
+        for overrides in jobs:
+            derived, composed = derive(master, overrides), loader.load_sweep_config(master, overrides)
+            assert OmegaConf.to_container(derived) == OmegaConf.to_container(composed), overrides
+            assert OmegaConf.to_yaml(derived) == OmegaConf.to_yaml(composed)
+        assert len(derive.bases) == 3  # one composition per group

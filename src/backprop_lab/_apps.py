@@ -139,7 +139,11 @@ def hydra_files(cfg) -> dict[str, str]:
     return files
 
 
-def grad_agreement(model, x, y, loss: str, n: int = 32) -> dict:
+#: Examples (the first ones) a summary's gradient-agreement check compares on.
+AGREEMENT_ROWS = 32
+
+
+def grad_agreement(model, x, y, loss: str, n: int = AGREEMENT_ROWS) -> dict:
     """Manual vs autodiff gradient on the first n examples, as summary fields."""
     from ._report import check_grads
 

@@ -34,7 +34,7 @@ from ._checkpoint import CheckpointError, load_checkpoint
 from ._early_stopping import EarlyStopping
 from ._evaluation import is_one_hot
 from ._experiment import Experiment, result_config
-from ._lane import Lane, RunSpec, finish, record, report, save
+from ._lane import Finishing, Lane, RunSpec, finish, record, report, save
 from ._painter import Painter
 from ._resume import resume_point
 from ._rundir import CHECKPOINT, RunDir, RunDirError, finite_or_none
@@ -59,6 +59,8 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
                 e.config.get("divergence_factor", DIVERGENCE_FACTOR),
                 e.config.get("diagnostics", False), jax.tree.structure(e.optimizer.init(e.model)))
 
+    if len(specs) < 2:
+        return  # (building the shapes initialises an optimizer state: not free for one lane)
     first = shape(specs[0].exp)
     for s in specs[1:]:
         if shape(s.exp) != first:
@@ -260,9 +262,11 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
     dir_key = "hydra.run.dir" if len(specs) == 1 and refuse == "raise" else "hydra.sweep.dir"
     lanes = [Lane(s, RunDir(s.out, dir_key)) for s in specs]
     results = {}
+    painter = None
     try:
         actions = _open_all(lanes, resume, refuse)
         runnable = [l for l, a in zip(lanes, actions) if a in (_START, _RESUME)]
+        painter = Painter(len(runnable) if process_index() == 0 else 0)  # its workers start now
         for lane, action in zip(lanes, actions):
             if action == _KEEP:
                 results[id(lane)] = lane.dir.summary()
@@ -277,7 +281,6 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
             # tracker run that continues (MLflow's params are write-once) must not see change
             lane.tracker.start(result_config(lane.exp.config))
         _start([l for l in runnable if l.epoch == 0])
-        painter = Painter(len(runnable) if process_index() == 0 else 0)
         t_run = time.perf_counter()
         seconds: list[float] = []
         with Signals() as signals:
@@ -288,13 +291,14 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
             except Interrupted:
                 pass
         wall = time.perf_counter() - t_run
+        shared = Finishing()
         for lane in runnable:
             if lane.status == "running":
                 lane.status = "interrupted"
-            summary = finish(lane, seconds, wall, {"lanes": len(specs), **extra}, painter)
+            summary = finish(lane, seconds, wall, {"lanes": len(specs), **extra}, painter, shared)
             results[id(lane)] = summary
             report(lane, summary)
-        painter.close()
+        painter.close()  # every plot drawn before the run returns
         if signals.received is not None:
             raise RunInterrupted(signals.received)
     except Exception as err:
@@ -306,6 +310,8 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
                     pass
         raise
     finally:
+        if painter is not None:
+            painter.close()
         for lane in lanes:
             lane.dir.unlock()
     return [results.get(id(l)) for l in lanes]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._checkpoint import save_checkpoint
 from ._early_stopping import EarlyStopping
@@ -138,14 +139,40 @@ def report(lane: Lane, summary: dict) -> None:
              what, lane.dir.path)
 
 
-def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: "Painter") -> dict:
-    """The lane's summary.json (returned, and written by process 0), its tracker's end and plots."""
-    from ._apps import grad_agreement
-    from ._environment import environment
+class Finishing:
+    """What finishing the lanes of one program shares: the environment (measured once) and the
+    gradient-agreement check of each distinct network (lanes of one seed start from the same
+    network, so a sweep checks each start once)."""
 
+    def __init__(self) -> None:
+        from ._environment import environment
+
+        self.environment = environment()
+        self._agreements: dict = {}
+
+    def agreement(self, model, x, y, loss: str) -> dict:
+        """``grad_agreement(model, x, y, loss)``, checked once per distinct network and data."""
+        from ._apps import AGREEMENT_ROWS, grad_agreement
+
+        x, y = x[:AGREEMENT_ROWS], y[:AGREEMENT_ROWS]
+        arrays = [*jax.tree.leaves(model), x, y]
+        key = (loss, tuple((a.dtype.str, a.shape, np.asarray(a).tobytes()) for a in arrays))
+        if key not in self._agreements:
+            self._agreements[key] = grad_agreement(model, x, y, loss)
+        return dict(self._agreements[key])
+
+
+def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: "Painter",
+           shared: Finishing) -> dict:
+    """The lane's plots (handed to the painter first, so they are drawn while the rest is
+    made), its summary.json (returned, and written by process 0) and its tracker's end."""
     exp = lane.exp
     records = lane.dir.records()
     last = records[-1] if records else {}
+    if lane.writer:
+        title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
+                 f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
+        painter.draw(records, lane.dir.losses(), lane.dir.path, title)
     x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
@@ -166,17 +193,14 @@ def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: 
         "batch_size": exp.batch_size,
         "devices": lane.devices,
         "processes": jax.process_count(),
-        "grad_agreement": {"start": grad_agreement(exp.model, x, y, exp.loss),
-                           "end": grad_agreement(lane.model, x, y, exp.loss)},
+        "grad_agreement": {"start": shared.agreement(exp.model, x, y, exp.loss),
+                           "end": shared.agreement(lane.model, x, y, exp.loss)},
         "output_dir": str(lane.dir.path),
-        "environment": environment(),
+        "environment": shared.environment,
         **extra,
     }
     if not lane.writer:
         return summary
     write_json(lane.dir / SUMMARY, summary)
     lane.tracker.finish(summary)
-    title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
-             f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
-    painter.draw(records, lane.dir.losses(), lane.dir.path, title)
     return summary

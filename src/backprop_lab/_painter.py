@@ -1,66 +1,162 @@
-"""Drawing the lanes' plots: in this process for a few lanes, in two worker processes for many.
+"""Drawing the lanes' plots in worker processes, beside the run rather than after it.
 
-Plotting is the costliest part of finishing a lane (matplotlib renders each
-PNG), so a sweep of many lanes draws them in two spawned workers started with
-the run: their start overlaps training, and the two cores share the drawing.
+Plotting is the costliest part of finishing a run: importing matplotlib costs
+more than half a second and each loss curve a fifth of one. So the run's
+process never imports it. A :class:`Painter` takes its workers (one for a
+single run, two for a sweep: one per core of a small machine) when the run
+starts, so their imports overlap the training; each lane's plots are handed to
+a worker as soon as its records are final, so the drawing overlaps the rest of
+finishing (the gradient-agreement checks, the summaries), and
+:meth:`Painter.close` waits until every plot of the run is written. A worker
+is ``python -m backprop_lab._painter``: it reads one JSON job a line on its
+stdin and answers each with one line on its stdout. Workers stay for the
+process's later runs (a sweep's jobs under Hydra's basic launcher import
+matplotlib once, as they did in-process) and end with it.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from . import _plots
 from ._rundir import GRAD_PLOT, PLOT
 
 log = logging.getLogger("backprop_lab.run")
 
+#: Workers of a run with many lanes.
+WORKERS = 2
 
-def _draw(records: list[dict], losses: list, folder: str, title: str) -> None:
-    _plots.loss_curve(records, losses, Path(folder) / PLOT, title)
+
+def draw(records: list[dict], losses: list, folder: str | Path, title: str) -> None:
+    """A lane's plots: loss_curve.png and, when the records carry gradient norms, grad_norms.png."""
+    from . import _plots
+
+    _plots.loss_curve(records, [tuple(pair) for pair in losses], Path(folder) / PLOT, title)
     _plots.grad_norms(records, Path(folder) / GRAD_PLOT, title)
 
 
-def _quiet_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides what an interrupt does
+class _Worker:
+    """One worker process and the number of its jobs not yet answered."""
+
+    def __init__(self) -> None:
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen([sys.executable, "-m", "backprop_lab._painter"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     encoding="utf-8")
+        self.pending = 0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, job: list) -> None:
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        self.pending += 1
+
+    def wait(self) -> None:
+        """Until every job sent is drawn; a plot that failed is a warning, not an error."""
+        while self.pending:
+            answer = self.proc.stdout.readline()
+            if not answer:
+                log.warning("the plot worker ended before drawing %d plot(s)", self.pending)
+                self.pending = 0
+                return
+            self.pending -= 1
+            if answer.strip() != "ok":
+                log.warning("%s", answer.strip())
+
+    def end(self) -> None:
+        """Stop the worker: at once when it has nothing left to draw (it may still be importing)."""
+        try:
+            self.proc.stdin.close()
+            if not self.pending:
+                self.proc.kill()
+            self.proc.wait()
+        except OSError:
+            pass
 
 
-def _warm() -> None:
-    import matplotlib
+_workers: list[_Worker] = []
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401  (a worker's first plot then costs what the others do)
+
+@atexit.register
+def _end_workers() -> None:
+    while _workers:
+        _workers.pop().end()
+
+
+def start_workers(n: int) -> list[_Worker]:
+    """``n`` live workers of this process, started as needed (an app may start them before it
+    builds its run, so that their imports overlap more of the work)."""
+    _workers[:] = [w for w in _workers if w.alive()]
+    while len(_workers) < n:
+        _workers.append(_Worker())
+    return _workers[:n]
 
 
 class Painter:
-    """Draws each lane's plots: here for a few lanes; for many, in two worker processes
-    started with the run (their start overlaps training), since plotting is the costliest
-    part of finishing a lane."""
+    """Draws each lane's plots in worker processes taken when the run starts.
 
-    POOL_LANES = 8
+    Arguments:
+        lanes: the lanes that will be drawn (0: none, and no worker is taken).
+    """
 
     def __init__(self, lanes: int):
-        self.pool, self.futures = None, []
-        if lanes >= self.POOL_LANES:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        self.workers: list[_Worker] = []
+        self.turn = 0
+        try:
+            self.workers = start_workers(min(lanes, WORKERS))
+        except OSError as err:  # no process to spare: draw here
+            log.warning("plots are drawn in this process (no worker: %s)", err)
 
-            self.pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_quiet_worker)
-            self.futures = [self.pool.submit(_warm) for _ in range(2)]
-
-    def draw(self, *args) -> None:
-        if self.pool is None:
-            _draw(*args)
-        else:
-            self.futures.append(self.pool.submit(_draw, *args))
+    def draw(self, records: list[dict], losses: list, folder: str | Path, title: str) -> None:
+        """Hand a lane's plots to the next worker (or draw them here when there is none)."""
+        job = [records, losses, str(folder), title]
+        if self.workers:
+            worker = self.workers[self.turn % len(self.workers)]
+            self.turn += 1
+            try:
+                worker.send(job)
+                return
+            except OSError as err:
+                log.warning("the plot worker is gone (%s); drawing here", err)
+        try:
+            draw(*job)
+        except Exception as err:  # a plot is not worth losing the run's results
+            log.warning("the plots of %s could not be drawn: %s", folder, err)
 
     def close(self) -> None:
-        if self.pool is not None:
-            for f in self.futures:
-                try:
-                    f.result()
-                except Exception as err:  # a plot is not worth losing the sweep's results
-                    log.warning("a plot could not be drawn: %s", err)
-            self.pool.shutdown()
+        """Wait until every plot handed over is written."""
+        for worker in self.workers:
+            worker.wait()
+        self.workers = []
+
+
+def _work() -> int:
+    """A worker: draw each job read from stdin, answering "ok" or what went wrong."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run decides what an interrupt does
+    answers, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
+    from . import _plots
+
+    _plots._pyplot()  # imported before the first job comes
+    for line in sys.stdin:
+        records, losses, folder, title = json.loads(line)
+        try:
+            draw(records, losses, folder, title)
+            answer = "ok"
+        except Exception as err:  # the other lanes' plots are still drawn
+            answer = f"the plots of {folder} could not be drawn: {err}".replace("\n", " ")
+        print(answer, file=answers, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_work())

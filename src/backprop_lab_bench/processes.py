@@ -300,14 +300,15 @@ load("hydra, omegaconf (the app's module level)", ["hydra", "omegaconf"])
 load("jax", ["jax", "jax.numpy"])
 load("the engine beyond jax (backprop_lab, equinox, optax)",
      ["backprop_lab._engine", "backprop_lab._experiment", "backprop_lab._apps"])
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-load("matplotlib.pyplot (plots)", ["matplotlib.pyplot"])
+load("the vmap launcher", ["hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher"])
+# matplotlib is not imported here: the job's plots are drawn by its painter's worker processes
 
 # label -> where the function is (module:attribute, or module:Class.method); the first
 # of several places that exists is used (the engine's files move as it is split).
 STAGES = {
+    "Hydra composing a config in full": ["hydra._internal.config_loader_impl:ConfigLoaderImpl.load_configuration"],
+    "a sweep job's config (composed or derived)": [
+        "hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher:SweepConfigs.__call__"],
     "hydra run_job (job set-up + task)": ["hydra.core.utils:run_job"],
     "build_experiment (checks, data, model)": ["backprop_lab._experiment:build_experiment"],
     "load_dataset": ["backprop_lab._data:load_dataset"],
@@ -317,10 +318,12 @@ STAGES = {
     "finishing a lane (summary, agreement checks, plots)": ["backprop_lab._lane:finish",
                                                             "backprop_lab._engine:_finish"],
     "grad_agreement (manual vs autodiff)": ["backprop_lab._apps:grad_agreement"],
-    "plot drawing": ["backprop_lab._painter:_draw", "backprop_lab._engine:_draw"],
+    "handing plots to the workers (or drawing them here)": ["backprop_lab._painter:Painter.draw"],
     "loss_curve plot": ["backprop_lab._plots:loss_curve"],
     "grad_norms plot": ["backprop_lab._plots:grad_norms"],
+    "starting the plot workers": ["backprop_lab._painter:Painter.__init__"],
     "waiting for the plot workers": ["backprop_lab._painter:Painter.close"],
+    "the sweep's summary (summary.csv, .md, .png)": ["backprop_lab._summary_cli:summarize"],
 }
 
 

@@ -38,7 +38,9 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
     from backprop_lab import _apps as apps
     from backprop_lab._engine import RunSpec, run_experiments
     from backprop_lab._experiment import build_experiment
+    from backprop_lab._painter import start_workers
 
+    start_workers(1)  # the plot worker's start overlaps the set-up and the training
     apps.setup_jax(cfg)
     exp = build_experiment(cfg)
     out = Path(out_dir) if out_dir is not None else apps.output_dir()
@@ -49,17 +51,18 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
 
 
 def train_lanes(jobs) -> list[float | None]:
-    """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file)`` that
-    differ only in learning rate and seed, run as the lanes of one program; each job's
-    objective (as ``task`` returns it)."""
+    """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file,
+    experiment)`` that differ only in learning rate and seed, run as the lanes of one program;
+    each job's objective (as ``task`` returns it). ``experiment`` is the job's checked
+    experiment when the launcher built it already, or None."""
     from backprop_lab import _apps as apps
     from backprop_lab._engine import RunSpec, run_experiments
     from backprop_lab._experiment import build_experiment
     from backprop_lab._objective import objective
 
     apps.setup_jax(jobs[0][0])
-    specs = [RunSpec(build_experiment(cfg), Path(out), files, name, log_file)
-             for cfg, out, files, name, log_file in jobs]
+    specs = [RunSpec(build_experiment(cfg) if exp is None else exp, Path(out), files, name, log_file)
+             for cfg, out, files, name, log_file, exp in jobs]
     resume = specs[0].exp.config.get("resume", False) or apps.requeued()
     summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
     return [objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
