@@ -136,8 +136,13 @@ def test_vmap_launcher_derives_each_jobs_config_as_hydra_composes_it():
                 for seed in (0, 2)]
         jobs += [["optimizer=sgd", "optimizer.lr=0.5", "seed=1"], ["optimizer=sgd", "optimizer.lr=2", "seed=3"],
                  ["model.activation=relu", "optimizer.lr=0.1", "seed=0"]]
+        made = {}
         for overrides in jobs:
-            derived, composed = derive(master, overrides), loader.load_sweep_config(master, overrides)
+            made[tuple(overrides)] = derived = derive(master, overrides)
+            composed = loader.load_sweep_config(master, overrides)
             assert OmegaConf.to_container(derived) == OmegaConf.to_container(composed), overrides
             assert OmegaConf.to_yaml(derived) == OmegaConf.to_yaml(composed)
         assert len(derive.bases) == 3  # one composition per group
+        # the sweeper validates a batch, then the launcher asks again: the config made, once
+        assert derive(master, jobs[0]) is made[tuple(jobs[0])]
+        assert derive(master, jobs[0]) is not made[tuple(jobs[0])]

@@ -72,6 +72,11 @@ class SweepConfigs:
     ``hydra.job.override_dirname`` made from its own overrides: the config
     Hydra would compose, at the cost of a copy. A job with any other difference
     (a config group, ``+key``, ``~key``, a Hydra key) is composed in full.
+
+    Hydra's sweeper asks for every job's config to validate a batch and drops
+    it; the launcher then asks for the same configs. So a config is kept after
+    it is made, and the next request with the same overrides gets that object
+    (once) instead of a new copy.
     """
 
     def __init__(self, compose, repository, vmap_keys: Sequence[str]) -> None:
@@ -80,6 +85,7 @@ class SweepConfigs:
         self.parser = OverridesParser.create()
         self.bases: dict = {}
         self.groups: dict = {}
+        self.made: dict = {}
 
     def _varies(self, o: Override) -> bool:
         if not (o.key_or_group in self.vmap_keys and o.type == OverrideType.CHANGE
@@ -90,6 +96,13 @@ class SweepConfigs:
         return not self.groups[o.key_or_group]
 
     def __call__(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        asked = (id(master_config), tuple(sweep_overrides))
+        if asked in self.made:
+            return self.made.pop(asked)
+        self.made[asked] = cfg = self._make(master_config, sweep_overrides)
+        return cfg
+
+    def _make(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 
         parsed = self.parser.parse_overrides(list(sweep_overrides))
