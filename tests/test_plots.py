@@ -162,3 +162,19 @@ def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
             assert (tmp_path / name / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
     assert "could not be drawn" in caplog.text
     assert _painter.Painter(1).workers == taken[:1]  # a later run of the process reuses them
+
+
+def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
+    """A plot worker keeps each layout's figure and redraws it with the next run's data: the
+    PNG is the one a new figure gives, whatever was drawn in it before."""
+    runs = [_run(seed) for seed in range(3)]
+    runs.append(([{**r, "train_loss": r["train_loss"] * 1e3} for r in runs[0][0]], runs[0][1]))  # other limits
+    for i, (records, losses) in enumerate(runs):
+        _plots.loss_curve(records, losses, tmp_path / f"new{i}.png", f"run {i}")
+    monkeypatch.setattr(_plots, "_kept", None)
+    _plots.keep_figures()
+    for i, (records, losses) in enumerate(runs):
+        _plots.loss_curve(records, losses, tmp_path / f"kept{i}.png", f"run {i}")
+    assert len(_plots._kept) < len(runs)  # a figure was reused
+    for i in range(len(runs)):
+        assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i

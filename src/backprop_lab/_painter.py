@@ -147,6 +147,7 @@ def _work() -> int:
     from . import _plots
 
     _plots._pyplot()  # imported before the first job comes
+    _plots.keep_figures()  # a worker draws many runs alike: their figures are built once
     for line in sys.stdin:
         records, losses, folder, title = json.loads(line)
         try:

@@ -15,6 +15,18 @@ import numpy as np
 #: Evaluations up to this many get their values written next to the points.
 _ANNOTATE_UP_TO = 3
 
+#: Loss-curve figures kept between calls, by layout (see :func:`keep_figures`); None: none kept.
+_kept: dict | None = None
+
+
+def keep_figures() -> None:
+    """From now on, keep each loss-curve layout's figure and redraw it with the next run's data
+    (for a plot worker drawing many runs: building a figure, its axes and their ticks costs
+    about as much as drawing it). A figure is reused only for a plot with the same parts,
+    scale and steps per epoch, so it draws the file a new figure would."""
+    global _kept
+    _kept = {}
+
 
 def _pyplot():
     import matplotlib
@@ -100,32 +112,66 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
     """
     if not records:
         return
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    steps = [r["step"] for r in records]
+    steps = np.array([r["step"] for r in records])
     train, test = _values(records, "train_loss"), _values(records, "test_loss")
+    acc = _values(records, "test_accuracy")
     per_epoch = _steps_per_epoch(records)
     few = len(records) <= _ANNOTATE_UP_TO
-    shown = [train, test]
+    same = bool(np.allclose(train, test, equal_nan=True))
+    data = {"minibatch": None, "epoch_means": None, "train": (steps, train), "test": (steps, test),
+            "accuracy": (steps, acc) if np.isfinite(acc).any() else None}
     if losses and not few:
-        ax.plot(*zip(*losses), lw=0.5, alpha=0.35, color="tab:gray", label="minibatch loss, each step")
-        shown.append(np.array([v for _, v in losses], float))
+        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
         if per_epoch and per_epoch > 1:
             ends, means = _epoch_means(losses, per_epoch)
             if len(ends) > 1:
-                ax.plot(ends, means, lw=1.2, color="0.25", label="train, mean minibatch loss per epoch")
-    ax.plot(steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3)
-    same = np.allclose(train, test, equal_nan=True)
-    ax.plot(steps, test, marker="s", ms=6 if same else 4, ls="--" if same else "-", color="tab:orange",
-            mfc="none" if same else "tab:orange", label="test loss" + (" (equals train here)" if same else ""))
+                data["epoch_means"] = (ends, means)
+    log = _log_scale(np.concatenate([train, test] + ([data["minibatch"][1]] if data["minibatch"] else [])))
+    layout = (per_epoch, few, same, log, tuple(k for k, v in data.items() if v is not None))
+    kept = None if _kept is None or few else _kept.get(layout)
+    if kept is None:
+        fig, axes, lines = _new_loss_figure(data, per_epoch, few, same, log)
+    else:
+        fig, axes, lines = kept
+        for name, line in lines.items():
+            line.set_data(*data[name])
+        for a in axes:
+            a.relim()
+        axes[0].autoscale_view()
+    axes[0].title.set_text(title)
+    fig.savefig(path, dpi=100)
+    if _kept is not None and not few:
+        _kept[layout] = (fig, axes, lines)
+    else:
+        _pyplot().close(fig)
+
+
+def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, log: bool):
+    """The loss curve's figure for ``data`` (name → (x, y) or None): ``(figure, its axes with
+    lines, the lines by name)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    lines = {}
+    if data["minibatch"] is not None:
+        lines["minibatch"], = ax.plot(*data["minibatch"], lw=0.5, alpha=0.35, color="tab:gray",
+                                      label="minibatch loss, each step")
+    if data["epoch_means"] is not None:
+        lines["epoch_means"], = ax.plot(*data["epoch_means"], lw=1.2, color="0.25",
+                                        label="train, mean minibatch loss per epoch")
+    steps, train = data["train"]
+    lines["train"], = ax.plot(steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)",
+                              zorder=3)
+    lines["test"], = ax.plot(*data["test"], marker="s", ms=6 if same else 4, ls="--" if same else "-",
+                             color="tab:orange", mfc="none" if same else "tab:orange",
+                             label="test loss" + (" (equals train here)" if same else ""))
     if few:
         _annotate(ax, steps, train, "tab:blue", below=False)
         if not same:
-            _annotate(ax, steps, test, "tab:orange", below=True)
+            _annotate(ax, *data["test"], "tab:orange", below=True)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if _log_scale(np.concatenate(shown)):
+    if log:
         ax.set_yscale("log")
     else:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
@@ -134,19 +180,20 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
         top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
         top.set_xlabel("epoch", fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
-    acc = _values(records, "test_accuracy")
-    if np.isfinite(acc).any():
+    axes = [ax]
+    if data["accuracy"] is not None:
         ax2 = ax.twinx()
-        ax2.plot(steps, acc, color="tab:green", ls=":", marker="^", ms=4, label="test accuracy (right)")
+        lines["accuracy"], = ax2.plot(*data["accuracy"], color="tab:green", ls=":", marker="^", ms=4,
+                                      label="test accuracy (right)")
         ax2.set_ylabel("test accuracy")
         ax2.set_ylim(0, 1.02)
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    _place(fig, ax, title, epochs_on_top=bool(per_epoch and per_epoch > 1),
-           right_axis=bool(np.isfinite(acc).any()), legend_rows=(len(labels) + 2) // 3)
+        axes.append(ax2)
+    _place(fig, ax, "", epochs_on_top=bool(per_epoch and per_epoch > 1), right_axis=len(axes) > 1,
+           legend_rows=(len(labels) + 2) // 3)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig, axes, lines
 
 
 def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
