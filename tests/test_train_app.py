@@ -243,3 +243,8 @@ def test_bad_job_in_a_sweep_is_recorded_and_the_others_run(tmp_path):
     good = json.loads((tmp_path / "1" / "summary.json").read_text())
     assert bad["status"] == "config_error" and "optimizer.lr=0" in bad["error"]
     assert good["status"] == "completed"
+    # The refused job keeps its .hydra files, so the sweep's summary counts it as the planned
+    # job it is (TINY's list-valued model.sizes has commas of its own), not as one more.
+    overrides = (tmp_path / "0" / ".hydra" / "overrides.yaml").read_text()
+    assert "optimizer.lr=0" in overrides
+    assert "2 jobs: 1 completed, 1 config_error;" in result.stdout + result.stderr

@@ -91,16 +91,18 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def stop_on_config_error(err: Exception, kind: str, log: logging.Logger) -> None:
+def stop_on_config_error(err: Exception, kind: str, log: logging.Logger, cfg=None) -> None:
     """What an app does with a config that cannot work: log it, then, inside a
-    multirun, record ``status: "config_error"`` in the job's summary.json and
-    return so the sweep's other jobs run; in a single run, exit with status 2.
+    multirun, record ``status: "config_error"`` in the job's summary.json (and the
+    job's ``.hydra/`` files of ``cfg``, so the sweep's summary knows which planned
+    job it was) and return so the sweep's other jobs run; in a single run, exit
+    with status 2.
 
-    A summary is never written over a directory that holds a run."""
+    Nothing is written over a directory that holds a run."""
     log.error("%s", err)
     if not in_multirun():
         sys.exit(2)
-    record_config_error(output_dir(), kind, err)
+    record_config_error(output_dir(), kind, err, hydra_files(cfg) if cfg is not None else {})
 
 
 def run_checked(fn, cfg, kind: str, log: logging.Logger):
@@ -112,17 +114,22 @@ def run_checked(fn, cfg, kind: str, log: logging.Logger):
     try:
         return fn(cfg)
     except ConfigError as err:
-        stop_on_config_error(err, kind, log)
+        stop_on_config_error(err, kind, log, cfg)
         return None
 
 
-def record_config_error(out: Path, kind: str, err: Exception) -> None:
-    """summary.json of a job refused for its config, unless the directory holds a run."""
+def record_config_error(out: Path, kind: str, err: Exception,
+                        config_files: dict[str, str] | None = None) -> None:
+    """summary.json (and ``config_files`` under .hydra/) of a job refused for its config,
+    unless the directory holds a run."""
     from ._rundir import RunDir
 
-    if RunDir(out).holds_run():
+    run_dir = RunDir(out)
+    if run_dir.holds_run():
         return
     out.mkdir(parents=True, exist_ok=True)
+    if config_files:
+        run_dir.write_config(config_files)
     write_json(out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)})
 
 

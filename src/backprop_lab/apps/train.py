@@ -82,7 +82,7 @@ def task(cfg: DictConfig) -> float | None:
     try:
         return objective(train(cfg), cfg)
     except ConfigError as err:
-        apps.stop_on_config_error(err, "train", log)
+        apps.stop_on_config_error(err, "train", log, cfg)
     except (CheckpointError, RunDirError) as err:
         log.error("%s", err)
         sys.exit(2)
