@@ -1,7 +1,9 @@
 """Test-wide JAX settings: float64 available, and silent broadcasting is an error.
 
 Also the ``slurm_cluster`` fixture: a one-node SLURM cluster on this machine
-(scripts/slurm-local) for the tests marked ``@pytest.mark.slurm``.
+(scripts/slurm-local) for the tests marked ``@pytest.mark.slurm``. The suite
+runs on pytest-xdist workers (pyproject's ``-n auto``); the SLURM tests all go
+to one worker, one after another, since they share the cluster's one node.
 """
 
 import os
@@ -15,6 +17,15 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 SLURM_LOCAL = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLURM tests form one xdist group (``--dist loadgroup``), run first: one worker
+    spends their waits on the cluster while the others run the rest."""
+    slurm = [item for item in items if item.get_closest_marker("slurm") is not None]
+    for item in slurm:
+        item.add_marker(pytest.mark.xdist_group("slurm"))
+    items[:] = slurm + [item for item in items if item not in slurm]
 
 
 @pytest.fixture(scope="session")
