@@ -30,11 +30,14 @@ SLURM_LOCAL = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The SLURM tests form one xdist group (``--dist loadgroup``), run first: one worker
-    spends their waits on the cluster while the others run the rest."""
-    slurm = [item for item in items if item.get_closest_marker("slurm") is not None]
-    for item in slurm:
-        item.add_marker(pytest.mark.xdist_group("slurm"))
-    items[:] = slurm + [item for item in items if item not in slurm]
+    spends their waits on the cluster while the others run the rest. The other slow
+    tests (subprocesses, training) come next, so the quick ones fill the workers' ends
+    instead of one long test running alone at the end."""
+    for item in items:
+        if item.get_closest_marker("slurm") is not None:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+    items.sort(key=lambda item: (item.get_closest_marker("slurm") is None,
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session")

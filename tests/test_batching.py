@@ -222,6 +222,7 @@ def no_autodiff(monkeypatch):
             monkeypatch.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["hadamard", "diagonal"])
 def test_manual_grad_never_calls_autodiff(variant, no_autodiff):
     for i, config in enumerate(CONFIGS):

@@ -35,6 +35,7 @@ SLOW = {"t9", "t10"}  # whole training commands, several seconds each
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in runner.BENCHMARKS])
+@pytest.mark.slow
 def test_every_benchmark_runs_tiny(name):
     result = runner.run_one(name, "tiny")
     target = name.split("_")[0].upper()

@@ -116,6 +116,7 @@ def test_a_new_batch_size_compiles_once_and_repeats_compile_nothing(name):
         assert relative_error(results[batch], eager) <= 2e-6  # float32: a few ε₃₂ = 1.2e-7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
 def test_compiled_results_are_the_op_by_op_results(name):
     call, _ = ENTRY_POINTS[name]

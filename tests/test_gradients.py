@@ -269,6 +269,7 @@ FIXED_SIZES = (3, 5, 4, 3)
 FIXED_BATCH = 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("out, loss", PAIRINGS, ids=[f"{o}-{l}" for o, l in PAIRINGS])
 @pytest.mark.parametrize("hidden", HIDDEN)
 def test_every_pairing_at_a_fixed_shape(hidden, out, loss):
@@ -322,6 +323,7 @@ def configurations(draw, max_depth=5, max_width=16, max_batch=32):
                 bias_mode=bias_mode, batch=batch)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configurations())
 def test_all_opinions_agree_float64(cfg):
@@ -365,6 +367,7 @@ def float32_opinions(model32, x32, y32, loss):
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configurations())
 def test_manual_matches_autodiff_float32(cfg):

@@ -175,6 +175,7 @@ def test_the_grid_covers_every_activation_and_pairing():
     assert {o for _, o, _ in GRID} == set(bl.ACTIVATIONS) and {l for *_, l in GRID} == set(bl.LOSSES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hidden, out, loss", GRID, ids=["-".join(c) for c in GRID])
 def test_check_grads_passes_for_every_pairing(hidden, out, loss):
     model, x, y = make_problem(hidden, out, loss)

@@ -129,6 +129,7 @@ def test_adam_with_weight_decay_is_optax_adamw(schedule):
     ("momentum", {"schedule": "warmup_cosine", "warmup_steps": 5, "decay_steps": 40, "weight_decay": 1e-3}),
     ("adam", {"schedule": "exponential", "decay_steps": 20, "decay_rate": 0.3, "weight_decay": 1e-2}),
 ])
+@pytest.mark.slow
 def test_a_sweep_over_peaks_equals_each_run_alone(name, settings):
     data = load_dataset("moons", dtype=np.float32, n_samples=200)
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)

@@ -34,6 +34,7 @@ def test_readme_has_examples():
     assert len(BLOCKS) >= 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_prints_what_it_says(index, capsys):
     # As a user runs them: JAX's default float32 (the suite switches float64 on).

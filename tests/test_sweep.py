@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # its parameters to 1e-4 absolute (measured: 2.8e-5 on a weight of 0.4).
 @pytest.mark.parametrize(("name", "rtol", "param_atol"),
                          [("sgd", 1e-6, 1e-6), ("momentum", 1e-6, 1e-6), ("adam", 2e-5, 1e-4)])
+@pytest.mark.slow
 def test_each_lane_equals_its_sequential_run(name, rtol, param_atol):
     data = load_dataset("moons", dtype=np.float32, n_samples=200)
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
@@ -56,6 +57,7 @@ def test_sweep_needs_the_learning_rate_in_the_optimizer_state():
                        learning_rates=[0.1, 0.2], steps=3)
 
 
+@pytest.mark.slow
 def test_vmap_launcher_writes_every_job_directory(tmp_path):
     sweep = tmp_path / "sweep"
     common = ["data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "model.activation=relu",
@@ -98,6 +100,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
     assert vmapped == pytest.approx(sequential, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_parallel_launcher_runs_jobs_in_fresh_processes(tmp_path):
     """joblib/loky workers are spawned interpreters, so JAX in the parent cannot deadlock them."""
     sweep = tmp_path / "sweep"

@@ -142,6 +142,7 @@ def test_divergence_is_recorded_and_the_run_ends_cleanly(tmp_path):
     assert isinstance(on_disk["diverged_at_step"], int) and on_disk["diverged_at_step"] >= 0
 
 
+@pytest.mark.slow
 def test_diverged_cli_run_exits_zero(tmp_path):
     result = _run_cli(tmp_path, "data=moons", "model.sizes=[2,32,2]", "model.activation=relu",
                       "model.output_activation=identity", "loss=mse", "optimizer=sgd",
@@ -231,6 +232,7 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_bad_job_in_a_sweep_is_recorded_and_the_others_run(tmp_path):
     result = subprocess.run(
         [sys.executable, str(TRAIN), "-m", *TINY, "jax_cache_dir=null", "optimizer.lr=0,0.01",

@@ -25,6 +25,7 @@ def _model():
     return bl.MLP([3, 5, 2], "tanh", "softmax", key=jax.random.PRNGKey(3), dtype=jnp.float64)
 
 
+@pytest.mark.slow
 def test_minibatches_are_those_of_batch_indices():
     """7 steps of batch 3 over 8 examples (2 steps an epoch, so epochs turn over twice)."""
     x, y = _data()
@@ -53,6 +54,7 @@ def test_full_batch_training_equals_the_numpy_reference():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_continuing_from_a_step_equals_running_straight_through():
     x, y = _data()
     key, opt = jax.random.PRNGKey(2), optax.adam(0.01)
@@ -70,6 +72,7 @@ def test_continuing_from_a_step_equals_running_straight_through():
 
 @pytest.mark.parametrize("make", [lambda: optax.sgd(0.1), lambda: optax.adam(1e-3),
                                   lambda: bl.make_optimizer("momentum", 0.05)])
+@pytest.mark.slow
 def test_second_call_with_an_equal_optimizer_does_not_recompile(make):
     x, y = _data()
     bl.train(_model(), x, y, loss="cross_entropy", optimizer=make(), steps=4, batch_size=4)
