@@ -308,6 +308,25 @@ def test_killed_sweep_lists_the_jobs_it_never_started(seeded: Path) -> None:
     assert sum(NOT_STARTED in line for line in format_table(rows).splitlines()) == len(KILLED)
 
 
+def test_a_sweep_rerun_to_resume_counts_each_job_once(seeded: Path) -> None:
+    """The rerun's plan says resume=true and more epochs; its jobs' directories hold the
+    overrides they started with: each is still the planned job it is, and the killed ones
+    are still missing, once each."""
+    write_multirun(seeded, [o.replace("epochs=5", "epochs=9") for o in TASK] + ["resume=true"])
+    rows = collect_rows(seeded)
+    plan = hydras_plan(TASK)
+    assert len(rows) == len(plan)
+    assert sorted(int(r["job"]) for r in rows if r["status"] == NOT_STARTED) == sorted(KILLED)
+
+
+def test_jobs_alike_but_for_epochs_are_counted_apart(tmp_path: Path) -> None:
+    """Two planned jobs that are one run but for epochs: one directory stands for one of them."""
+    task = ["epochs=5,9", "seed=1"]
+    write_multirun(tmp_path, task)
+    make_job(tmp_path, "0", hydras_plan(task)[0], train_summary(0.1))
+    assert [r["status"] for r in collect_rows(tmp_path)] == ["completed", NOT_STARTED]
+
+
 def test_a_sweep_killed_before_its_first_job(tmp_path: Path) -> None:
     write_multirun(tmp_path, TASK)
     rows = collect_rows(tmp_path)

@@ -21,6 +21,10 @@ from . import _names
 from ._objective import METRICS
 from ._schema import Check, boolean, choice, integer, number, optional, text
 
+#: Keys that do not change a run's result: resume accepts new values for them.
+NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
+                             "diagnostics", "logger", "optimized_metric", "devices", "distributed"})
+
 #: Largest seed: PRNGKey takes 32 bits here; the split takes the same seed.
 MAX_SEED = 2**32 - 1
 

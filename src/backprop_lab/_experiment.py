@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._config_keys import COMMON_KEYS, DISTRIBUTED_KEYS, GROUPS, MODEL_KEYS, OPTIMIZER_KEYS, TRAIN_KEYS
+from ._config_keys import (COMMON_KEYS, DISTRIBUTED_KEYS, GROUPS, MODEL_KEYS, NOT_RESULT_KEYS,
+                           OPTIMIZER_KEYS, TRAIN_KEYS)
 from ._data import DATASETS, Dataset, load_dataset
 from ._early_stopping import EARLY_STOPPING_KEYS
 from ._losses import LOSSES
@@ -39,9 +40,6 @@ __all__ = ["ConfigError", "Experiment", "build_experiment", "build_model", "chec
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
-#: Keys that do not change a run's result: resume accepts new values for them.
-NOT_RESULT_KEYS = frozenset({"epochs", "log_every", "resume", "jax_cache_dir", "max_memory_gb",
-                             "diagnostics", "logger", "optimized_metric", "devices", "distributed"})
 
 
 @dataclasses.dataclass(frozen=True)

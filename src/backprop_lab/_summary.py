@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ._config_keys import NOT_RESULT_KEYS
 from ._rundir import RunDir
 
 __all__ = [
@@ -242,6 +244,39 @@ def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
     return [list(combination) for combination in itertools.product(*choices.values())]
 
 
+def _run_identity(overrides: Sequence[str]) -> frozenset[str]:
+    """The overrides that say which run a job is: those of keys a resume may change
+    (``resume=true``, more ``epochs``, another ``logger``: NOT_RESULT_KEYS) left out."""
+    return frozenset(o for o in overrides
+                     if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in NOT_RESULT_KEYS)
+
+
+def _not_started(plan: list[list[str]], started: list[list[str]]) -> list[int]:
+    """The numbers of the planned jobs no job directory holds.
+
+    Each directory stands for one planned job: one with the same overrides first,
+    then one that is the same run (a sweep rerun with ``resume=true`` or more
+    ``epochs`` plans overrides that its resumed jobs' directories do not hold).
+    """
+    exact = Counter(frozenset(o) for o in started)
+    left = []
+    for number, overrides in enumerate(plan):
+        if exact[frozenset(overrides)] > 0:
+            exact[frozenset(overrides)] -= 1
+        else:
+            left.append(number)
+    same_run = Counter()
+    for overrides, count in exact.items():
+        same_run[_run_identity(overrides)] += count
+    missing = []
+    for number in left:
+        if same_run[_run_identity(plan[number])] > 0:
+            same_run[_run_identity(plan[number])] -= 1
+        else:
+            missing.append(number)
+    return missing
+
+
 def read_metrics(job_dir: str | Path) -> list[dict]:
     """A job's metrics.jsonl records (step 0 first); [] when absent; a torn last line
     (a job killed while appending) is left out."""
@@ -270,7 +305,6 @@ def collect_rows(sweep_dir: str | Path) -> list[Row]:
     rows = [read_job(job, root) for job in jobs]
     plan = planned_jobs(root) if has_plan else None
     if plan:
-        started = {frozenset(_job_overrides(job)) for job in jobs}
-        rows += [{**_override_row(str(number), overrides, None), "kind": None, "status": NOT_STARTED}
-                 for number, overrides in enumerate(plan) if frozenset(overrides) not in started]
+        rows += [{**_override_row(str(number), plan[number], None), "kind": None, "status": NOT_STARTED}
+                 for number in _not_started(plan, [_job_overrides(job) for job in jobs])]
     return sorted(rows, key=lambda row: _job_order(Path(row["job"]).parts))
