@@ -266,8 +266,31 @@ def test_split_is_bit_identical_to_sklearn(name: str, seed: int, test_fraction: 
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_digits_loads_without_sklearn_datasets() -> None:
-    code = ("import sys, backprop_lab as bl; bl.load_dataset('digits', seed=0); "
+@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize(("n_samples", "noise"), [(9, 0.0), (301, 0.05), (1000, 0.2)])
+def test_moons_and_circles_are_sklearns_arrays(seed: int, n_samples: int, noise: float,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generators draw scikit-learn's points to the bit (before the split, compared above)."""
+    from sklearn import datasets
+
+    import backprop_lab._data_file as data_file
+    from backprop_lab._data import _circles, _moons
+
+    made = []
+    monkeypatch.setattr(data_file, "classification", lambda name, x, labels, *a, **k: made.append((x, labels)))
+    _moons(seed=seed, n_samples=n_samples, noise=noise)
+    _circles(seed=seed, n_samples=n_samples, noise=noise)
+    theirs = [datasets.make_moons(n_samples=n_samples, noise=noise, random_state=seed),
+              datasets.make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)]
+    for (x, labels), (x_ref, labels_ref) in zip(made, theirs, strict=True):
+        assert (x.dtype, labels.dtype) == (x_ref.dtype, labels_ref.dtype)
+        np.testing.assert_array_equal(x, x_ref)
+        np.testing.assert_array_equal(labels, labels_ref)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_generated_data_loads_without_sklearn(name: str) -> None:
+    code = (f"import sys, backprop_lab as bl; bl.load_dataset({name!r}, seed=0); "
             "print(sorted(m for m in sys.modules if m.startswith('sklearn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
