@@ -385,6 +385,26 @@ def test_summarize_writes_everything(seeded: Path) -> None:
     assert result.counts in md and "mean ± 1 s.d." in result.text
 
 
+def test_a_plot_worker_draws_the_sweeps_plots_as_this_process_does(seeded: Path, monkeypatch) -> None:
+    """In a sweep's process the summary plots are drawn by its plot worker (the process never
+    imports matplotlib): the same files, and the same summary.md, as drawing them here."""
+    from backprop_lab import _painter
+
+    here = summarize(seeded, x="model.activation", y="test_accuracy")
+    files = {p.name: p.read_bytes() for p in here.files}
+    for p in here.files:
+        p.unlink()
+    monkeypatch.setitem(_painter.JOBS, "sweep", None)  # not drawn here from now on
+    _painter.start_workers(1)
+    try:
+        there = summarize(seeded, x="model.activation", y="test_accuracy")
+    finally:
+        _painter._end_workers()
+    assert [p.name for p in there.files] == [p.name for p in here.files]
+    assert {p.name: p.read_bytes() for p in there.files} == files
+    assert (there.text, there.counts, there.notes) == (here.text, here.counts, here.notes)
+
+
 def test_cli_options_and_notes(seeded: Path) -> None:
     lines: list[str] = []
     assert main([str(seeded), "--x", "optimizer.momentum"], out=lines.append) == 0

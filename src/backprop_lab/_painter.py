@@ -9,9 +9,10 @@ a worker as soon as its records are final, so the drawing overlaps the rest of
 finishing (the gradient-agreement checks, the summaries), and
 :meth:`Painter.close` waits until every plot of the run is written. A worker
 is ``python -m backprop_lab._painter``: it reads one JSON job a line on its
-stdin and answers each with one line on its stdout. Workers stay for the
-process's later runs (a sweep's jobs under Hydra's basic launcher import
-matplotlib once, as they did in-process) and end with it.
+stdin (a kind of :data:`JOBS` and its arguments) and answers each with one JSON
+line on its stdout. Workers stay for the process's later runs (a sweep's jobs
+under Hydra's basic launcher import matplotlib once, as they did in-process)
+and end with it; the sweep's own plots (:func:`submit`) are drawn by them too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ._rundir import GRAD_PLOT, PLOT
 
@@ -41,6 +44,21 @@ def draw(records: list[dict], losses: list, folder: str | Path, title: str) -> N
     _plots.grad_norms(records, Path(folder) / GRAD_PLOT, title)
 
 
+def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) -> list[bool]:
+    """A sweep's summary.png and summary_grad_norms.png from its jobs' files: whether each was
+    drawn (not when there is nothing to show)."""
+    from ._summary import collect_rows
+    from ._summary_plots import plot_grad_flow, plot_metric
+
+    rows = collect_rows(Path(sweep_dir))
+    return [plot_metric(rows, Path(png), x=x, y=y) is not None,
+            plot_grad_flow(rows, Path(sweep_dir), Path(flow_png)) is not None]
+
+
+#: What a worker draws: a job's kind → the function of its (JSON) arguments.
+JOBS: dict[str, Callable[..., Any]] = {"lane": draw, "sweep": sweep_plots}
+
+
 class _Worker:
     """One worker process and the number of its jobs not yet answered."""
 
@@ -56,22 +74,26 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def send(self, job: list) -> None:
-        self.proc.stdin.write(json.dumps(job) + "\n")
+    def send(self, kind: str, args: list) -> None:
+        self.proc.stdin.write(json.dumps([kind, args]) + "\n")
         self.proc.stdin.flush()
         self.pending += 1
 
-    def wait(self) -> None:
-        """Until every job sent is drawn; a plot that failed is a warning, not an error."""
+    def wait(self) -> dict:
+        """Until every job sent is done; the last one's answer (``{"value": …}`` or ``{"error":
+        …}``). A lane's plot that failed is a warning, not an error."""
+        answer: dict = {"value": None}
         while self.pending:
-            answer = self.proc.stdout.readline()
-            if not answer:
+            line = self.proc.stdout.readline()
+            if not line:
                 log.warning("the plot worker ended before drawing %d plot(s)", self.pending)
                 self.pending = 0
-                return
+                return {"error": "the plot worker ended"}
             self.pending -= 1
-            if answer.strip() != "ok":
-                log.warning("%s", answer.strip())
+            answer = json.loads(line)
+            if "error" in answer and self.pending:
+                log.warning("%s", answer["error"])
+        return answer
 
     def end(self) -> None:
         """Stop the worker: at once when it has nothing left to draw (it may still be importing)."""
@@ -124,20 +146,51 @@ class Painter:
             worker = self.workers[self.turn % len(self.workers)]
             self.turn += 1
             try:
-                worker.send(job)
+                worker.send("lane", job)
                 return
             except OSError as err:
                 log.warning("the plot worker is gone (%s); drawing here", err)
-        try:
-            draw(*job)
-        except Exception as err:  # a plot is not worth losing the run's results
-            log.warning("the plots of %s could not be drawn: %s", folder, err)
+        answer = _do("lane", job)
+        if "error" in answer:  # a plot is not worth losing the run's results
+            log.warning("%s", answer["error"])
 
     def close(self) -> None:
         """Wait until every plot handed over is written."""
         for worker in self.workers:
-            worker.wait()
+            answer = worker.wait()
+            if "error" in answer:
+                log.warning("%s", answer["error"])
         self.workers = []
+
+
+def _do(kind: str, args: list) -> dict:
+    """Job ``kind`` done here: its answer, as a worker gives it."""
+    try:
+        return {"value": JOBS[kind](*args)}
+    except Exception as err:  # the other jobs are still done
+        where = args[2] if kind == "lane" else args[0]
+        return {"error": f"the plots of {where} could not be drawn: {err}".replace("\n", " ")}
+
+
+def submit(kind: str, *args: Any) -> Callable[[], Any]:
+    """Hand job ``kind`` to a live worker of this process (drawing it here when there is none);
+    a function that waits for it and returns its value (raising ``RuntimeError`` with what
+    went wrong). The caller does other work between the two."""
+    worker = next((w for w in _workers if w.alive()), None)
+    if worker is not None:
+        try:
+            worker.send(kind, list(args))
+        except OSError:
+            worker = None
+    answer = None if worker is not None else _do(kind, list(args))
+
+    def result() -> Any:
+        got = worker.wait() if worker is not None else answer
+        if "error" in got:
+            raise RuntimeError(got["error"])
+        return got["value"]
+
+    return result
 
 
 def _work() -> int:
@@ -149,13 +202,8 @@ def _work() -> int:
     _plots._pyplot()  # imported before the first job comes
     _plots.keep_figures()  # a worker draws many runs alike: their figures are built once
     for line in sys.stdin:
-        records, losses, folder, title = json.loads(line)
-        try:
-            draw(records, losses, folder, title)
-            answer = "ok"
-        except Exception as err:  # the other lanes' plots are still drawn
-            answer = f"the plots of {folder} could not be drawn: {err}".replace("\n", " ")
-        print(answer, file=answers, flush=True)
+        kind, args = json.loads(line)
+        print(json.dumps(_do(kind, args)), file=answers, flush=True)
     return 0
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._summary import collect_rows
-from ._summary_plots import default_x, plot_grad_flow, plot_metric
+from ._painter import submit
+from ._summary_plots import default_x
 from ._summary_stats import swept_keys
 from ._summary_table import format_groups, format_table, markdown, status_counts, write_csv
 
@@ -60,6 +61,10 @@ def summarize(sweep_dir: str | Path, *, x: str | None = None, y: str = "final_tr
     """
     root = Path(sweep_dir)
     rows = collect_rows(root)
+    # the plots are drawn by a plot worker of this process when it has one (a sweep's), while
+    # the tables are made here; otherwise here, first
+    targets = [Path(png or root / METRIC_PLOT), root / GRAD_PLOT]
+    plots = submit("sweep", str(root.resolve()), *(str(p.resolve()) for p in targets), x, y) if plot else None
     tables = [format_table(rows)]
     if (groups := format_groups(rows)) is not None:
         tables.append(groups)
@@ -67,13 +72,12 @@ def summarize(sweep_dir: str | Path, *, x: str | None = None, y: str = "final_tr
     files = [write_csv(rows, csv or root / CSV)]
     notes: list[str] = []
     images: list[Path] = []
-    if plot:
-        drawn = plot_metric(rows, png or root / METRIC_PLOT, x=x, y=y)
+    if plots is not None:
+        drawn, drawn_flow = (p if made else None for p, made in zip(targets, plots()))
         if drawn is None:
             key = x or default_x(rows)
             why = "nothing but the seed was swept" if key is None else f"no finished job has both {key} and {y}"
             notes.append(f"no {METRIC_PLOT}: {why} (swept keys: {', '.join(swept_keys(rows)) or 'none'})")
-        drawn_flow = plot_grad_flow(rows, root, root / GRAD_PLOT)
         images = [p for p in (drawn, drawn_flow) if p is not None]
     md = root / MARKDOWN
     relative = [str(p.relative_to(root)) if p.parent == root else str(p.resolve()) for p in images]
