@@ -149,3 +149,28 @@ def test_vmap_launcher_derives_each_jobs_config_as_hydra_composes_it():
         # the sweeper validates a batch, then the launcher asks again: the config made, once
         assert derive(master, jobs[0]) is made[tuple(jobs[0])]
         assert derive(master, jobs[0]) is not made[tuple(jobs[0])]
+
+
+@pytest.mark.parametrize("app", ["train", "compare", "explain"])
+def test_job_files_are_the_yaml_omegaconf_writes(app):
+    """A job's .hydra/ texts come from PyYAML's C emitter: the texts OmegaConf.to_yaml gives, for
+    every app's config with Hydra's node (its help templates, logging configs) and for values
+    YAML could read as something else."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from backprop_lab._apps import hydra_files, to_yaml
+
+    tricky = ["yes", "null", "1e-3", "0x10", "~", "a: b", "- x", "line\nbreak", "ünï", "'q'", '"d"', "", " pad "]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(app, overrides=["data=moons"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.tricky = tricky
+        cfg.nested = {"deep": {s or "empty": s for s in tricky}}
+    HydraConfig.instance().set_config(cfg)
+    files = hydra_files(cfg)
+    assert files["config.yaml"] == OmegaConf.to_yaml(cfg)
+    assert files["hydra.yaml"] == OmegaConf.to_yaml(OmegaConf.create({"hydra": HydraConfig.get()}))
+    assert files["overrides.yaml"] == OmegaConf.to_yaml(OmegaConf.create(list(HydraConfig.get().overrides.task)))
+    assert yaml.safe_load(to_yaml(cfg))["tricky"] == tricky

@@ -136,14 +136,42 @@ def record_config_error(out: Path, kind: str, err: Exception,
 def hydra_files(cfg) -> dict[str, str]:
     """The .hydra/ files of a job (config, overrides, Hydra's config) as YAML texts."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
-    files = {"config.yaml": OmegaConf.to_yaml(cfg)}
+    files = {"config.yaml": to_yaml(cfg)}
     if HydraConfig.initialized():
         hc = HydraConfig.get()
-        files["overrides.yaml"] = OmegaConf.to_yaml(OmegaConf.create(list(hc.overrides.task)))
-        files["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hc}))
+        files["overrides.yaml"] = to_yaml(hc.overrides.task)
+        files["hydra.yaml"] = to_yaml({"hydra": hc})
     return files
+
+
+def to_yaml(node) -> str:
+    """``OmegaConf.to_yaml(node)``'s text (``node``: a config, or a dict or list of them), written
+    by PyYAML's C emitter when it has one: about five times faster for Hydra's config, which
+    every job of a sweep writes (tests compare the texts)."""
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf._utils import OmegaConfDumper, get_omega_conf_dumper
+
+    global _Dumper
+    if _Dumper is None:
+        get_omega_conf_dumper()
+        base = getattr(yaml, "CDumper", yaml.Dumper)
+        _Dumper = type("_Dumper", (base,), {"yaml_representers": dict(base.yaml_representers)})
+        _Dumper.add_representer(str, OmegaConfDumper.str_representer)
+
+    def plain(value):
+        if OmegaConf.is_config(value):
+            return OmegaConf.to_container(value, resolve=False, enum_to_str=True)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return yaml.dump(plain(node), Dumper=_Dumper, default_flow_style=False, allow_unicode=True,
+                     sort_keys=False)
+
+
+_Dumper = None
 
 
 #: Examples (the first ones) a summary's gradient-agreement check compares on.

@@ -144,10 +144,11 @@ class VmapLauncher(Launcher):
             # installed on the loader, so the sweeper's validation of each batch composes through it too
             loader.load_sweep_config = SweepConfigs(loader.load_sweep_config, repository, self.vmap_keys)
 
-    def _run(self, task, cfg: DictConfig) -> JobReturn:
+    def _run(self, task, cfg: DictConfig, restore_log: bool = True) -> JobReturn:
         ret = run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if restore_log:  # the job's logging config back to the launcher's
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -187,9 +188,11 @@ class VmapLauncher(Launcher):
         log.info("Launching %d jobs as %d vmapped program(s)", sum(map(len, groups.values())), len(groups))
         for group in groups.values():
             lanes, rets = [], []
-            for idx, overrides, cfg in group:
+            for idx, overrides, _ in group:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-                rets.append(self._run(_Collect(lanes, f"#{idx}", built.pop(idx)), cfg))
+            for idx, overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes back after
+                rets.append(self._run(_Collect(lanes, f"#{idx}", built.pop(idx)), cfg, restore_log=False))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
             for (idx, _, _), ret, value in zip(group, rets, values):
                 ret.return_value = value
