@@ -146,15 +146,21 @@ def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
     and a plot that cannot be drawn is a warning, not a lost run."""
     from backprop_lab import _painter
 
+    from backprop_lab._rundir import RunDir
+
     records, losses = _run()
-    for name in ("here", "a", "b"):
-        (tmp_path / name).mkdir()
-    _painter.draw(records, losses, tmp_path / "here", "title")
+    for name in ("here", "a", "b", "broken"):
+        run = RunDir(tmp_path / name)
+        run.path.mkdir()
+        run.append_records(records)
+        run.append_losses(0, [v for _, v in losses])
+    _painter.lane_plots(str(tmp_path / "here"), "title")
     painter = _painter.Painter(3)
     assert len(painter.workers) == _painter.WORKERS
     for name in ("a", "b"):
-        painter.draw(records, losses, tmp_path / name, "title")
-    painter.draw(records, losses, tmp_path / "missing" / "dir", "title")
+        painter.draw(tmp_path / name, "title")
+    (tmp_path / "broken" / "loss_curve.png").mkdir()  # no file can be written there
+    painter.draw(tmp_path / "broken", "title")
     taken = list(painter.workers)
     painter.close()
     for name in ("a", "b"):

@@ -172,7 +172,7 @@ def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: 
     if lane.writer:
         title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
                  f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
-        painter.draw(records, lane.dir.losses(), lane.dir.path, title)
+        painter.draw(lane.dir.path, title)
     x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch

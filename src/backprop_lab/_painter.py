@@ -55,8 +55,17 @@ def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) 
             plot_grad_flow(rows, Path(sweep_dir), Path(flow_png)) is not None]
 
 
+def lane_plots(folder: str, title: str) -> None:
+    """A run's plots from the files in its directory (metrics.jsonl, losses.csv): a job names
+    the directory only, so handing it over never waits for a worker to read it."""
+    from ._rundir import RunDir
+
+    run = RunDir(Path(folder))
+    draw(run.records(), run.losses(), folder, title)
+
+
 #: What a worker draws: a job's kind → the function of its (JSON) arguments.
-JOBS: dict[str, Callable[..., Any]] = {"lane": draw, "sweep": sweep_plots}
+JOBS: dict[str, Callable[..., Any]] = {"lane": lane_plots, "sweep": sweep_plots}
 
 
 class _Worker:
@@ -139,9 +148,10 @@ class Painter:
         except OSError as err:  # no process to spare: draw here
             log.warning("plots are drawn in this process (no worker: %s)", err)
 
-    def draw(self, records: list[dict], losses: list, folder: str | Path, title: str) -> None:
-        """Hand a lane's plots to the next worker (or draw them here when there is none)."""
-        job = [records, losses, str(folder), title]
+    def draw(self, folder: str | Path, title: str) -> None:
+        """Hand the plots of the run in ``folder`` (its records and losses written) to the next
+        worker, or draw them here when there is none."""
+        job = [str(folder), title]
         if self.workers:
             worker = self.workers[self.turn % len(self.workers)]
             self.turn += 1
@@ -168,7 +178,7 @@ def _do(kind: str, args: list) -> dict:
     try:
         return {"value": JOBS[kind](*args)}
     except Exception as err:  # the other jobs are still done
-        where = args[2] if kind == "lane" else args[0]
+        where = args[0]
         return {"error": f"the plots of {where} could not be drawn: {err}".replace("\n", " ")}
 
 
