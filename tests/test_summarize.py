@@ -159,6 +159,16 @@ def test_summary_json_that_is_not_an_object_is_corrupt(tmp_path: Path) -> None:
     assert collect_rows(tmp_path)[0]["status"] == "corrupt"
 
 
+def test_unreadable_hydra_files_do_not_stop_the_summary(tmp_path: Path) -> None:
+    """A job whose .hydra files are not text or not YAML is summarized from what is left."""
+    make_job(tmp_path, "0", ["optimizer.lr=0.1"], train_summary())
+    bad = make_job(tmp_path, "1", ["optimizer.lr=0.2"], train_summary(), config="model: [unclosed\n")
+    (bad / ".hydra" / "overrides.yaml").write_bytes(b"\xff\xfe- optimizer.lr=\x80\n")
+    rows = collect_rows(tmp_path)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert rows[0]["lr"] == 0.1 and rows[1]["lr"] is None and "override:optimizer.lr" not in rows[1]
+
+
 def test_table(sweep: Path) -> None:
     table = format_table(collect_rows(sweep))
     lines = table.splitlines()

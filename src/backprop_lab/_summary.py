@@ -107,11 +107,15 @@ def _job_order(parts: Sequence[str]) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
+#: PyYAML's safe loader, its C parser when it has one (a sweep's summary reads three files a job)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(path: Path) -> Any:
-    """YAML contents, or None when missing or unreadable."""
+    """YAML contents, or None when missing or unreadable (not text, not YAML)."""
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return yaml.load(path.read_text(), Loader=_LOADER)
+    except (OSError, ValueError, yaml.YAMLError):
         return None
 
 
