@@ -40,7 +40,7 @@ from ._resume import resume_point
 from ._rundir import CHECKPOINT, RunDir, RunDirError, finite_or_none
 from ._sharding import agree, plan, process_index
 from ._signals import Interrupted, RunInterrupted, Signals
-from ._sweep import keep_where, measure_lanes, run_lanes, stack_lanes
+from ._sweep import keep_where, measure_lanes, run_lanes
 from ._trackers import Tracker, make_tracker
 
 __all__ = ["DIVERGENCE_FACTOR", "RunInterrupted", "RunSpec", "run_experiments"]
@@ -151,8 +151,9 @@ def _train(lanes: list[Lane], signals: Signals, t_run: float) -> list[float]:
     data = {a: _data(padded, a) for a in ("x_train", "y_train", "x_test", "y_test")}
     x, y, x_test, y_test = (place.put_lanes(v) if v.ndim == 3 else place.replicate(v) for v in data.values())
     keys = place.put_lanes(np.stack([np.asarray(l.exp.key) for l in padded]))
-    models = place.put_lanes(stack_lanes([l.model for l in padded]))
-    opts = place.put_lanes(stack_lanes([l.opt_state for l in padded]))
+    # stacked on the host (the placement copies from there): no program to build for it
+    models, opts = (place.put_lanes(jax.tree.map(lambda *leaves: np.stack(leaves), *trees))
+                    for trees in ([l.model for l in padded], [l.opt_state for l in padded]))
     measure = dict(loss=base.loss, diagnostics=bool(cfg.get("diagnostics", False)),
                    one_hot=is_one_hot(np.asarray(base.data.y_test)))
     alive = np.array([l.status == "running" for l in lanes])
@@ -179,8 +180,11 @@ def _train(lanes: list[Lane], signals: Signals, t_run: float) -> list[float]:
         for i, lane in enumerate(lanes):
             if alive[i] and _diverged(lane, losses[i], bool(m["finite"][i]), factor, epoch * spe):
                 ok[i] = False
-        mask = place.put_lanes(np.concatenate([ok, np.zeros(place.pad, bool)]))
-        models, opts = keep_where(mask, new_models, models), keep_where(mask, new_opts, opts)
+        if ok.all():  # (keep_where would return the new states unchanged)
+            models, opts = new_models, new_opts
+        else:
+            mask = place.put_lanes(np.concatenate([ok, np.zeros(place.pad, bool)]))
+            models, opts = keep_where(mask, (new_models, new_opts), (models, opts))
         host_models, host_opts = place.gather((models, opts))
         epoch += n_epochs
         for i, lane in enumerate(lanes):

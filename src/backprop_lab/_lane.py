@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ._checkpoint import save_checkpoint
@@ -154,9 +153,12 @@ class Finishing:
         """``grad_agreement(model, x, y, loss)``, checked once per distinct network and data."""
         from ._apps import AGREEMENT_ROWS, grad_agreement
 
-        x, y = x[:AGREEMENT_ROWS], y[:AGREEMENT_ROWS]
+        # host arrays in, whether the model came from its initialisation or back from a device:
+        # one program for both (and no program for the slicing)
+        model = jax.tree.map(np.asarray, model)
+        x, y = np.asarray(x)[:AGREEMENT_ROWS], np.asarray(y)[:AGREEMENT_ROWS]
         arrays = [*jax.tree.leaves(model), x, y]
-        key = (loss, tuple((a.dtype.str, a.shape, np.asarray(a).tobytes()) for a in arrays))
+        key = (loss, tuple((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
         if key not in self._agreements:
             self._agreements[key] = grad_agreement(model, x, y, loss)
         return dict(self._agreements[key])
@@ -173,7 +175,7 @@ def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: 
         title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
                  f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
         painter.draw(lane.dir.path, title)
-    x, y = jnp.asarray(exp.data.x_train), jnp.asarray(exp.data.y_train)
+    x, y = exp.data.x_train, exp.data.y_train
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
     summary = {
