@@ -484,3 +484,21 @@ def test_real_sweep_summarizes_itself_and_a_killed_one_shows_its_gaps(tmp_path: 
     rows = collect_rows(sweep)
     assert [r["status"] for r in rows] == ["completed"] * 3 + [NOT_STARTED]
     assert rows[3]["overrides"] == " ".join(plan[3])
+
+
+def test_a_sweeps_plots_are_drawn_here_when_the_worker_dies(seeded: Path, monkeypatch) -> None:
+    """A plot worker killed while the summary waits for it: the plots are drawn in this process."""
+    import signal as signals
+
+    from backprop_lab import _painter
+
+    (worker,) = _painter.start_workers(1)
+    try:
+        monkeypatch.setattr(_painter._Worker, "send", lambda self, kind, args: (
+            setattr(self, "pending", self.pending + 1), self.proc.send_signal(signals.SIGKILL)))
+        result = summarize(seeded, x="model.activation", y="test_accuracy")
+    finally:
+        _painter._end_workers()
+    assert worker.proc.returncode == -signals.SIGKILL
+    assert {p.name for p in result.files} >= {"summary.png", "summary_grad_norms.png"}
+    assert (seeded / "summary.png").read_bytes()[:8] == PNG

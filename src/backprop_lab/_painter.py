@@ -97,7 +97,7 @@ class _Worker:
             if not line:
                 log.warning("the plot worker ended before drawing %d plot(s)", self.pending)
                 self.pending = 0
-                return {"error": "the plot worker ended"}
+                return {"error": "the plot worker ended", "ended": True}
             self.pending -= 1
             answer = json.loads(line)
             if "error" in answer and self.pending:
@@ -196,6 +196,8 @@ def submit(kind: str, *args: Any) -> Callable[[], Any]:
 
     def result() -> Any:
         got = worker.wait() if worker is not None else answer
+        if got.get("ended"):  # the worker died: draw here
+            got = _do(kind, list(args))
         if "error" in got:
             raise RuntimeError(got["error"])
         return got["value"]
@@ -204,7 +206,7 @@ def submit(kind: str, *args: Any) -> Callable[[], Any]:
 
 
 def _work() -> int:
-    """A worker: draw each job read from stdin, answering "ok" or what went wrong."""
+    """A worker: do each job read from stdin, answering its value or what went wrong."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run decides what an interrupt does
     answers, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
     from . import _plots
