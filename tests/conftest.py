@@ -7,7 +7,9 @@ to one worker, one after another, since they share the cluster's one node.
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 # The suite compiles thousands of small programs, and XLA's CPU backend spends most
@@ -18,6 +20,20 @@ from pathlib import Path
 # given in XLA_FLAGS wins.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+# One persistent compilation cache for the whole session (the configs' default
+# jax_cache_dir reads BACKPROP_LAB_CACHE): the apps the tests start as processes
+# build the same small programs over and over, and a warm cache saves each about
+# a second of compiling. Every xdist worker (and every process they start) shares
+# the directory, named by the session's run id; the controller removes it at the
+# end. A cache never changes a result: it holds the executables XLA would build.
+# Tests of several processes writing at once (jax.distributed) keep
+# jax_cache_dir=null.
+_SESSION_CACHE = None
+if "BACKPROP_LAB_CACHE" not in os.environ:
+    _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    _SESSION_CACHE = Path(tempfile.gettempdir()) / f"backprop-lab-tests-{_run_id}" / "jax_cache"
+    os.environ["BACKPROP_LAB_CACHE"] = str(_SESSION_CACHE)
 
 import jax  # noqa: E402  (after XLA_FLAGS: XLA reads them when its backend starts)
 import pytest  # noqa: E402
@@ -65,3 +81,9 @@ def slurm_cluster() -> str:
     if os.environ.get("BACKPROP_LAB_REQUIRE_SLURM") == "1":
         pytest.fail(f"no SLURM cluster: {reason}")
     pytest.skip(f"no SLURM cluster: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller (or a run without workers) removes the session's compilation cache."""
+    if _SESSION_CACHE is not None and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_SESSION_CACHE.parent, ignore_errors=True)

@@ -19,7 +19,7 @@ from backprop_lab.apps import CONF_DIR
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = Path(sys.executable).parent / "backprop-lab"
 TINY = ["data=xor", "model.sizes=[2,4,1]", "model.output_activation=sigmoid", "loss=binary_cross_entropy",
-        "epochs=5", "log_every=5", "jax_cache_dir=null"]
+        "epochs=5", "log_every=5"]
 
 
 def cli(*args: str, cwd: Path, timeout: float = 300, python: list[str] | None = None) -> subprocess.CompletedProcess:

@@ -164,7 +164,7 @@ def test_a_sweep_with_one_job_of_the_wrong_type_runs_no_job(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "train.py"), "-m", f"hydra/launcher={launcher}",
-         f"hydra.sweep.dir={sweep}", "jax_cache_dir=null", "epochs=1", "optimizer.lr=0.1,0.01",
+         f"hydra.sweep.dir={sweep}", "epochs=1", "optimizer.lr=0.1,0.01",
          "model.bias=true,maybe"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 TRAIN = ROOT / "experiments" / "train.py"
 TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_every=1",
-        "jax_cache_dir=null", "hydra.sweeper.n_jobs=2")
+        "hydra.sweeper.n_jobs=2")
 LAUNCHERS = {"basic": [], "vmap": ["hydra/launcher=vmap"]}
 
 

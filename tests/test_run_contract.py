@@ -289,7 +289,7 @@ SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "l
 
 
 def _start_and_signal(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", "jax_cache_dir=null", *SLOW]
+    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", *SLOW]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -324,7 +324,7 @@ def test_a_signal_ends_the_chunk_records_interrupted_and_resume_completes_the_sa
 # --- sweeps: the same contract under every launcher ------------------------------------------
 
 SWEEP = ["data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50",
-         "log_every=1", "jax_cache_dir=null", "optimizer=sgd", "optimizer.lr=0.01,0.3", "seed=0,1"]
+         "log_every=1", "optimizer=sgd", "optimizer.lr=0.01,0.3", "seed=0,1"]
 
 
 def _sweep(sweep_dir: Path, *extra: str, launcher: str = "basic") -> subprocess.CompletedProcess:
@@ -379,7 +379,7 @@ def test_vmap_and_basic_launchers_leave_the_same_job_files_and_refuse_reruns_per
 def test_vmap_launcher_runs_other_apps_job_by_job(tmp_path):
     result = subprocess.run(
         [sys.executable, "experiments/compare.py", "-m", "data.name=random", "model.sizes=[2,3,2]",
-         "model.activation=tanh,relu", "+repeats=2", "jax_cache_dir=null", "hydra/launcher=vmap",
+         "model.activation=tanh,relu", "+repeats=2", "hydra/launcher=vmap",
          f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1"):

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # A two-job xor sweep, quick to train (1 CPU and 1 GB per SLURM job).
 XOR = ["data=xor", "model.sizes=[2,4,1]", "model.output_activation=sigmoid", "loss=binary_cross_entropy",
-       "batch_size=null", "epochs=20", "log_every=10", "jax_cache_dir=null", "optimizer=sgd"]
+       "batch_size=null", "epochs=20", "log_every=10", "optimizer=sgd"]
 SMALL_JOB = ["hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 
 

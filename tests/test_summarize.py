@@ -466,7 +466,7 @@ def test_real_sweep_summarizes_itself_and_a_killed_one_shows_its_gaps(tmp_path: 
     sweep = tmp_path / "sweep"
     result = subprocess.run(
         [sys.executable, "experiments/train.py", "-m", "data=moons", "model.sizes=[2,8,2]", "epochs=2",
-         "batch_size=100", "log_every=1", "jax_cache_dir=null", "diagnostics=true", "model.activation=tanh,relu", "seed=0,1",
+         "batch_size=100", "log_every=1", "diagnostics=true", "model.activation=tanh,relu", "seed=0,1",
          f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr

@@ -62,7 +62,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
     sweep = tmp_path / "sweep"
     common = ["data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "model.activation=relu",
               "model.output_activation=identity", "loss=mse", "epochs=3",
-              "batch_size=50", "log_every=1", "jax_cache_dir=null"]
+              "batch_size=50", "log_every=1"]
     result = subprocess.run(
         [sys.executable, "experiments/train.py", "-m", *common, "optimizer=sgd",
          "optimizer.lr=0.01,0.1,1e6", "seed=0,1", "hydra/launcher=vmap", f"hydra.sweep.dir={sweep}"],
@@ -107,7 +107,7 @@ def test_parallel_launcher_runs_jobs_in_fresh_processes(tmp_path):
     result = subprocess.run(
         [sys.executable, "experiments/train.py", "-m", "data=xor", "model.sizes=[2,4,1]",
          "model.output_activation=sigmoid", "loss=binary_cross_entropy", "batch_size=null",
-         "epochs=50", "log_every=25", "jax_cache_dir=null", "optimizer=sgd",
+         "epochs=50", "log_every=25", "optimizer=sgd",
          "optimizer.lr=0.1,1.0", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )

@@ -353,7 +353,7 @@ def test_a_resumed_run_continues_its_tracker_run(logger, tmp_path, monkeypatch):
 def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "experiments/train.py", "-m", *TINY, "jax_cache_dir=null",
+        [sys.executable, "experiments/train.py", "-m", *TINY, 
          "optimizer.lr=0.01,0.1", "hydra/launcher=vmap", f"logger={logger}",
          f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, cwd=ROOT, timeout=400,

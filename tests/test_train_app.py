@@ -52,7 +52,7 @@ TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_e
 def _run_cli(tmp_path: Path, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, str(TRAIN), f"hydra.run.dir={tmp_path}", "jax_cache_dir=null", *overrides],
+        [sys.executable, str(TRAIN), f"hydra.run.dir={tmp_path}", *overrides],
         capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )
 
@@ -212,7 +212,7 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", "jax_cache_dir=null", *args]
+    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     metrics = run_dir / "metrics.jsonl"
@@ -235,7 +235,7 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
 @pytest.mark.slow
 def test_bad_job_in_a_sweep_is_recorded_and_the_others_run(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(TRAIN), "-m", *TINY, "jax_cache_dir=null", "optimizer.lr=0,0.01",
+        [sys.executable, str(TRAIN), "-m", *TINY, "optimizer.lr=0,0.01",
          f"hydra.sweep.dir={tmp_path}"],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
