@@ -217,6 +217,18 @@ def test_resuming_a_finished_run_leaves_it_untouched(finished):
     assert again == json.loads(before["summary.json"])
 
 
+def test_resuming_a_finished_run_killed_before_its_plot_draws_only_the_plot(finished):
+    """A run killed after its summary but before its plot was written: resume=true draws the
+    plot (the same file) and changes nothing else."""
+    plot = finished / "loss_curve.png"
+    drawn = plot.read_bytes()
+    plot.unlink()
+    before = _files(finished)
+    app.train(cfg_of(*TINY, "resume=true"), out_dir=finished)
+    assert plot.read_bytes() == drawn
+    assert {k: v for k, v in _files(finished).items() if k != "loss_curve.png"} == before
+
+
 def test_more_epochs_continue_to_what_a_longer_run_gives(finished, tmp_path):
     app.train(cfg_of(*TINY, "resume=true", "epochs=5"), out_dir=finished)
     app.train(cfg_of(*TINY, "epochs=5"), out_dir=tmp_path / "straight")

@@ -34,10 +34,10 @@ from ._checkpoint import CheckpointError, load_checkpoint
 from ._early_stopping import EarlyStopping
 from ._evaluation import is_one_hot
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, record, report, save
+from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record, report, save
 from ._painter import Painter
 from ._resume import resume_point
-from ._rundir import CHECKPOINT, RunDir, RunDirError, finite_or_none
+from ._rundir import CHECKPOINT, PLOT, RunDir, RunDirError, finite_or_none
 from ._sharding import agree, plan, process_index
 from ._signals import Interrupted, RunInterrupted, Signals
 from ._sweep import keep_where, measure_lanes, run_lanes
@@ -274,6 +274,8 @@ def run_experiments(specs: Sequence[RunSpec], *, resume: bool = False, refuse: s
         for lane, action in zip(lanes, actions):
             if action == _KEEP:
                 results[id(lane)] = lane.dir.summary()
+                if lane.writer and not (lane.dir / PLOT).exists():  # a run killed before its plot
+                    painter.draw(lane.dir.path, plot_title(lane.exp))
         for lane in runnable:
             for note in lane.exp.notes:
                 lane.say(logging.INFO, "%s", note)

@@ -164,6 +164,12 @@ class Finishing:
         return dict(self._agreements[key])
 
 
+def plot_title(exp: Experiment) -> str:
+    """A run's plot title: data, network, optimizer and learning rate, gradient."""
+    return (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
+            f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
+
+
 def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: "Painter",
            shared: Finishing) -> dict:
     """The lane's plots (handed to the painter first, so they are drawn while the rest is
@@ -172,9 +178,7 @@ def finish(lane: Lane, seconds: list[float], wall: float, extra: dict, painter: 
     records = lane.dir.records()
     last = records[-1] if records else {}
     if lane.writer:
-        title = (f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
-                 f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}")
-        painter.draw(lane.dir.path, title)
+        painter.draw(lane.dir.path, plot_title(exp))
     x, y = exp.data.x_train, exp.data.y_train
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
