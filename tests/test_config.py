@@ -196,3 +196,26 @@ def test_compare_config() -> None:
     assert cfg.data.name == "digits" and cfg.model.sizes == [64, 128, 10]
     assert compose_train(["experiment=note003"], config="compare").model.bias_column == "first"
     assert compose_train(["hydra/launcher=parallel"], config="compare", hydra=True).hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("init", [None, "glorot", "he", "lecun", "uniform3"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_runs_initial_network_is_the_op_by_op_one(init: str | None, dtype: str) -> None:
+    """A run draws its initial network and minibatch-order key as one compiled program: the
+    same numbers, to the bit, as ``MLP(...)`` and ``jax.random`` called op by op."""
+    import jax
+
+    from backprop_lab._experiment import DTYPES, _build_model
+    from backprop_lab._network import MLP
+
+    for seed in (0, 7, 2**32 - 1):
+        for sizes, act, bias in [((64, 30, 10), "relu", True), ((3, 5, 4, 2), "sigmoid", False)]:
+            model_cfg = {"activation": act, "output_activation": "softmax", "bias": bias, "init": init}
+            model, order_key = _build_model(model_cfg, sizes, seed, DTYPES[dtype])
+            init_key, order_ref = jax.random.split(jax.random.PRNGKey(seed))
+            ref = MLP(sizes, act, "softmax", bias, key=init_key, init=init, dtype=DTYPES[dtype])
+            assert jax.tree.structure(model) == jax.tree.structure(ref)
+            for mine, theirs in zip(jax.tree.leaves((model, order_key)), jax.tree.leaves((ref, order_ref))):
+                assert mine.dtype == theirs.dtype
+                np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))

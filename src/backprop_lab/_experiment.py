@@ -129,12 +129,29 @@ def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
     return sizes
 
 
-def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dtype) -> MLP:
+def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], seed: int, dtype) -> tuple[MLP, jax.Array]:
+    """The configured network and the seed's minibatch-order key."""
     act, out = model_cfg["activation"], model_cfg["output_activation"]
     weights = model_cfg.get("weights")
     if weights is None:
-        return MLP(sizes, act, out, model_cfg.get("bias", True), key=key,
-                   init=model_cfg.get("init"), dtype=dtype)
+        return _initial(np.uint32(seed), sizes=sizes, activation=act, output_activation=out,
+                        bias=model_cfg.get("bias", True), init=model_cfg.get("init"), dtype=dtype)
+    return _given_model(model_cfg, sizes, act, out).astype(dtype), _keys(seed)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("sizes", "activation", "output_activation", "bias", "init", "dtype"))
+def _initial(seed: jax.Array, *, sizes: tuple[int, ...], activation: str, output_activation: str, bias: bool,
+             init: str | None, dtype) -> tuple[MLP, jax.Array]:
+    """A seed's initial network and minibatch-order key as one compiled program: drawn op by op
+    they are a dozen small programs, each traced and lowered in every process. The same numbers
+    as :func:`_keys` and ``MLP(...)`` op by op, to the bit (tests compare)."""
+    init_key, order_key = _keys(seed)
+    return MLP(sizes, activation, output_activation, bias, key=init_key, init=init, dtype=dtype), order_key
+
+
+def _given_model(model_cfg: Mapping, sizes: tuple[int, ...], act: str, out: str) -> MLP:
+    """The network of ``model.weights`` (and ``model.bias_column``), checked against the sizes."""
+    weights = model_cfg["weights"]
     column = model_cfg.get("bias_column")
     arrays = [np.asarray(w, dtype=np.float64) for w in weights]
     extra = 0 if column is None else 1
@@ -149,7 +166,7 @@ def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], key: jax.Array, dty
             model = MLP.from_augmented(arrays, column, act, out)
     except ValueError as err:
         raise ConfigError("model.weights", "given", str(err)) from None
-    return model.astype(dtype)
+    return model
 
 
 def config_learning_rate(lr: Any) -> float:
@@ -177,7 +194,7 @@ def build_model(cfg: Mapping) -> MLP:
     seed = COMMON_KEYS["seed"]("seed", cfg.get("seed", 0))
     sizes = check_model_config(cfg.get("model"), cfg.get("loss"))
     check_memory(cfg, sizes, 1, 0)
-    return _build_model(cfg["model"], sizes, _keys(seed)[0], DTYPES[dtype])
+    return _build_model(cfg["model"], sizes, seed, DTYPES[dtype])[0]
 
 
 @functools.lru_cache(maxsize=16)
@@ -286,8 +303,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
         batch_size = data.n_train
     check_memory(cfg, sizes, batch_size, data.n_train + data.x_test.shape[0])
     optimizer = make_optimizer(name, lr, **settings)
-    init_key, order_key = _keys(top["seed"])
-    model = _build_model(cfg["model"], sizes, init_key, dtype)
+    model, order_key = _build_model(cfg["model"], sizes, top["seed"], dtype)
     return Experiment(model, data, optimizer, top["loss"], top["grad"], lr, top["epochs"],
                       batch_size, data.n_train // batch_size, order_key, cfg, tuple(notes))
 

@@ -28,13 +28,16 @@ def _glorot(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
     return w, jnp.zeros((n_out,), dtype)
 
 
+# The normal draws pass an optimization barrier before their scale: inside a compiled
+# initialisation XLA would otherwise fold the scale into the draw's own constants and
+# round differently from the same calls made op by op (the barrier is the identity).
 def _he(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
-    w = jax.random.normal(key, (n_out, n_in), dtype) * math.sqrt(2.0 / n_in)
+    w = jax.lax.optimization_barrier(jax.random.normal(key, (n_out, n_in), dtype)) * math.sqrt(2.0 / n_in)
     return w, jnp.zeros((n_out,), dtype)
 
 
 def _lecun(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
-    w = jax.random.normal(key, (n_out, n_in), dtype) * math.sqrt(1.0 / n_in)
+    w = jax.lax.optimization_barrier(jax.random.normal(key, (n_out, n_in), dtype)) * math.sqrt(1.0 / n_in)
     return w, jnp.zeros((n_out,), dtype)
 
 
