@@ -10,13 +10,12 @@ The app is backprop_lab.apps.compare (its ``compare`` and ``main`` are importabl
 here too); the configs are conf/.
 """
 
-import sys
-
 from backprop_lab.apps.compare import compare, log, main, random_batch, time_grads
 
 __all__ = ["compare", "log", "main", "random_batch", "time_grads"]
 
 if __name__ == "__main__":
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("compare", check_overrides=False))
+    run_command(lambda: run_app("compare", check_overrides=False))

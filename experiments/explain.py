@@ -10,13 +10,12 @@ The app is backprop_lab.apps.explain (its ``explain_config``, ``draw_network`` a
 are importable from here too); the configs are conf/.
 """
 
-import sys
-
 from backprop_lab.apps.explain import draw_network, explain_config, log, main
 
 __all__ = ["draw_network", "explain_config", "log", "main"]
 
 if __name__ == "__main__":
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("explain", check_overrides=False))
+    run_command(lambda: run_app("explain", check_overrides=False))

@@ -10,13 +10,12 @@ The app is backprop_lab.apps.train (its ``train``, ``train_lanes``, ``task`` and
 are importable from here too); the configs are conf/.
 """
 
-import sys
-
 from backprop_lab.apps.train import log, main, task, train, train_lanes
 
 __all__ = ["log", "main", "task", "train", "train_lanes"]
 
 if __name__ == "__main__":
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("train", check_overrides=False))
+    run_command(lambda: run_app("train", check_overrides=False))

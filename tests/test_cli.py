@@ -150,7 +150,7 @@ def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
     assert confs <= names and "backprop_lab/py.typed" in names
     assert {"backprop_lab/apps/train.py", "backprop_lab/_cli.py",
             "hydra_plugins/backprop_lab_vmap_launcher/vmap_launcher.py"} <= names
-    assert "backprop-lab = backprop_lab._cli:main" in entry_points
+    assert "backprop-lab = backprop_lab._cli:console" in entry_points
 
     # The wheel's package, not the checkout's, from a directory outside it.
     target = tmp_path / "site"
@@ -164,3 +164,39 @@ def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.splitlines()[0] == str(target / "backprop_lab" / "conf")
     assert "name: xor" in shown.stdout
+
+
+_ENDING = """
+import atexit, logging, sys, threading, time
+from backprop_lab._process import run_command
+
+out, how = sys.argv[1], sys.argv[2]
+log = logging.getLogger("ending")
+log.addHandler(logging.FileHandler(out + "/log.txt"))
+log.setLevel(logging.INFO)
+threading.Thread(target=lambda: (time.sleep(0.3), open(out + "/thread.txt", "w").write("done"))).start()
+atexit.register(lambda: open(out + "/atexit.txt", "w").write("ran"))
+
+def main():
+    log.info("logged")
+    sys.stdout.write("buffered")  # a pipe: nothing reaches it before a flush
+    if how == "raise":
+        sys.exit("a message")
+    return int(how)
+
+run_command(main)
+"""
+
+
+@pytest.mark.parametrize(("how", "status"), [("0", 0), ("3", 3), ("raise", 1)])
+def test_a_command_ends_as_pythons_exit_does_but_its_teardown(tmp_path, how, status):
+    """An app's process ends with the status its main gave (or its SystemExit), after its
+    threads ended, its atexit functions ran and its streams and log files were flushed."""
+    ended = subprocess.run([sys.executable, "-c", _ENDING, str(tmp_path), how], capture_output=True,
+                           text=True, timeout=60)
+    assert ended.returncode == status, ended.stderr
+    assert ended.stdout == "buffered"
+    assert ended.stderr == ("a message\n" if how == "raise" else "")
+    assert (tmp_path / "log.txt").read_text() == "logged\n"
+    assert (tmp_path / "thread.txt").read_text() == "done"
+    assert (tmp_path / "atexit.txt").read_text() == "ran"

@@ -293,5 +293,12 @@ def evaluate(argv: Sequence[str]) -> int:
     return 0
 
 
+def console() -> None:
+    """The ``backprop-lab`` console script: :func:`main`, then the process ends (``_process``)."""
+    from ._process import run_command
+
+    run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

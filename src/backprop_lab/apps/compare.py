@@ -203,5 +203,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.compare, as backprop-lab compare
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("compare"))
+    run_command(lambda: run_app("compare"))

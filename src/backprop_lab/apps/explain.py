@@ -249,5 +249,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.explain, as backprop-lab explain
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("explain"))
+    run_command(lambda: run_app("explain"))

@@ -96,5 +96,6 @@ main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train
     from backprop_lab._cli import run_app
+    from backprop_lab._process import run_command
 
-    sys.exit(run_app("train"))
+    run_command(lambda: run_app("train"))
