@@ -170,6 +170,33 @@ def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
     assert _painter.Painter(1).workers == taken[:1]  # a later run of the process reuses them
 
 
+def test_plots_handed_to_a_killed_worker_are_drawn_here(tmp_path, caplog):
+    """A plot worker killed (say, by the kernel's out-of-memory killer) before it drew what it
+    was handed: the run draws those plots itself, with a warning, and loses none."""
+    import signal
+
+    from backprop_lab import _painter
+    from backprop_lab._rundir import RunDir
+
+    records, losses = _run()
+    for name in ("here", "a", "b", "c"):
+        run = RunDir(tmp_path / name)
+        run.path.mkdir()
+        run.append_records(records)
+        run.append_losses(0, [v for _, v in losses])
+    _painter.lane_plots(str(tmp_path / "here"), "title")
+    _painter._end_workers()  # fresh workers: still importing matplotlib when they are killed
+    painter = _painter.Painter(2)
+    for name in ("a", "b", "c"):
+        painter.draw(tmp_path / name, "title")
+    for worker in painter.workers:
+        worker.proc.send_signal(signal.SIGKILL)  # with the jobs in its pipe, not yet drawn
+    painter.close()
+    for name in ("a", "b", "c"):
+        assert (tmp_path / name / "loss_curve.png").read_bytes() == (tmp_path / "here" / "loss_curve.png").read_bytes()
+    assert "doing them here" in caplog.text
+
+
 def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
     """A plot worker keeps each layout's figure and redraws it with the next run's data: the
     PNG is the one a new figure gives, whatever was drawn in it before."""

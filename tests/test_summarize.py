@@ -495,7 +495,7 @@ def test_a_sweeps_plots_are_drawn_here_when_the_worker_dies(seeded: Path, monkey
     (worker,) = _painter.start_workers(1)
     try:
         monkeypatch.setattr(_painter._Worker, "send", lambda self, kind, args: (
-            setattr(self, "pending", self.pending + 1), self.proc.send_signal(signals.SIGKILL)))
+            self.jobs.append((kind, args)), self.proc.send_signal(signals.SIGKILL)))
         result = summarize(seeded, x="model.activation", y="test_accuracy")
     finally:
         _painter._end_workers()

@@ -18,6 +18,7 @@ and end with it; the sweep's own plots (:func:`submit`) are drawn by them too.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
 import logging
 import os
@@ -69,7 +70,7 @@ JOBS: dict[str, Callable[..., Any]] = {"lane": lane_plots, "sweep": sweep_plots}
 
 
 class _Worker:
-    """One worker process and the number of its jobs not yet answered."""
+    """One worker process and the jobs it was sent and has not answered yet."""
 
     def __init__(self) -> None:
         package_root = str(Path(__file__).resolve().parents[1])
@@ -78,7 +79,11 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "backprop_lab._painter"], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      encoding="utf-8")
-        self.pending = 0
+        self.jobs: collections.deque = collections.deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self.jobs)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -86,21 +91,25 @@ class _Worker:
     def send(self, kind: str, args: list) -> None:
         self.proc.stdin.write(json.dumps([kind, args]) + "\n")
         self.proc.stdin.flush()
-        self.pending += 1
+        self.jobs.append((kind, args))
 
     def wait(self) -> dict:
         """Until every job sent is done; the last one's answer (``{"value": …}`` or ``{"error":
-        …}``). A lane's plot that failed is a warning, not an error."""
+        …}``). A lane's plot that failed is a warning, not an error; the jobs of a worker that
+        ended before answering them (killed) are done here."""
         answer: dict = {"value": None}
-        while self.pending:
+        while self.jobs:
             line = self.proc.stdout.readline()
             if not line:
-                log.warning("the plot worker ended before drawing %d plot(s)", self.pending)
-                self.pending = 0
-                return {"error": "the plot worker ended", "ended": True}
-            self.pending -= 1
+                log.warning("the plot worker ended before doing %d job(s); doing them here", len(self.jobs))
+                while self.jobs:
+                    answer = _do(*self.jobs.popleft())
+                    if "error" in answer and self.jobs:
+                        log.warning("%s", answer["error"])
+                return answer
+            self.jobs.popleft()
             answer = json.loads(line)
-            if "error" in answer and self.pending:
+            if "error" in answer and self.jobs:
                 log.warning("%s", answer["error"])
         return answer
 
@@ -196,8 +205,6 @@ def submit(kind: str, *args: Any) -> Callable[[], Any]:
 
     def result() -> Any:
         got = worker.wait() if worker is not None else answer
-        if got.get("ended"):  # the worker died: draw here
-            got = _do(kind, list(args))
         if "error" in got:
             raise RuntimeError(got["error"])
         return got["value"]
