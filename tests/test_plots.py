@@ -141,19 +141,24 @@ def test_network_labels_do_not_overlap(tmp_path, figures, experiment):
     assert all(not t.get_window_extent(renderer).overlaps(n) for t in labels for n in neurons)
 
 
+def _run_dirs(root, names) -> None:
+    """Run directories holding the records and losses of :func:`_run`."""
+    from backprop_lab._rundir import RunDir
+
+    records, losses = _run()
+    for name in names:
+        run = RunDir(root / name)
+        run.path.mkdir()
+        run.append_records(records)
+        run.append_losses(0, [v for _, v in losses])
+
+
 def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
     """The run's plots come from worker processes; they are the files drawing them here gives,
     and a plot that cannot be drawn is a warning, not a lost run."""
     from backprop_lab import _painter
 
-    from backprop_lab._rundir import RunDir
-
-    records, losses = _run()
-    for name in ("here", "a", "b", "broken"):
-        run = RunDir(tmp_path / name)
-        run.path.mkdir()
-        run.append_records(records)
-        run.append_losses(0, [v for _, v in losses])
+    _run_dirs(tmp_path, ("here", "a", "b", "broken"))
     _painter.lane_plots(str(tmp_path / "here"), "title")
     painter = _painter.Painter(3)
     assert len(painter.workers) == _painter.WORKERS
@@ -176,14 +181,7 @@ def test_plots_handed_to_a_killed_worker_are_drawn_here(tmp_path, caplog):
     import signal
 
     from backprop_lab import _painter
-    from backprop_lab._rundir import RunDir
-
-    records, losses = _run()
-    for name in ("here", "a", "b", "c"):
-        run = RunDir(tmp_path / name)
-        run.path.mkdir()
-        run.append_records(records)
-        run.append_losses(0, [v for _, v in losses])
+    _run_dirs(tmp_path, ("here", "a", "b", "c"))
     _painter.lane_plots(str(tmp_path / "here"), "title")
     _painter._end_workers()  # fresh workers: still importing matplotlib when they are killed
     painter = _painter.Painter(2)
