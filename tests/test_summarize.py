@@ -424,6 +424,31 @@ def test_cli_options_and_notes(seeded: Path) -> None:
     assert not any(".png" in line for line in lines) and lines[-1].startswith("12 jobs:")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--plot", "{tmp}/missing/x.png"], "--plot {tmp}/missing/x.png: its directory {tmp}/missing does not exist"),
+    (["--csv", "{tmp}/missing/x.csv"], "--csv {tmp}/missing/x.csv: its directory {tmp}/missing does not exist"),
+    (["--plot", "{tmp}/x.jpg"], "--plot {tmp}/x.jpg: expected a .png file name"),
+])
+def test_cli_refuses_output_files_it_cannot_write(seeded: Path, tmp_path: Path, capsys, args, message) -> None:
+    """A --plot or --csv that cannot be written is one line and status 2, before anything is written."""
+    before = sorted(p.name for p in seeded.iterdir())
+    assert main([str(seeded), *(a.format(tmp=tmp_path) for a in args)], out=lambda line: None) == 2
+    assert capsys.readouterr().err == f"summarize: {message.format(tmp=tmp_path)}\n"
+    assert sorted(p.name for p in seeded.iterdir()) == before
+
+
+def test_a_plot_that_fails_is_a_note_and_the_tables_are_written(seeded: Path, monkeypatch) -> None:
+    from backprop_lab import _painter
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setitem(_painter.JOBS, "sweep", fail)
+    result = summarize(seeded)
+    assert {p.name for p in result.files} == {"summary.csv", "summary.md"}
+    assert result.notes == [f"no plots: the plots of {seeded.resolve()} could not be drawn: disk full"]
+
+
 def test_callback_summarizes_a_sweep(seeded: Path, caplog) -> None:
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(seeded)}}})
     with caplog.at_level(logging.INFO, logger="backprop_lab.summarize"):

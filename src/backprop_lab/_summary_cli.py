@@ -73,8 +73,13 @@ def summarize(sweep_dir: str | Path, *, x: str | None = None, y: str = "final_tr
     notes: list[str] = []
     images: list[Path] = []
     if plots is not None:
-        drawn, drawn_flow = (p if made else None for p, made in zip(targets, plots()))
-        if drawn is None:
+        try:
+            made = plots()
+        except RuntimeError as err:  # a plot is not worth the tables: they are written, and why not it
+            made = [False, False]
+            notes.append(f"no plots: {err}")
+        drawn, drawn_flow = (p if ok else None for p, ok in zip(targets, made))
+        if drawn is None and not notes:
             key = x or default_x(rows)
             why = "nothing but the seed was swept" if key is None else f"no finished job has both {key} and {y}"
             notes.append(f"no {METRIC_PLOT}: {why} (swept keys: {', '.join(swept_keys(rows)) or 'none'})")
@@ -102,6 +107,14 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--plot", type=Path, default=None, help="metric plot to write (default: SWEEP_DIR/summary.png)")
     parser.add_argument("--no-plot", action="store_true", help="write no plot")
     args = parser.parse_args(argv)
+    for option, path in (("--csv", args.csv), ("--plot", None if args.no_plot else args.plot)):
+        if path is not None and not path.resolve().parent.is_dir():
+            print(f"summarize: {option} {path}: its directory {path.resolve().parent} does not exist",
+                  file=sys.stderr)
+            return 2
+    if args.plot is not None and not args.no_plot and args.plot.suffix.lower() != ".png":
+        print(f"summarize: --plot {args.plot}: expected a .png file name", file=sys.stderr)
+        return 2
     try:
         result = summarize(args.sweep_dir, x=args.x, y=args.y, plot=not args.no_plot,
                            csv=args.csv, png=args.plot)
