@@ -145,7 +145,7 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
     else:
         _save_with_legend(fig, legend, path)
     if _kept is not None and not few:
-        _kept[layout] = (fig, axes, lines, legend or _legend_pixels(fig))
+        _kept[layout] = (fig, axes, lines, legend or (_legend_pixels(fig) if _plain_savefig() else None))
     else:
         _pyplot().close(fig)
 
@@ -158,6 +158,16 @@ def _legend_pixels(fig) -> tuple[slice, slice, np.ndarray]:
     rows = slice(max(int(height - box.y1) - 2, 0), min(int(np.ceil(height - box.y0)) + 2, height))
     cols = slice(max(int(box.x0) - 2, 0), min(int(np.ceil(box.x1)) + 2, width))
     return rows, cols, np.asarray(fig.canvas.buffer_rgba())[rows, cols].copy()
+
+
+def _plain_savefig() -> bool:
+    """Whether savefig writes the canvas as drawn (matplotlib's defaults: no tight bounding box,
+    the figure's own colours), so a figure drawn here and pasted is what savefig would write."""
+    import matplotlib
+
+    rc = matplotlib.rcParams
+    return (rc["savefig.bbox"] in (None, "standard") and not rc["savefig.transparent"]
+            and rc["savefig.facecolor"] == "auto" and rc["savefig.edgecolor"] == "auto")
 
 
 def _save_with_legend(fig, legend: tuple[slice, slice, np.ndarray], path: Path) -> None:
