@@ -7,6 +7,7 @@ helpers are the only place that reads Hydra's runtime state.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -151,14 +152,6 @@ def to_yaml(node) -> str:
     every job of a sweep writes (tests compare the texts)."""
     import yaml
     from omegaconf import OmegaConf
-    from omegaconf._utils import OmegaConfDumper, get_omega_conf_dumper
-
-    global _Dumper
-    if _Dumper is None:
-        get_omega_conf_dumper()
-        base = getattr(yaml, "CDumper", yaml.Dumper)
-        _Dumper = type("_Dumper", (base,), {"yaml_representers": dict(base.yaml_representers)})
-        _Dumper.add_representer(str, OmegaConfDumper.str_representer)
 
     def plain(value):
         if OmegaConf.is_config(value):
@@ -167,11 +160,20 @@ def to_yaml(node) -> str:
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return yaml.dump(plain(node), Dumper=_Dumper, default_flow_style=False, allow_unicode=True,
+    return yaml.dump(plain(node), Dumper=_dumper(), default_flow_style=False, allow_unicode=True,
                      sort_keys=False)
 
 
-_Dumper = None
+@functools.cache
+def _dumper():
+    """PyYAML's dumper (its C emitter when it has one) with OmegaConf's string representer."""
+    import yaml
+    from omegaconf._utils import OmegaConfDumper
+
+    base = getattr(yaml, "CDumper", yaml.Dumper)
+    dumper = type("_Dumper", (base,), {})
+    dumper.add_representer(str, OmegaConfDumper.str_representer)
+    return dumper
 
 
 #: Examples (the first ones) a summary's gradient-agreement check compares on.
