@@ -15,7 +15,7 @@ from backprop_lab.apps.compare import compare, log, main, random_batch, time_gra
 __all__ = ["compare", "log", "main", "random_batch", "time_grads"]
 
 if __name__ == "__main__":
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("compare", check_overrides=False))

@@ -15,7 +15,7 @@ from backprop_lab.apps.explain import draw_network, explain_config, log, main
 __all__ = ["draw_network", "explain_config", "log", "main"]
 
 if __name__ == "__main__":
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("explain", check_overrides=False))

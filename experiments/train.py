@@ -15,7 +15,7 @@ from backprop_lab.apps.train import log, main, task, train, train_lanes
 __all__ = ["log", "main", "task", "train", "train_lanes"]
 
 if __name__ == "__main__":
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("train", check_overrides=False))

@@ -19,7 +19,9 @@ from pathlib import Path
 # codegen; workers and the subprocesses tests start inherit the setting. A level
 # given in XLA_FLAGS wins.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 # One persistent compilation cache for the whole session (the configs' default
 # jax_cache_dir reads BACKPROP_LAB_CACHE): the apps the tests start as processes
@@ -52,8 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slurm") is not None:
             item.add_marker(pytest.mark.xdist_group("slurm"))
-    items.sort(key=lambda item: (item.get_closest_marker("slurm") is None,
-                                 item.get_closest_marker("slow") is None))
+    items.sort(
+        key=lambda item: (item.get_closest_marker("slurm") is None, item.get_closest_marker("slow") is None)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -68,15 +71,15 @@ def slurm_cluster() -> str:
     ``scripts/slurm-local stop`` stops it.
     """
     try:
-        proc = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True,
-                              timeout=900)
+        proc = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         reason = "scripts/slurm-local start did not finish within 900 s"
     else:
         if proc.returncode == 0:
-            return subprocess.run(["hostname", "-s"], capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        lines = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}")
+            return subprocess.run(
+                ["hostname", "-s"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        lines = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}"
         reason = lines.splitlines()[-1]
     if os.environ.get("BACKPROP_LAB_REQUIRE_SLURM") == "1":
         pytest.fail(f"no SLURM cluster: {reason}")

@@ -8,7 +8,7 @@ opinions it is tested against.
 The public names are loaded lazily (PEP 562): ``import backprop_lab`` imports
 no JAX, and ``bl.manual_grad`` or ``from backprop_lab import manual_grad``
 imports the submodule that defines the name on first use. So importing one
-submodule (``backprop_lab._apps``, ``backprop_lab._xla``) costs only what that
+submodule (``backprop_lab.apps._hydra``, ``backprop_lab.training._xla``) costs only what that
 submodule needs, and a Hydra app's ``--help`` starts no JAX. :data:`_EXPORTS`
 is the table of public name → submodule; ``dir(backprop_lab)`` and
 ``__all__`` list its names. The ``X as X`` re-exports under ``TYPE_CHECKING``
@@ -26,26 +26,51 @@ __version__ = "0.1.0"
 #: A name equal to its submodule's (``reference``) is the submodule itself.
 _EXPORTS: dict[str, str] = {
     "reference": "reference",
-    "ACTIVATIONS": "_activations", "Activation": "_activations",
-    "get_activation": "_activations",
-    "autodiff_grad": "_autodiff", "numerical_grad": "_autodiff",
-    "VARIANTS": "_backprop", "BackpropTrace": "_backprop", "backprop_trace": "_backprop",
-    "loss_value": "_backprop", "manual_grad": "_backprop",
-    "manual_value_and_grad": "_backprop", "sgd_step": "_backprop",
-    "manual_loss": "_manual_loss",
-    "DATASETS": "_data", "Dataset": "_data", "dataset_names": "_data",
-    "load_dataset": "_data", "validate_against_model": "_data",
-    "LOSSES": "_losses", "Loss": "_losses", "get_loss": "_losses",
-    "INITS": "_network", "MLP": "_network", "Trace": "_network", "forward_trace": "_network",
-    "run_lanes": "_sweep", "stack_lanes": "_sweep", "train_sweep": "_sweep",
-    "unstack_lanes": "_sweep",
-    "accuracy": "_evaluation", "evaluate": "_evaluation",
-    "OPTIMIZERS": "_optimizers", "make_optimizer": "_optimizers",
-    "GRADS": "_training", "run_steps": "_training", "train": "_training",
-    "configure_cpu": "_xla",
-    "GradReport": "_report", "check_grads": "_report",
-    "CheckpointError": "_checkpoint", "environment": "_environment",
-    "Run": "_load", "load_run": "_load", "load_checkpoint_state": "_load", "evaluate_run": "_load",
+    "ACTIVATIONS": "nn._activations",
+    "Activation": "nn._activations",
+    "get_activation": "nn._activations",
+    "autodiff_grad": "nn._autodiff",
+    "numerical_grad": "nn._autodiff",
+    "VARIANTS": "nn._backprop",
+    "BackpropTrace": "nn._backprop",
+    "backprop_trace": "nn._backprop",
+    "loss_value": "nn._backprop",
+    "manual_grad": "nn._backprop",
+    "manual_value_and_grad": "nn._backprop",
+    "sgd_step": "nn._backprop",
+    "manual_loss": "nn._manual_loss",
+    "DATASETS": "data._registry",
+    "Dataset": "data._dataset",
+    "dataset_names": "data._registry",
+    "load_dataset": "data._registry",
+    "validate_against_model": "data._registry",
+    "LOSSES": "nn._losses",
+    "Loss": "nn._losses",
+    "get_loss": "nn._losses",
+    "INITS": "nn._network",
+    "MLP": "nn._network",
+    "Trace": "nn._network",
+    "forward_trace": "nn._network",
+    "run_lanes": "training._lanes",
+    "stack_lanes": "training._lanes",
+    "train_sweep": "training._lanes",
+    "unstack_lanes": "training._lanes",
+    "accuracy": "checks._evaluation",
+    "evaluate": "checks._evaluation",
+    "OPTIMIZERS": "training._optimizers",
+    "make_optimizer": "training._optimizers",
+    "GRADS": "training._train",
+    "run_steps": "training._train",
+    "train": "training._train",
+    "configure_cpu": "training._xla",
+    "GradReport": "checks._report",
+    "check_grads": "checks._report",
+    "CheckpointError": "files._checkpoint",
+    "environment": "runs._environment",
+    "Run": "runs._load",
+    "load_run": "runs._load",
+    "load_checkpoint_state": "runs._load",
+    "evaluate_run": "runs._load",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -73,12 +98,12 @@ if TYPE_CHECKING:
     from ._environment import environment as environment
     from ._evaluation import accuracy as accuracy
     from ._evaluation import evaluate as evaluate
-    from ._losses import LOSSES as LOSSES
-    from ._losses import Loss as Loss
     from ._load import Run as Run
     from ._load import evaluate_run as evaluate_run
     from ._load import load_checkpoint_state as load_checkpoint_state
     from ._load import load_run as load_run
+    from ._losses import LOSSES as LOSSES
+    from ._losses import Loss as Loss
     from ._losses import get_loss as get_loss
     from ._manual_loss import manual_loss as manual_loss
     from ._network import INITS as INITS

@@ -49,8 +49,14 @@ COSTS = {
 }
 
 
-def forward(weights: Sequence[np.ndarray], biases, x: np.ndarray, activation: str,
-            output_activation: str, dtype=np.float64):
+def forward(
+    weights: Sequence[np.ndarray],
+    biases,
+    x: np.ndarray,
+    activation: str,
+    output_activation: str,
+    dtype=np.float64,
+):
     """Return (zs, activations): zs[l] and activations[l + 1] of shape (batch, width).
 
     ``x`` is converted to ``dtype`` (float64 unless a benchmark asks for float32);
@@ -70,8 +76,7 @@ def forward(weights: Sequence[np.ndarray], biases, x: np.ndarray, activation: st
     return zs, activations
 
 
-def backprop(weights, biases, x, y, activation: str, output_activation: str, loss: str,
-             dtype=np.float64):
+def backprop(weights, biases, x, y, activation: str, output_activation: str, loss: str, dtype=np.float64):
     """Return (dW, db, L) of the batch-mean loss L; db[l] is None where biases[l] is.
 
     x and y are converted to ``dtype`` (default float64, the oracle's precision).
@@ -103,9 +108,20 @@ def backprop(weights, biases, x, y, activation: str, output_activation: str, los
     return dW, db, float(cost.mean())
 
 
-def train_sgd(weights, biases, x, y, activation: str, output_activation: str, loss: str,
-              lr: float, steps: int, batch_size: int | None = None, seed: int = 0,
-              dtype=np.float64):
+def train_sgd(
+    weights,
+    biases,
+    x,
+    y,
+    activation: str,
+    output_activation: str,
+    loss: str,
+    lr: float,
+    steps: int,
+    batch_size: int | None = None,
+    seed: int = 0,
+    dtype=np.float64,
+):
     """Plain SGD for ``steps`` steps; minibatches drawn from a seeded permutation per epoch.
 
     ``dtype`` is the precision of the whole run (float64 by default; the
@@ -126,9 +142,10 @@ def train_sgd(weights, biases, x, y, activation: str, output_activation: str, lo
     for step in range(steps):
         if step % per_epoch == 0 and bs < n:
             order = rng.permutation(n)
-        idx = order[(step % per_epoch) * bs:(step % per_epoch + 1) * bs]
-        dW, db, losses[step] = backprop(weights, biases, x[idx], y[idx], activation,
-                                        output_activation, loss, dtype)
+        idx = order[(step % per_epoch) * bs : (step % per_epoch + 1) * bs]
+        dW, db, losses[step] = backprop(
+            weights, biases, x[idx], y[idx], activation, output_activation, loss, dtype
+        )
         for l in range(len(weights)):
             weights[l] -= lr * dW[l]
             if biases[l] is not None:

@@ -56,11 +56,13 @@ def user_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_command(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-                timeout: float = 1800) -> subprocess.CompletedProcess:
+def run_command(
+    argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess:
     """Run a command to its end, output captured; raise with its last lines if it fails."""
-    proc = subprocess.run(list(argv), env=env, cwd=cwd or _root(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        list(argv), env=env, cwd=cwd or _root(), capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-1500:]
         raise RuntimeError(f"{' '.join(argv[:4])} ... exited {proc.returncode}:\n{tail}")
@@ -74,7 +76,7 @@ def _app(name: str) -> list[str]:
 def _script_result(proc: subprocess.CompletedProcess) -> dict[str, Any]:
     for line in proc.stdout.splitlines():
         if line.startswith(_TAG):
-            return json.loads(line[len(_TAG):])
+            return json.loads(line[len(_TAG) :])
     raise RuntimeError(f"no result line in the script's output:\n{proc.stdout[-1500:]}")
 
 
@@ -88,7 +90,7 @@ def import_seconds(stderr: str) -> dict[str, float]:
     for line in stderr.splitlines():
         if not line.startswith("import time:"):
             continue
-        own, _, name = line[len("import time:"):].split("|")
+        own, _, name = line[len("import time:") :].split("|")
         if own.strip().isdigit():
             package = name.strip().split(".")[0]
             out[package] = out.get(package, 0.0) + int(own) / 1e6
@@ -97,8 +99,11 @@ def import_seconds(stderr: str) -> dict[str, float]:
 
 def heavy_imports(stderr: str) -> list[str]:
     """The :data:`HEAVY` packages (and jaxlib beyond its version) in an ``-X importtime`` output."""
-    names = {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
-             if line.startswith("import time:") and "|" in line}
+    names = {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
     found = {n.split(".")[0] for n in names if n.split(".")[0] in HEAVY}
     if any(n.startswith("jaxlib.") and n != "jaxlib.version" for n in names):
         found.add("jaxlib")
@@ -216,8 +221,9 @@ print("BENCH_SCRIPT_RESULT " + json.dumps({
 '''
 
 
-def bench_python_loop(n_train: int = 1347, repeats: int = 9, warmup: int = 1,
-                      configured: bool = True) -> list[Row]:
+def bench_python_loop(
+    n_train: int = 1347, repeats: int = 9, warmup: int = 1, configured: bool = True
+) -> list[Row]:
     """T7: a Python loop of ``bl.manual_grad`` + ``bl.sgd_step`` against Nielsen's NumPy loop.
 
     [64, 30, 10] sigmoid, half-SSE (Nielsen's quadratic cost), learning rate
@@ -231,9 +237,12 @@ def bench_python_loop(n_train: int = 1347, repeats: int = 9, warmup: int = 1,
         script = Path(tmp) / "t7_loop.py"
         script.write_text(T7_SCRIPT)
         results = {}
-        for configure in ((False, True) if configured else (False,)):
-            proc = run_command([sys.executable, str(script), str(int(configure)), str(n_train),
-                                str(repeats), str(warmup)], env=user_env(), cwd=Path(tmp))
+        for configure in (False, True) if configured else (False,):
+            proc = run_command(
+                [sys.executable, str(script), str(int(configure)), str(n_train), str(repeats), str(warmup)],
+                env=user_env(),
+                cwd=Path(tmp),
+            )
             results[configure] = _script_result(proc)
 
     def per_step(res, name):
@@ -243,20 +252,33 @@ def bench_python_loop(n_train: int = 1347, repeats: int = 9, warmup: int = 1,
     t_bl, t_np = median(per_step(plain, "backprop_lab")), median(per_step(plain, "numpy"))
     ratio = t_np / t_bl
     details: dict[str, Any] = {
-        "steps_per_epoch": plain["steps_per_epoch"], "dtype": plain["dtype"],
+        "steps_per_epoch": plain["steps_per_epoch"],
+        "dtype": plain["dtype"],
         "backprop_lab": _summary(per_step(plain, "backprop_lab")),
         "numpy": _summary(per_step(plain, "numpy")),
-        "max_weight_difference": plain["max_weight_difference"], "xla_flags": plain["xla_flags"]}
+        "max_weight_difference": plain["max_weight_difference"],
+        "xla_flags": plain["xla_flags"],
+    }
     if True in results:
         conf = results[True]
         details["configured"] = {
             "ratio": median(per_step(conf, "numpy")) / median(per_step(conf, "backprop_lab")),
             "backprop_lab": _summary(per_step(conf, "backprop_lab")),
-            "numpy": _summary(per_step(conf, "numpy")), "xla_flags": conf["xla_flags"]}
-    return [row("T7", "[64, 30, 10] sigmoid, batch 10, f32: Python loop of manual_grad + sgd_step "
-                      "vs Nielsen's NumPy loop (NumPy / loop)",
-                f"{t_bl * 1e6:.0f} µs vs {t_np * 1e6:.0f} µs per step", ratio, "≥ 2", ratio >= 2,
-                **details)]
+            "numpy": _summary(per_step(conf, "numpy")),
+            "xla_flags": conf["xla_flags"],
+        }
+    return [
+        row(
+            "T7",
+            "[64, 30, 10] sigmoid, batch 10, f32: Python loop of manual_grad + sgd_step "
+            "vs Nielsen's NumPy loop (NumPy / loop)",
+            f"{t_bl * 1e6:.0f} µs vs {t_np * 1e6:.0f} µs per step",
+            ratio,
+            "≥ 2",
+            ratio >= 2,
+            **details,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T9
@@ -269,7 +291,7 @@ def bench_python_loop(n_train: int = 1347, repeats: int = 9, warmup: int = 1,
 #: started). The
 #: wrapped names are the engine's as of this writing; a name that is gone is
 #: listed under "missing" and the rest still count.
-PROBE = r'''
+PROBE = r"""
 import atexit
 import functools
 import importlib
@@ -299,7 +321,7 @@ def load(label, modules):
 load("hydra, omegaconf (the app's module level)", ["hydra", "omegaconf"])
 load("jax", ["jax", "jax.numpy"])
 load("the engine beyond jax (backprop_lab, equinox, optax)",
-     ["backprop_lab._engine", "backprop_lab._experiment", "backprop_lab._apps"])
+     ["backprop_lab.runs._engine", "backprop_lab.runs._experiment", "backprop_lab.apps._hydra"])
 load("the vmap launcher", ["hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher"])
 # matplotlib is not imported here: the job's plots are drawn by its painter's worker processes
 
@@ -310,20 +332,20 @@ STAGES = {
     "a sweep job's config (composed or derived)": [
         "hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher:SweepConfigs.__call__"],
     "hydra run_job (job set-up + task)": ["hydra.core.utils:run_job"],
-    "build_experiment (checks, data, model)": ["backprop_lab._experiment:build_experiment"],
-    "load_dataset": ["backprop_lab._data:load_dataset"],
-    "run_experiments (the engine)": ["backprop_lab._engine:run_experiments"],
-    "training (step-0 record, training chunks, checkpoints)": ["backprop_lab._engine:_train"],
-    "checkpoint saves": ["backprop_lab._lane:save", "backprop_lab._engine:_save"],
-    "finishing a lane (summary, agreement checks, plots)": ["backprop_lab._lane:finish",
-                                                            "backprop_lab._engine:_finish"],
-    "grad_agreement (manual vs autodiff)": ["backprop_lab._apps:grad_agreement"],
-    "handing plots to the workers (or drawing them here)": ["backprop_lab._painter:Painter.draw"],
-    "loss_curve plot": ["backprop_lab._plots:loss_curve"],
-    "grad_norms plot": ["backprop_lab._plots:grad_norms"],
-    "starting the plot workers": ["backprop_lab._painter:Painter.__init__"],
-    "waiting for the plot workers": ["backprop_lab._painter:Painter.close"],
-    "the sweep's summary (summary.csv, .md, .png)": ["backprop_lab._summary_cli:summarize"],
+    "build_experiment (checks, data, model)": ["backprop_lab.runs._experiment:build_experiment"],
+    "load_dataset": ["backprop_lab.data._registry:load_dataset"],
+    "run_experiments (the engine)": ["backprop_lab.runs._engine:run_experiments"],
+    "training (step-0 record, training chunks, checkpoints)": ["backprop_lab.runs._engine:_train"],
+    "checkpoint saves": ["backprop_lab.runs._lane:save", "backprop_lab.runs._engine:_save"],
+    "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._lane:finish",
+                                                            "backprop_lab.runs._engine:_finish"],
+    "grad_agreement (manual vs autodiff)": ["backprop_lab.apps._hydra:grad_agreement"],
+    "handing plots to the workers (or drawing them here)": ["backprop_lab.plots._worker:Painter.draw"],
+    "loss_curve plot": ["backprop_lab.plots._run:loss_curve"],
+    "grad_norms plot": ["backprop_lab.plots._run:grad_norms"],
+    "starting the plot workers": ["backprop_lab.plots._worker:Painter.__init__"],
+    "waiting for the plot workers": ["backprop_lab.plots._worker:Painter.close"],
+    "the sweep's summary (summary.csv, .md, .png)": ["backprop_lab.apps._summarize:summarize"],
 }
 
 
@@ -398,7 +420,7 @@ try:
     runpy.run_path(script, run_name="__main__")
 finally:
     report["marks"]["script_end"] = now()
-'''
+"""
 
 
 def probe_job(argv: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
@@ -406,49 +428,59 @@ def probe_job(argv: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
         probe, out = Path(tmp) / "probe.py", Path(tmp) / "probe.json"
         probe.write_text(PROBE)
-        proc = run_command([sys.executable, "-X", "importtime", str(probe), str(out), *argv],
-                           env=env)
+        proc = run_command([sys.executable, "-X", "importtime", str(probe), str(out), *argv], env=env)
         report = json.loads(out.read_text())
-    report["import_seconds_by_package"] = {k: round(v, 4) for k, v in
-                                           list(import_seconds(proc.stderr).items())[:15]}
+    report["import_seconds_by_package"] = {
+        k: round(v, 4) for k, v in list(import_seconds(proc.stderr).items())[:15]
+    }
     return report
 
 
-_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
-           "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
-           "/jax/core/compile/backend_compile_duration": "compile",
-           "/jax/compilation_cache/cache_retrieval_time_sec": "cache read"}
+_EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+    "/jax/core/compile/backend_compile_duration": "compile",
+    "/jax/compilation_cache/cache_retrieval_time_sec": "cache read",
+}
 
 
 def describe_probe(report: dict[str, Any]) -> list[str]:
     """:func:`probe_job`'s report as lines: imports, then each stage in the order it started."""
+
     def jax_part(events: dict[str, float]) -> str:
         parts = [f"{short} {events[e]:.2f}" for e, short in _EVENTS.items() if events.get(e)]
         return f" (JAX {', '.join(parts)})" if parts else ""
 
-    lines = ["imports (before the script): " + ", ".join(
-        f"{k} {v:.2f} s" for k, v in report["imports"].items())]
+    lines = [
+        "imports (before the script): " + ", ".join(f"{k} {v:.2f} s" for k, v in report["imports"].items())
+    ]
     marks, calls = report["marks"], report["calls"]
     if calls:
         first = min(c["first_start"] for c in calls.values())
-        lines.append(f"from the script's start to the first stage (app module, configure_cpu, "
-                     f"Hydra composing the config): {first - marks['script_start']:.2f} s")
+        lines.append(
+            f"from the script's start to the first stage (app module, configure_cpu, "
+            f"Hydra composing the config): {first - marks['script_start']:.2f} s"
+        )
     for label, c in sorted(calls.items(), key=lambda kv: kv[1]["first_start"]):
         times = f" ×{c['count']}" if c["count"] > 1 else ""
-        lines.append(f"  {label}: {c['seconds']:.2f} s{times}, from {c['first_start']:.2f} s to "
-                     f"{c['last_end']:.2f} s{jax_part(report['events_by_stage'].get(label, {}))}")
+        lines.append(
+            f"  {label}: {c['seconds']:.2f} s{times}, from {c['first_start']:.2f} s to "
+            f"{c['last_end']:.2f} s{jax_part(report['events_by_stage'].get(label, {}))}"
+        )
     if calls:
         last = max(c["last_end"] for c in calls.values())
-        lines.append(f"after the last stage until exit (Hydra's end, callbacks): "
-                     f"{marks['exit'] - last:.2f} s")
+        lines.append(
+            f"after the last stage until exit (Hydra's end, callbacks): {marks['exit'] - last:.2f} s"
+        )
     lines.append("JAX in all:" + jax_part(report["events"]).strip(" ()").replace("JAX", ""))
     if report["missing"]:
         lines.append("not found (renamed?): " + ", ".join(report["missing"]))
     return lines
 
 
-def bench_main_job(overrides: Sequence[str] = (), repeats: int = 5, warmup: int = 1,
-                   probe: bool = True) -> list[Row]:
+def bench_main_job(
+    overrides: Sequence[str] = (), repeats: int = 5, warmup: int = 1, probe: bool = True
+) -> list[Row]:
     """T9: ``python experiments/train.py`` (the main job), whole command, compile cache warm.
 
     Goal: at most 2 × (``python -c "import jax"`` + the run's own training
@@ -475,19 +507,38 @@ def bench_main_job(overrides: Sequence[str] = (), repeats: int = 5, warmup: int 
         summaries = [json.loads((d / "summary.json").read_text()) for d in runs[warmup:]]
         walls = [s["wall_time"] for s in summaries]
         first_chunks = [s.get("first_chunk_seconds") or 0.0 for s in summaries]
-        where = (probe_job([str(_root() / "experiments" / "train.py"),
-                            f"hydra.run.dir={Path(tmp) / 'probe'}", *overrides], env)
-                 if probe else None)
+        where = (
+            probe_job(
+                [
+                    str(_root() / "experiments" / "train.py"),
+                    f"hydra.run.dir={Path(tmp) / 'probe'}",
+                    *overrides,
+                ],
+                env,
+            )
+            if probe
+            else None
+        )
     t_job, t_jax, t_wall = median(times["job"]), median(times["import_jax"]), median(walls)
     ratio = t_job / (t_jax + t_wall)
     what = "python experiments/train.py" + "".join(f" {o}" for o in overrides)
-    return [row("T9", f"{what} (fresh run dir, warm cache): whole command / "
-                      "(import jax + training wall_time)",
-                f"{t_job:.2f} s vs {t_jax:.2f} s + {t_wall:.2f} s", ratio, "≤ 2", ratio <= 2,
-                job=_summary(times["job"]), import_jax=_summary(times["import_jax"]),
-                python_startup=_summary(times["python"]), wall_time=_summary(walls),
-                first_chunk_seconds=_summary(first_chunks), overrides=list(overrides),
-                where_the_time_goes=where)]
+    return [
+        row(
+            "T9",
+            f"{what} (fresh run dir, warm cache): whole command / (import jax + training wall_time)",
+            f"{t_job:.2f} s vs {t_jax:.2f} s + {t_wall:.2f} s",
+            ratio,
+            "≤ 2",
+            ratio <= 2,
+            job=_summary(times["job"]),
+            import_jax=_summary(times["import_jax"]),
+            python_startup=_summary(times["python"]),
+            wall_time=_summary(walls),
+            first_chunk_seconds=_summary(first_chunks),
+            overrides=list(overrides),
+            where_the_time_goes=where,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T10
@@ -495,9 +546,15 @@ def bench_main_job(overrides: Sequence[str] = (), repeats: int = 5, warmup: int 
 
 def sweep_overrides(lrs: Sequence[float], seeds: int, epochs: int) -> list[str]:
     """T10's sweep: moons, [2, 16, 2], SGD, ``lrs`` × ``seeds`` jobs."""
-    return ["-m", "data=moons", "model.sizes=[2,16,2]", "optimizer=sgd",
-            "optimizer.lr=" + ",".join(f"{lr:.3g}" for lr in lrs),
-            "seed=" + ",".join(str(s) for s in range(seeds)), f"epochs={epochs}"]
+    return [
+        "-m",
+        "data=moons",
+        "model.sizes=[2,16,2]",
+        "optimizer=sgd",
+        "optimizer.lr=" + ",".join(f"{lr:.3g}" for lr in lrs),
+        "seed=" + ",".join(str(s) for s in range(seeds)),
+        f"epochs={epochs}",
+    ]
 
 
 def _final_losses(sweep_dir: Path) -> dict[str, float | None]:
@@ -507,9 +564,15 @@ def _final_losses(sweep_dir: Path) -> dict[str, float | None]:
     return out
 
 
-def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repeats: int = 3,
-                      lr_range: tuple[float, float] = (0.01, 3.0), warm: bool = True,
-                      probe: bool = False) -> list[Row]:
+def bench_hydra_sweep(
+    lr_count: int = 16,
+    seeds: int = 4,
+    epochs: int = 20,
+    repeats: int = 3,
+    lr_range: tuple[float, float] = (0.01, 3.0),
+    warm: bool = True,
+    probe: bool = False,
+) -> list[Row]:
     """T10: the lr × seed sweep through Hydra, ``hydra/launcher=vmap`` against the basic launcher.
 
     Whole commands, each into a fresh ``hydra.sweep.dir``, with the
@@ -528,8 +591,9 @@ def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repe
 
         def launch(launcher: str) -> None:
             dirs.append(Path(tmp) / f"{launcher}{len(dirs)}")
-            run_command([*_app("train"), *sweep, f"hydra/launcher={launcher}",
-                         f"hydra.sweep.dir={dirs[-1]}"], env=env)
+            run_command(
+                [*_app("train"), *sweep, f"hydra/launcher={launcher}", f"hydra.sweep.dir={dirs[-1]}"], env=env
+            )
 
         if warm:
             one = [o for o in sweep[1:] if not o.startswith(("optimizer.lr=", "seed="))]
@@ -537,9 +601,19 @@ def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repe
         vmap = time_interleaved({"vmap": lambda: launch("vmap")}, repeats, warmup=int(warm))["vmap"]
         basic = time_interleaved({"basic": lambda: launch("basic")}, 1, warmup=0)["basic"]
         vmap_losses, basic_losses = _final_losses(dirs[-2]), _final_losses(dirs[-1])
-        where = (probe_job([str(_root() / "experiments" / "train.py"), *sweep,
-                            "hydra/launcher=vmap", f"hydra.sweep.dir={Path(tmp) / 'probe'}"], env)
-                 if probe else None)
+        where = (
+            probe_job(
+                [
+                    str(_root() / "experiments" / "train.py"),
+                    *sweep,
+                    "hydra/launcher=vmap",
+                    f"hydra.sweep.dir={Path(tmp) / 'probe'}",
+                ],
+                env,
+            )
+            if probe
+            else None
+        )
     worst, missing = 0.0, jobs - len(basic_losses)
     for job, loss in basic_losses.items():
         other = vmap_losses.get(job)
@@ -548,18 +622,30 @@ def bench_hydra_sweep(lr_count: int = 16, seeds: int = 4, epochs: int = 20, repe
             continue
         worst = max(worst, abs(loss - other) / max(abs(loss), 1e-30))
     ratio = median(basic) / median(vmap)
-    return [row("T10", f"Hydra sweep of {jobs} jobs ({lr_count} lr × {seeds} seeds, moons "
-                       f"[2, 16, 2] sgd, {epochs} epochs): basic launcher / hydra/launcher=vmap",
-                f"{median(basic):.1f} s vs {median(vmap):.1f} s; final losses: worst rel. diff "
-                f"{worst:.1e}", ratio, "≥ 10", ratio >= 10, jobs=jobs, basic=_summary(basic),
-                vmap=_summary(vmap), worst_relative_difference=worst, jobs_without_loss=missing,
-                learning_rates=[float(f"{lr:.3g}") for lr in lrs], command=sweep,
-                where_the_time_goes=where)]
+    return [
+        row(
+            "T10",
+            f"Hydra sweep of {jobs} jobs ({lr_count} lr × {seeds} seeds, moons "
+            f"[2, 16, 2] sgd, {epochs} epochs): basic launcher / hydra/launcher=vmap",
+            f"{median(basic):.1f} s vs {median(vmap):.1f} s; final losses: worst rel. diff {worst:.1e}",
+            ratio,
+            "≥ 10",
+            ratio >= 10,
+            jobs=jobs,
+            basic=_summary(basic),
+            vmap=_summary(vmap),
+            worst_relative_difference=worst,
+            jobs_without_loss=missing,
+            learning_rates=[float(f"{lr:.3g}") for lr in lrs],
+            command=sweep,
+            where_the_time_goes=where,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T11
 
-MINIMAL_APP = '''import hydra
+MINIMAL_APP = """import hydra
 from omegaconf import DictConfig
 
 
@@ -570,12 +656,14 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
-def bench_help(apps: Sequence[str] = ("train", "compare", "explain"),
-               flags: Sequence[Sequence[str]] = (("--help",), ("--cfg", "job")),
-               repeats: int = 9) -> list[Row]:
+def bench_help(
+    apps: Sequence[str] = ("train", "compare", "explain"),
+    flags: Sequence[Sequence[str]] = (("--help",), ("--cfg", "job")),
+    repeats: int = 9,
+) -> list[Row]:
     """T11: ``--help`` and ``--cfg job`` of every app against a minimal Hydra app's ``--help``.
 
     The minimal app (one YAML file, an empty main) is written into a temporary
@@ -591,43 +679,67 @@ def bench_help(apps: Sequence[str] = ("train", "compare", "explain"),
         for app in apps:
             for flag in flags:
                 cmds[f"{app} {' '.join(flag)}"] = [*_app(app), *flag]
-        times = time_interleaved({k: (lambda c=c: run_command(c, env=env)) for k, c in cmds.items()},
-                                 repeats, warmup=1)
-        heavy = {k: heavy_imports(run_command([c[0], "-X", "importtime", *c[1:]], env=env).stderr)
-                 for k, c in cmds.items()}
+        times = time_interleaved(
+            {k: (lambda c=c: run_command(c, env=env)) for k, c in cmds.items()}, repeats, warmup=1
+        )
+        heavy = {
+            k: heavy_imports(run_command([c[0], "-X", "importtime", *c[1:]], env=env).stderr)
+            for k, c in cmds.items()
+        }
     base = median(times["minimal --help"])
     worst = max((k for k in cmds if k != "minimal --help"), key=lambda k: median(times[k]))
     ratio = median(times[worst]) / base
     loaded = sorted({p for k, found in heavy.items() if k != "minimal --help" for p in found})
-    return [row("T11", f"--help and --cfg job of {', '.join(apps)}: slowest / minimal Hydra "
-                       "app's --help",
-                f"{worst} {median(times[worst]):.2f} s vs {base:.2f} s; heavy imports: "
-                f"{', '.join(loaded) or 'none'}", ratio, "≤ 1.5, no heavy imports",
-                ratio <= 1.5 and not loaded, slowest=worst, heavy_imports=heavy,
-                **{k: _summary(t) for k, t in times.items()})]
+    return [
+        row(
+            "T11",
+            f"--help and --cfg job of {', '.join(apps)}: slowest / minimal Hydra app's --help",
+            f"{worst} {median(times[worst]):.2f} s vs {base:.2f} s; heavy imports: "
+            f"{', '.join(loaded) or 'none'}",
+            ratio,
+            "≤ 1.5, no heavy imports",
+            ratio <= 1.5 and not loaded,
+            slowest=worst,
+            heavy_imports=heavy,
+            **{k: _summary(t) for k, t in times.items()},
+        )
+    ]
 
 
 #: name → (function, keyword arguments per mode), as targets.BENCHMARKS.
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]] = {
-    "t7": (bench_python_loop, {
-        "full": dict(repeats=15),
-        "quick": dict(repeats=5),
-        "tiny": dict(n_train=40, repeats=1, warmup=0, configured=False),
-    }),
-    "t9": (bench_main_job, {
-        "full": dict(repeats=7),
-        "quick": dict(repeats=3),
-        "tiny": dict(overrides=("experiment=xor", "epochs=2", "log_every=1"), repeats=1, warmup=0,
-                     probe=True),
-    }),
-    "t10": (bench_hydra_sweep, {
-        "full": dict(repeats=3, probe=True),
-        "quick": dict(lr_count=4, seeds=2, repeats=1),
-        "tiny": dict(lr_count=1, seeds=1, epochs=1, repeats=1, warm=False),
-    }),
-    "t11": (bench_help, {
-        "full": dict(repeats=9),
-        "quick": dict(repeats=3),
-        "tiny": dict(apps=("train",), flags=(("--help",),), repeats=1),
-    }),
+    "t7": (
+        bench_python_loop,
+        {
+            "full": dict(repeats=15),
+            "quick": dict(repeats=5),
+            "tiny": dict(n_train=40, repeats=1, warmup=0, configured=False),
+        },
+    ),
+    "t9": (
+        bench_main_job,
+        {
+            "full": dict(repeats=7),
+            "quick": dict(repeats=3),
+            "tiny": dict(
+                overrides=("experiment=xor", "epochs=2", "log_every=1"), repeats=1, warmup=0, probe=True
+            ),
+        },
+    ),
+    "t10": (
+        bench_hydra_sweep,
+        {
+            "full": dict(repeats=3, probe=True),
+            "quick": dict(lr_count=4, seeds=2, repeats=1),
+            "tiny": dict(lr_count=1, seeds=1, epochs=1, repeats=1, warm=False),
+        },
+    ),
+    "t11": (
+        bench_help,
+        {
+            "full": dict(repeats=9),
+            "quick": dict(repeats=3),
+            "tiny": dict(apps=("train",), flags=(("--help",),), repeats=1),
+        },
+    ),
 }

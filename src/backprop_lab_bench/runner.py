@@ -84,15 +84,20 @@ def run_one(name: str, mode: str = "full") -> dict[str, Any]:
     peak = _rss_mib(resource.RUSAGE_CHILDREN if whole else resource.RUSAGE_SELF)
     for r in rows:
         r["details"]["peak_rss_mib"] = peak
-    return {"name": name, "mode": mode, "rows": rows, "wall_s": wall, "peak_rss_mib": peak,
-            "baseline_rss_mib": baseline}
+    return {
+        "name": name,
+        "mode": mode,
+        "rows": rows,
+        "wall_s": wall,
+        "peak_rss_mib": peak,
+        "baseline_rss_mib": baseline,
+    }
 
 
 _CHILD_TAG = "BENCH_RESULT "
 
 
-def run_isolated(name: str, mode: str, timeout: float = 3600,
-                 configure: bool = True) -> dict[str, Any]:
+def run_isolated(name: str, mode: str, timeout: float = 3600, configure: bool = True) -> dict[str, Any]:
     """:func:`run_one` in a fresh interpreter (own peak RSS, cold caches)."""
     cmd = [sys.executable, "-m", "backprop_lab_bench", "--child", name, "--mode", mode]
     if not configure:
@@ -100,11 +105,14 @@ def run_isolated(name: str, mode: str, timeout: float = 3600,
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith(_CHILD_TAG):
-            return json.loads(line[len(_CHILD_TAG):])
+            return json.loads(line[len(_CHILD_TAG) :])
     tail = (proc.stderr or proc.stdout)[-2000:]
-    return {"name": name, "mode": mode, "error": f"exit {proc.returncode}: {tail}",
-            "rows": [row(name.split("_")[0].upper(), name, f"error (exit {proc.returncode})",
-                         None, "", False)]}
+    return {
+        "name": name,
+        "mode": mode,
+        "error": f"exit {proc.returncode}: {tail}",
+        "rows": [row(name.split("_")[0].upper(), name, f"error (exit {proc.returncode})", None, "", False)],
+    }
 
 
 def _cpu_model() -> str:
@@ -125,9 +133,13 @@ def machine_info() -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "jax": version("jax"),
-        "jaxlib": version("jaxlib"), "numpy": np.__version__,
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": version("jax"),
+        "jaxlib": version("jaxlib"),
+        "numpy": np.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "user_xla_flags": user_env().get("XLA_FLAGS", ""),
     }
@@ -150,20 +162,28 @@ def _fmt_ratio(r: float | None) -> str:
 
 def markdown_table(rows: list[Row]) -> str:
     """The results as a Markdown table (target, what, measured, ratio, goal, met?, peak RSS)."""
-    lines = ["| target | what | measured (medians) | ratio | goal | met? | peak RSS |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| target | what | measured (medians) | ratio | goal | met? | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
         rss = r["details"].get("peak_rss_mib")
         rss_s = "—" if rss is None else f"{rss:.0f} MiB"
-        lines.append(f"| {r['target']} | {r['what']} | {r['measured']} | {_fmt_ratio(r['ratio'])} "
-                     f"| {r['goal']} | {met} | {rss_s} |")
+        lines.append(
+            f"| {r['target']} | {r['what']} | {r['measured']} | {_fmt_ratio(r['ratio'])} "
+            f"| {r['goal']} | {met} | {rss_s} |"
+        )
     return "\n".join(lines)
 
 
-def run_suite(names: list[str] | None = None, mode: str = "full", isolate: bool = True,
-              progress: Callable[[str], None] | None = None,
-              configure: bool = True) -> dict[str, Any]:
+def run_suite(
+    names: list[str] | None = None,
+    mode: str = "full",
+    isolate: bool = True,
+    progress: Callable[[str], None] | None = None,
+    configure: bool = True,
+) -> dict[str, Any]:
     """Run benchmarks (all by default) and return the JSON-ready report.
 
     ``configure`` says whether the XLA options of :func:`configure_cpu` are
@@ -185,12 +205,17 @@ def run_suite(names: list[str] | None = None, mode: str = "full", isolate: bool 
     for name in names:
         if progress:
             progress(f"running {name} ({mode})…")
-        results.append(run_isolated(name, mode, configure=configure) if isolate
-                       else run_one(name, mode))
+        results.append(run_isolated(name, mode, configure=configure) if isolate else run_one(name, mode))
     machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     rows = [r for res in results for r in res["rows"]]
-    return {"machine": machine, "mode": mode, "isolated": isolate, "configured": configure,
-            "benchmarks": results, "rows": rows}
+    return {
+        "machine": machine,
+        "mode": mode,
+        "isolated": isolate,
+        "configured": configure,
+        "benchmarks": results,
+        "rows": rows,
+    }
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -206,10 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small repeats and steps (under a minute)")
     parser.add_argument("--mode", choices=("full", "quick", "tiny"), default=None)
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the JSON report")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run every benchmark in this interpreter (peak RSS is then cumulative)")
-    parser.add_argument("--no-configure", action="store_true",
-                        help="leave XLA_FLAGS as they are (skip configure_cpu), for a before/after")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every benchmark in this interpreter (peak RSS is then cumulative)",
+    )
+    parser.add_argument(
+        "--no-configure",
+        action="store_true",
+        help="leave XLA_FLAGS as they are (skip configure_cpu), for a before/after",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -224,15 +255,23 @@ def main(argv: list[str] | None = None) -> int:
         for name, (fn, _) in BENCHMARKS.items():
             print(f"{name}: {(fn.__doc__ or '').strip().splitlines()[0]}")
         return 0
-    report = run_suite(args.names or None, mode, isolate=not args.in_process,
-                       progress=lambda s: print(s, file=sys.stderr, flush=True),
-                       configure=not args.no_configure)
+    report = run_suite(
+        args.names or None,
+        mode,
+        isolate=not args.in_process,
+        progress=lambda s: print(s, file=sys.stderr, flush=True),
+        configure=not args.no_configure,
+    )
     m = report["machine"]
-    print(f"{m['date']}  {m['cpu']}, {m['cores']} cores, jax {m['jax']}, numpy {m['numpy']}, "
-          f"mode {mode}, load average {_loads(m.get('load_average'))} before, "
-          f"{_loads(m.get('load_average_after'))} after")
-    print(f"XLA_FLAGS: {m['xla_flags'] or '(none)'} (the commands of T7, T9-T11 start with "
-          f"{m['user_xla_flags'] or 'none'})\n")
+    print(
+        f"{m['date']}  {m['cpu']}, {m['cores']} cores, jax {m['jax']}, numpy {m['numpy']}, "
+        f"mode {mode}, load average {_loads(m.get('load_average'))} before, "
+        f"{_loads(m.get('load_average_after'))} after"
+    )
+    print(
+        f"XLA_FLAGS: {m['xla_flags'] or '(none)'} (the commands of T7, T9-T11 start with "
+        f"{m['user_xla_flags'] or 'none'})\n"
+    )
     print(markdown_table(report["rows"]))
     for r in report["rows"]:
         if r["details"].get("where_the_time_goes"):

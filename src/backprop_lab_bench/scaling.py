@@ -27,7 +27,7 @@ def _measure(devices: int) -> dict:
     import numpy as np
 
     import backprop_lab as bl
-    from backprop_lab import _sharding, _sweep
+    from backprop_lab.training import _sharding, _sweep
 
     data = bl.load_dataset("digits", seed=0)
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
@@ -43,9 +43,21 @@ def _measure(devices: int) -> dict:
         xs, ys = place.replicate(x), place.replicate(y)
 
         def call():
-            return jax.block_until_ready(_sweep.run_lanes(
-                stacked, states, xs, ys, keys, 0, loss="cross_entropy", optimizer=opt, steps=steps,
-                batch_size=batch, batch_sharding=place.batch))
+            return jax.block_until_ready(
+                _sweep.run_lanes(
+                    stacked,
+                    states,
+                    xs,
+                    ys,
+                    keys,
+                    0,
+                    loss="cross_entropy",
+                    optimizer=opt,
+                    steps=steps,
+                    batch_size=batch,
+                    batch_sharding=place.batch,
+                )
+            )
 
         call()
         times = []
@@ -54,9 +66,15 @@ def _measure(devices: int) -> dict:
             call()
             times.append(time.perf_counter() - t0)
         t = statistics.median(times)
-        out[kind] = {"lanes": lanes, "batch": batch, "steps": steps, "seconds": t,
-                     "mesh_devices": place.devices,
-                     "lane_steps_per_s": lanes * steps / t, "samples_per_s": lanes * steps * batch / t}
+        out[kind] = {
+            "lanes": lanes,
+            "batch": batch,
+            "steps": steps,
+            "seconds": t,
+            "mesh_devices": place.devices,
+            "lane_steps_per_s": lanes * steps / t,
+            "samples_per_s": lanes * steps * batch / t,
+        }
     return out
 
 
@@ -71,15 +89,24 @@ def main(argv=None) -> int:
     rows = []
     for n in args.devices:
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
-        done = subprocess.run([sys.executable, "-m", "backprop_lab_bench.scaling", "--child", str(n)],
-                              env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "backprop_lab_bench.scaling", "--child", str(n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print("| devices | sweep: 64 lanes x 42 steps (s) | lane-steps/s | run: batch 512 x 20 steps (s) | samples/s |")
+    print(
+        "| devices | sweep: 64 lanes x 42 steps (s) | lane-steps/s | run: batch 512 x 20 steps (s) | samples/s |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
         s, u = r["sweep"], r["run"]
-        print(f"| {r['devices']} | {s['seconds']:.3f} | {s['lane_steps_per_s']:.0f} | {u['seconds']:.3f} | "
-              f"{u['samples_per_s']:.0f} |")
+        print(
+            f"| {r['devices']} | {s['seconds']:.3f} | {s['lane_steps_per_s']:.0f} | {u['seconds']:.3f} | "
+            f"{u['samples_per_s']:.0f} |"
+        )
     return 0
 
 

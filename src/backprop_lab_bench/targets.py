@@ -99,8 +99,14 @@ def _matmul_fns(n: int):
 # --------------------------------------------------------------------------- T1
 
 
-def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, repeats: int = 21,
-                     scan_steps: int = 50, chained: int = 3, target: str = "T1") -> list[Row]:
+def bench_step_ratio(
+    sizes=(64, 256, 256, 10),
+    batch: int = 128,
+    repeats: int = 21,
+    scan_steps: int = 50,
+    chained: int = 3,
+    target: str = "T1",
+) -> list[Row]:
     """T1: the hand-written gradient against jax.grad in a training step.
 
     tanh hidden layers, softmax + cross-entropy, float32, ``optax.sgd``, one
@@ -124,26 +130,42 @@ def bench_step_ratio(sizes=(64, 256, 256, 10), batch: int = 128, repeats: int = 
     state = opt.init(model)
     grads = ("manual", "autodiff")
     steps = {g: make_step(g, "cross_entropy", opt) for g in grads}
-    single = time_interleaved({g: (lambda g=g: steps[g](model, state, x, y)) for g in grads},
-                              repeats)
-    scan = time_interleaved({g: (lambda g=g: train(model, x, y, loss="cross_entropy", optimizer=opt,
-                                                   steps=scan_steps, grad=g)) for g in grads},
-                            max(3, repeats // 3))
-    chain = time_interleaved({g: _chain(steps[g], model, state, x, y, chained) for g in grads},
-                             max(3, repeats // 3))
+    single = time_interleaved({g: (lambda g=g: steps[g](model, state, x, y)) for g in grads}, repeats)
+    scan = time_interleaved(
+        {
+            g: (lambda g=g: train(model, x, y, loss="cross_entropy", optimizer=opt, steps=scan_steps, grad=g))
+            for g in grads
+        },
+        max(3, repeats // 3),
+    )
+    chain = time_interleaved(
+        {g: _chain(steps[g], model, state, x, y, chained) for g in grads}, max(3, repeats // 3)
+    )
     arch = "-".join(map(str, sizes))
     rows = []
-    for how, times, per in (("jitted step", single, 1), (f"in train's scan ({scan_steps} steps)",
-                                                         scan, scan_steps)):
+    for how, times, per in (
+        ("jitted step", single, 1),
+        (f"in train's scan ({scan_steps} steps)", scan, scan_steps),
+    ):
         t = {g: median(v) / per for g, v in times.items()}
         ratio = t["manual"] / t["autodiff"]
-        rows.append(row(target, f"{how} manual/autodiff, {arch}, batch {batch}",
-                        f"{t['manual'] * 1e3:.3f} ms vs {t['autodiff'] * 1e3:.3f} ms", ratio,
-                        "≤ 1.05", ratio <= 1.05, sizes=list(sizes), batch=batch, steps_per_call=per,
-                        manual=_summary([v / per for v in times["manual"]]),
-                        autodiff=_summary([v / per for v in times["autodiff"]]),
-                        chained_ratio=median(chain["manual"]) / median(chain["autodiff"]),
-                        chained_calls=chained))
+        rows.append(
+            row(
+                target,
+                f"{how} manual/autodiff, {arch}, batch {batch}",
+                f"{t['manual'] * 1e3:.3f} ms vs {t['autodiff'] * 1e3:.3f} ms",
+                ratio,
+                "≤ 1.05",
+                ratio <= 1.05,
+                sizes=list(sizes),
+                batch=batch,
+                steps_per_call=per,
+                manual=_summary([v / per for v in times["manual"]]),
+                autodiff=_summary([v / per for v in times["autodiff"]]),
+                chained_ratio=median(chain["manual"]) / median(chain["autodiff"]),
+                chained_calls=chained,
+            )
+        )
     return rows
 
 
@@ -175,8 +197,7 @@ def bench_tiny_sgd(steps: int = 10_000, repeats: int = 9, ref_repeats: int = 3) 
 
     weights, biases, x, y, lr = _note003()
     with jax.enable_x64(True):
-        model = MLP.from_weights([jnp.asarray(w) for w in weights],
-                                 [jnp.asarray(b) for b in biases])
+        model = MLP.from_weights([jnp.asarray(w) for w in weights], [jnp.asarray(b) for b in biases])
         jx, jy = jnp.asarray(x), jnp.asarray(y)
 
         def run_jax():
@@ -190,26 +211,44 @@ def bench_tiny_sgd(steps: int = 10_000, repeats: int = 9, ref_repeats: int = 3) 
         jax_final = float(losses[-1])
 
     def run_ref():
-        return reference.train_sgd(weights, biases, x, y, "sigmoid", "sigmoid", "half_sse", lr,
-                                   steps)
+        return reference.train_sgd(weights, biases, x, y, "sigmoid", "sigmoid", "half_sse", lr, steps)
 
     ref_times = time_interleaved({"numpy": run_ref}, ref_repeats, warmup=0)["numpy"]
     ref_final = float(run_ref()[2][-1])
     t_jax, t_ref = median(jax_times), median(ref_times)
     ratio = t_ref / t_jax
-    return [row("T2", f"note 003 2-2-2 sigmoid, {steps} SGD steps: NumPy / train (2nd call)",
-                f"{t_ref * 1e3:.0f} ms vs {t_jax * 1e3:.2f} ms (compile {max(first - t_jax, 0):.2f} s)",
-                ratio, "≥ 200", ratio >= 200, steps=steps, numpy=_summary(ref_times),
-                jax=_summary(jax_times), first_call_s=first, compile_s=max(first - t_jax, 0.0),
-                final_loss_jax=jax_final, final_loss_numpy=ref_final, dtype="float64")]
+    return [
+        row(
+            "T2",
+            f"note 003 2-2-2 sigmoid, {steps} SGD steps: NumPy / train (2nd call)",
+            f"{t_ref * 1e3:.0f} ms vs {t_jax * 1e3:.2f} ms (compile {max(first - t_jax, 0):.2f} s)",
+            ratio,
+            "≥ 200",
+            ratio >= 200,
+            steps=steps,
+            numpy=_summary(ref_times),
+            jax=_summary(jax_times),
+            first_call_s=first,
+            compile_s=max(first - t_jax, 0.0),
+            final_loss_jax=jax_final,
+            final_loss_numpy=ref_final,
+            dtype="float64",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T3
 
 
-def bench_digits(sizes=(64, 256, 256, 10), batch: int = 128, steps: int = 1000,
-                 repeats: int = 5, lr: float = 0.1, ref_dtypes=("float32", "float64"),
-                 n_train: int | None = None) -> list[Row]:
+def bench_digits(
+    sizes=(64, 256, 256, 10),
+    batch: int = 128,
+    steps: int = 1000,
+    repeats: int = 5,
+    lr: float = 0.1,
+    ref_dtypes=("float32", "float64"),
+    n_train: int | None = None,
+) -> list[Row]:
     """T3: digits, tanh, softmax + cross-entropy, minibatch SGD: samples per second.
 
     JAX: :func:`train` (second call, float32). NumPy: :func:`reference.train_sgd`
@@ -229,35 +268,48 @@ def bench_digits(sizes=(64, 256, 256, 10), batch: int = 128, steps: int = 1000,
     biases = [np.asarray(b) for b in model.biases]
 
     def run_jax():
-        return train(model, jx, jy, loss="cross_entropy", optimizer=optax.sgd(lr), steps=steps,
-                     batch_size=batch)
+        return train(
+            model, jx, jy, loss="cross_entropy", optimizer=optax.sgd(lr), steps=steps, batch_size=batch
+        )
 
     t0 = time.perf_counter()
     _ready(run_jax())
     first = time.perf_counter() - t0
     fns: dict[str, Callable[[], Any]] = {"jax": run_jax}
     for dt in ref_dtypes:
-        fns[f"numpy_{dt}"] = (lambda dt=dt: reference.train_sgd(
-            weights, biases, x, y, "tanh", "softmax", "cross_entropy", lr, steps, batch,
-            dtype=np.dtype(dt)))
+        fns[f"numpy_{dt}"] = lambda dt=dt: reference.train_sgd(
+            weights, biases, x, y, "tanh", "softmax", "cross_entropy", lr, steps, batch, dtype=np.dtype(dt)
+        )
     times = time_interleaved(fns, repeats, warmup=1)
     rate = {k: steps * batch / median(t) for k, t in times.items()}
     best_ref = max((k for k in rate if k != "jax"), key=rate.get)
     ratio = rate["jax"] / rate[best_ref]
     refs = ", ".join(f"{k.split('_')[1]} {rate[k]:,.0f}" for k in rate if k != "jax")
-    return [row("T3", f"digits {'-'.join(map(str, sizes))} tanh, batch {batch}: "
-                      "train (2nd call) / fastest NumPy",
-                f"{rate['jax']:,.0f} samples/s vs NumPy {refs}", ratio, "≥ 1", ratio >= 1.0,
-                steps=steps, batch=batch, n_train=int(x.shape[0]), samples_per_s=rate,
-                fastest_reference=best_ref, first_call_s=first,
-                **{k: _summary(t) for k, t in times.items()})]
+    return [
+        row(
+            "T3",
+            f"digits {'-'.join(map(str, sizes))} tanh, batch {batch}: train (2nd call) / fastest NumPy",
+            f"{rate['jax']:,.0f} samples/s vs NumPy {refs}",
+            ratio,
+            "≥ 1",
+            ratio >= 1.0,
+            steps=steps,
+            batch=batch,
+            n_train=int(x.shape[0]),
+            samples_per_s=rate,
+            fastest_reference=best_ref,
+            first_call_s=first,
+            **{k: _summary(t) for k, t in times.items()},
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T4
 
 
-def bench_flops(sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, repeats: int = 7,
-                peak_n: int = 2048) -> list[Row]:
+def bench_flops(
+    sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, repeats: int = 7, peak_n: int = 2048
+) -> list[Row]:
     """T4: achieved matrix FLOP/s of the jitted manual step vs the machine's peak.
 
     The peak is the best of NumPy's and JAX's ``peak_n``² float32 matmul,
@@ -280,22 +332,39 @@ def bench_flops(sizes=(784, 1024, 1024, 10), batch: int = 512, chain: int = 3, r
     }
     peak = max(gflops["numpy_matmul"], gflops["jax_matmul"])
     ratio = gflops["step"] / peak
-    return [row("T4", f"{'-'.join(map(str, sizes))} batch {batch} f32 manual step: "
-                      f"GFLOP/s / peak ({peak_n}² matmul)",
-                f"{gflops['step']:.1f} vs NumPy {gflops['numpy_matmul']:.1f}, "
-                f"JAX {gflops['jax_matmul']:.1f} GFLOP/s", ratio, "≥ 0.90", ratio >= 0.90,
-                gflops=gflops, step_flops=matmul_flops(sizes, batch), chain=chain,
-                step=_summary([t / chain for t in times["step"]]),
-                numpy_matmul=_summary(times["numpy_matmul"]),
-                jax_matmul=_summary(times["jax_matmul"]))]
+    return [
+        row(
+            "T4",
+            f"{'-'.join(map(str, sizes))} batch {batch} f32 manual step: GFLOP/s / peak ({peak_n}² matmul)",
+            f"{gflops['step']:.1f} vs NumPy {gflops['numpy_matmul']:.1f}, "
+            f"JAX {gflops['jax_matmul']:.1f} GFLOP/s",
+            ratio,
+            "≥ 0.90",
+            ratio >= 0.90,
+            gflops=gflops,
+            step_flops=matmul_flops(sizes, batch),
+            chain=chain,
+            step=_summary([t / chain for t in times["step"]]),
+            numpy_matmul=_summary(times["numpy_matmul"]),
+            jax_matmul=_summary(times["jax_matmul"]),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T5
 
 
-def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int = 32,
-                sizes=(64, 128, 10), optimizer: str = "adam", sequential: int | None = None,
-                n_train: int | None = None, lr_range: tuple[float, float] = (1e-4, 3e-2)) -> list[Row]:
+def bench_sweep(
+    lanes: int = 64,
+    seeds: int = 4,
+    steps: int = 1680,
+    batch: int = 32,
+    sizes=(64, 128, 10),
+    optimizer: str = "adam",
+    sequential: int | None = None,
+    n_train: int | None = None,
+    lr_range: tuple[float, float] = (1e-4, 3e-2),
+) -> list[Row]:
     """T5: ``lanes`` runs (learning rates × seeds) as one vmapped ``train_sweep`` vs one by one.
 
     The default is the project's digits experiment (64-128-10 tanh, Adam,
@@ -314,8 +383,10 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     from backprop_lab import OPTIMIZERS, load_dataset, make_optimizer, train, train_sweep
 
     arch = "-".join(map(str, sizes))
-    what = (f"{lanes} lanes (lr × {seeds} seeds), digits {arch} {optimizer}, "
-            f"batch {batch}, {steps} steps: one by one / train_sweep")
+    what = (
+        f"{lanes} lanes (lr × {seeds} seeds), digits {arch} {optimizer}, "
+        f"batch {batch}, {steps} steps: one by one / train_sweep"
+    )
     data = load_dataset("digits", dtype=np.float32)
     x, y = jnp.asarray(data.x_train[:n_train]), jnp.asarray(data.y_train[:n_train])
     lrs = np.geomspace(*lr_range, lanes).astype(np.float32)
@@ -324,9 +395,17 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     keys = jnp.stack([jax.random.PRNGKey(int(k)) for k in lane_seed])
 
     t0 = time.perf_counter()
-    _, histories = train_sweep(models, x, y, loss="cross_entropy",
-                         optimizer=make_optimizer(optimizer, 1e-3), learning_rates=lrs,
-                         steps=steps, batch_size=batch, keys=keys)
+    _, histories = train_sweep(
+        models,
+        x,
+        y,
+        loss="cross_entropy",
+        optimizer=make_optimizer(optimizer, 1e-3),
+        learning_rates=lrs,
+        steps=steps,
+        batch_size=batch,
+        keys=keys,
+    )
     histories = np.asarray(_ready(histories))
     t_sweep = time.perf_counter() - t0
 
@@ -335,9 +414,16 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     seq_times, worst, worst_abs, worst_lane = [], 0.0, 0.0, None
     for i in picks:
         t0 = time.perf_counter()
-        _, h = train(models[i], x, y, loss="cross_entropy",
-                     optimizer=OPTIMIZERS[optimizer](float(lrs[i])), steps=steps,
-                     batch_size=batch, key=keys[i])
+        _, h = train(
+            models[i],
+            x,
+            y,
+            loss="cross_entropy",
+            optimizer=OPTIMIZERS[optimizer](float(lrs[i])),
+            steps=steps,
+            batch_size=batch,
+            key=keys[i],
+        )
         final = float(_ready(h)[-1])
         seq_times.append(time.perf_counter() - t0)
         diff = abs(final - float(histories[i, -1]))
@@ -347,14 +433,27 @@ def bench_sweep(lanes: int = 64, seeds: int = 4, steps: int = 1680, batch: int =
     t_seq = sum(seq_times) if count == lanes else median(seq_times) * lanes
     ratio = t_seq / t_sweep
     how = f"all {lanes}" if count == lanes else f"est. from {count}"
-    return [row("T5", what,
-                f"{t_seq:.2f} s ({how}) vs {t_sweep:.2f} s, compiles included; "
-                f"final losses: worst rel. diff {worst:.1e}, worst abs. diff {worst_abs:.1e}",
-                ratio, "≥ 20, rel 1e-6", ratio >= 20 and worst <= 1e-6, lanes=lanes, steps=steps,
-                sweep_s=t_sweep, sequential_s_each=seq_times, timed_lanes=picks.tolist(),
-                learning_rates=lrs.tolist(), worst_relative_difference=worst,
-                worst_absolute_difference=worst_abs, worst_lane=worst_lane,
-                final_loss_sweep=histories[:, -1].tolist())]
+    return [
+        row(
+            "T5",
+            what,
+            f"{t_seq:.2f} s ({how}) vs {t_sweep:.2f} s, compiles included; "
+            f"final losses: worst rel. diff {worst:.1e}, worst abs. diff {worst_abs:.1e}",
+            ratio,
+            "≥ 20, rel 1e-6",
+            ratio >= 20 and worst <= 1e-6,
+            lanes=lanes,
+            steps=steps,
+            sweep_s=t_sweep,
+            sequential_s_each=seq_times,
+            timed_lanes=picks.tolist(),
+            learning_rates=lrs.tolist(),
+            worst_relative_difference=worst,
+            worst_absolute_difference=worst_abs,
+            worst_lane=worst_lane,
+            final_loss_sweep=histories[:, -1].tolist(),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- T6
@@ -380,16 +479,27 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
         model = MLP([n, n, n], "sigmoid", "sigmoid", key=jax.random.PRNGKey(0), dtype=jnp.float32)
         x = jax.random.normal(jax.random.PRNGKey(1), (batch, n), jnp.float32)
         y = jax.random.uniform(jax.random.PRNGKey(2), (batch, n), jnp.float32)
-        fns = {v: (lambda v=v: manual_grad(model, x, y, "half_sse", variant=v))
-               for v in ("hadamard", "diagonal")}
+        fns = {
+            v: (lambda v=v: manual_grad(model, x, y, "half_sse", variant=v)) for v in ("hadamard", "diagonal")
+        }
         times = time_interleaved(fns, repeats, settle=1)
         t = {k: median(v) for k, v in times.items()}
         ratio = t["diagonal"] / t["hadamard"]
         d_bytes = batch * n * n * 4
-        rows.append(row("T6", f"gradient diagonal/Hadamard, [{n}, {n}, {n}] sigmoid, batch {batch}",
-                        f"{t['diagonal'] * 1e3:.3f} ms vs {t['hadamard'] * 1e3:.3f} ms", ratio,
-                        "report", None, width=n, batch=batch, d_tensor_mib=d_bytes / 2**20,
-                        **{k: _summary(v) for k, v in times.items()}))
+        rows.append(
+            row(
+                "T6",
+                f"gradient diagonal/Hadamard, [{n}, {n}, {n}] sigmoid, batch {batch}",
+                f"{t['diagonal'] * 1e3:.3f} ms vs {t['hadamard'] * 1e3:.3f} ms",
+                ratio,
+                "report",
+                None,
+                width=n,
+                batch=batch,
+                d_tensor_mib=d_bytes / 2**20,
+                **{k: _summary(v) for k, v in times.items()},
+            )
+        )
     return rows
 
 
@@ -397,49 +507,80 @@ def bench_diagonal(widths=(64, 256, 1024), batch: int = 64, repeats: int = 7) ->
 
 #: name → (function, keyword arguments per mode). "tiny" is for the tests.
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]] = {
-    "t1_small": (bench_step_ratio, {
-        "full": dict(sizes=(64, 256, 256, 10), batch=128, repeats=301, scan_steps=200),
-        "quick": dict(sizes=(64, 256, 256, 10), batch=128, repeats=61, scan_steps=100),
-        "tiny": dict(sizes=(4, 8, 3), batch=4, repeats=2, scan_steps=3, chained=2),
-    }),
-    "t1_large": (bench_step_ratio, {
-        "full": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=21, scan_steps=10),
-        "quick": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=7, scan_steps=4),
-        "tiny": dict(sizes=(6, 8, 3), batch=8, repeats=2, scan_steps=3, chained=2),
-    }),
-    "t2": (bench_tiny_sgd, {
-        "full": dict(steps=10_000, repeats=21, ref_repeats=5),
-        "quick": dict(steps=10_000, repeats=7, ref_repeats=2),
-        "tiny": dict(steps=50, repeats=2, ref_repeats=1),
-    }),
-    "t3": (bench_digits, {
-        "full": dict(steps=2000, repeats=7),
-        "quick": dict(steps=300, repeats=3),
-        "tiny": dict(sizes=(64, 8, 10), steps=5, repeats=1, batch=16, n_train=64),
-    }),
-    "t4": (bench_flops, {
-        "full": dict(chain=3, repeats=11),
-        "quick": dict(chain=2, repeats=3),
-        "tiny": dict(sizes=(16, 8, 4), batch=8, chain=1, repeats=1, peak_n=32),
-    }),
-    "t5": (bench_sweep, {
-        "full": dict(lanes=64, steps=1680, sequential=None),
-        "quick": dict(lanes=64, steps=168, sequential=3),
-        "tiny": dict(lanes=2, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=1,
-                     n_train=64),
-    }),
+    "t1_small": (
+        bench_step_ratio,
+        {
+            "full": dict(sizes=(64, 256, 256, 10), batch=128, repeats=301, scan_steps=200),
+            "quick": dict(sizes=(64, 256, 256, 10), batch=128, repeats=61, scan_steps=100),
+            "tiny": dict(sizes=(4, 8, 3), batch=4, repeats=2, scan_steps=3, chained=2),
+        },
+    ),
+    "t1_large": (
+        bench_step_ratio,
+        {
+            "full": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=21, scan_steps=10),
+            "quick": dict(sizes=(784, 1024, 1024, 10), batch=512, repeats=7, scan_steps=4),
+            "tiny": dict(sizes=(6, 8, 3), batch=8, repeats=2, scan_steps=3, chained=2),
+        },
+    ),
+    "t2": (
+        bench_tiny_sgd,
+        {
+            "full": dict(steps=10_000, repeats=21, ref_repeats=5),
+            "quick": dict(steps=10_000, repeats=7, ref_repeats=2),
+            "tiny": dict(steps=50, repeats=2, ref_repeats=1),
+        },
+    ),
+    "t3": (
+        bench_digits,
+        {
+            "full": dict(steps=2000, repeats=7),
+            "quick": dict(steps=300, repeats=3),
+            "tiny": dict(sizes=(64, 8, 10), steps=5, repeats=1, batch=16, n_train=64),
+        },
+    ),
+    "t4": (
+        bench_flops,
+        {
+            "full": dict(chain=3, repeats=11),
+            "quick": dict(chain=2, repeats=3),
+            "tiny": dict(sizes=(16, 8, 4), batch=8, chain=1, repeats=1, peak_n=32),
+        },
+    ),
+    "t5": (
+        bench_sweep,
+        {
+            "full": dict(lanes=64, steps=1680, sequential=None),
+            "quick": dict(lanes=64, steps=168, sequential=3),
+            "tiny": dict(lanes=2, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), sequential=1, n_train=64),
+        },
+    ),
     # The same sweep with plain SGD over 10 epochs: shorter runs, so compiling
     # weighs more in the one-by-one side, and no Adam normalisation to magnify
     # float32 rounding differences between a lane and its own run.
-    "t5_sgd": (bench_sweep, {
-        "full": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=None),
-        "quick": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=3),
-        "tiny": dict(lanes=2, seeds=2, steps=4, batch=16, sizes=(64, 4, 10), optimizer="sgd",
-                     sequential=1, n_train=64),
-    }),
-    "t6": (bench_diagonal, {
-        "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
-        "quick": dict(widths=(64, 256, 1024), batch=64, repeats=3),
-        "tiny": dict(widths=(4, 8), batch=2, repeats=1),
-    }),
+    "t5_sgd": (
+        bench_sweep,
+        {
+            "full": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=None),
+            "quick": dict(lanes=64, steps=168, optimizer="sgd", lr_range=(1e-3, 1.0), sequential=3),
+            "tiny": dict(
+                lanes=2,
+                seeds=2,
+                steps=4,
+                batch=16,
+                sizes=(64, 4, 10),
+                optimizer="sgd",
+                sequential=1,
+                n_train=64,
+            ),
+        },
+    ),
+    "t6": (
+        bench_diagonal,
+        {
+            "full": dict(widths=(64, 256, 1024), batch=64, repeats=9),
+            "quick": dict(widths=(64, 256, 1024), batch=64, repeats=3),
+            "tiny": dict(widths=(4, 8), batch=2, repeats=1),
+        },
+    ),
 }

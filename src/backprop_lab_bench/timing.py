@@ -28,8 +28,9 @@ def _ready(out):
     return out
 
 
-def time_interleaved(fns: Mapping[str, Callable[[], Any]], repeats: int,
-                     warmup: int = 1, settle: int = 0) -> dict[str, list[float]]:
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1, settle: int = 0
+) -> dict[str, list[float]]:
     """Wall-clock seconds of each function, ``repeats`` times each, interleaved.
 
     Round r calls the functions in order (reversed on odd rounds, so neither
@@ -62,14 +63,24 @@ def median(xs) -> float:
 
 
 def _summary(times: list[float]) -> dict[str, Any]:
-    return {"median_s": median(times), "min_s": float(min(times)), "max_s": float(max(times)),
-            "repeats": len(times)}
+    return {
+        "median_s": median(times),
+        "min_s": float(min(times)),
+        "max_s": float(max(times)),
+        "repeats": len(times),
+    }
 
 
-def row(target: str, what: str, measured: str, ratio: float | None, goal: str,
-        met: bool | None, **details) -> Row:
+def row(
+    target: str, what: str, measured: str, ratio: float | None, goal: str, met: bool | None, **details
+) -> Row:
     """One line of the results table; ``met`` None means report-only or not run."""
-    return {"target": target, "what": what, "measured": measured,
-            "ratio": None if ratio is None else float(ratio), "goal": goal,
-            "met": None if met is None else bool(met), "details": details}
-
+    return {
+        "target": target,
+        "what": what,
+        "measured": measured,
+        "ratio": None if ratio is None else float(ratio),
+        "goal": goal,
+        "met": None if met is None else bool(met),
+        "details": details,
+    }

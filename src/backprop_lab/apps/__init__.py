@@ -5,7 +5,7 @@ Each module holds its app's task function and ``main``, the task under ``hydra.m
 Their configs are the package's ``conf/`` folder: in a wheel the repository's ``conf/``
 shipped inside the package, in a checkout a link to it. The path is absolute, so an
 app runs from any directory. The configs' defaults lists name typed schemas
-(:mod:`backprop_lab._config_schema`), which Hydra finds in its ConfigStore: the
+(:mod:`backprop_lab.apps._schemas`), which Hydra finds in its ConfigStore: the
 ``hydra_plugins.backprop_lab_schemas`` module stores them there when Hydra starts
 (``hydra.main`` and the compose API alike), so importing this package for ``CONF_DIR``
 (as ``--help`` does) imports no Hydra.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,8 +71,10 @@ def time_grads(model, x, y, loss: str, repeats: int) -> dict[str, float]:
 
     from backprop_lab import autodiff_grad, manual_grad
 
-    fns = {"manual": jax.jit(lambda m, a, b: manual_grad(m, a, b, loss)),
-           "autodiff": jax.jit(lambda m, a, b: autodiff_grad(m, a, b, loss))}
+    fns = {
+        "manual": jax.jit(lambda m, a, b: manual_grad(m, a, b, loss)),
+        "autodiff": jax.jit(lambda m, a, b: autodiff_grad(m, a, b, loss)),
+    }
     out: dict[str, float] = {}
     for name, fn in fns.items():
         t0 = time.perf_counter()
@@ -109,8 +110,8 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     import numpy as np
 
     from backprop_lab import check_grads
-    from backprop_lab import _apps as apps
-    from backprop_lab._experiment import ConfigError, build_data, build_model, plain_config
+    from backprop_lab.apps import _hydra as apps
+    from backprop_lab.runs._experiment import ConfigError, build_data, build_model, plain_config
 
     cfg = plain_config(cfg)
     apps.setup_jax(cfg)  # float64 switched on before anything is built
@@ -128,8 +129,12 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     else:
         data = build_data(cfg, model.sizes)
         if batch > data.n_train:
-            log.info("batch=%d is more than the %d training rows of %r: using all of them", batch,
-                     data.n_train, data.name)
+            log.info(
+                "batch=%d is more than the %d training rows of %r: using all of them",
+                batch,
+                data.n_train,
+                data.name,
+            )
             batch = data.n_train
         x, y = data.x_train[:batch], data.y_train[:batch]
         if data.targets == "labels":
@@ -146,8 +151,11 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
         "min_cosine": apps.finite_or_none(report.min_cosine),
         "failing": [list(f) for f in report.failing],
         "diagonal_agrees": report.diagonal_agrees,
-        "numerical_max_rel_error": (None if report.numerical_max_rel_error is None
-                                    else apps.finite_or_none(report.numerical_max_rel_error)),
+        "numerical_max_rel_error": (
+            None
+            if report.numerical_max_rel_error is None
+            else apps.finite_or_none(report.numerical_max_rel_error)
+        ),
         **{k: round(v, 4) for k, v in timings.items()},
         "speedup": timings["autodiff_time_ms"] / timings["manual_time_ms"],
         "dtype": report.dtype,
@@ -172,27 +180,36 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
 
 
 def _timing_text(s: dict) -> str:
-    return (f"jitted gradient on {s['backend']}, batch {s['batch']}, median of {s['repeats']}: "
-            f"manual {s['manual_time_ms']:.4f} ms, autodiff {s['autodiff_time_ms']:.4f} ms, "
-            f"speedup (autodiff/manual) {s['speedup']:.2f}x; "
-            f"compile {s['manual_compile_ms']:.1f} ms / {s['autodiff_compile_ms']:.1f} ms")
+    return (
+        f"jitted gradient on {s['backend']}, batch {s['batch']}, median of {s['repeats']}: "
+        f"manual {s['manual_time_ms']:.4f} ms, autodiff {s['autodiff_time_ms']:.4f} ms, "
+        f"speedup (autodiff/manual) {s['speedup']:.2f}x; "
+        f"compile {s['manual_compile_ms']:.1f} ms / {s['autodiff_compile_ms']:.1f} ms"
+    )
 
 
 def _timing_markdown(s: dict) -> str:
-    return "\n".join([
-        "## Timing (jitted gradient)", "",
-        f"Backend {s['backend']}, batch {s['batch']}, median of {s['repeats']} calls after a first "
-        "(compiling) call.", "",
-        "| | manual | autodiff |", "|---|---|---|",
-        f"| median ms | {s['manual_time_ms']:.4f} | {s['autodiff_time_ms']:.4f} |",
-        f"| first call (compile) ms | {s['manual_compile_ms']:.1f} | {s['autodiff_compile_ms']:.1f} |", "",
-        f"Speedup of manual over autodiff (autodiff / manual): **{s['speedup']:.2f}x**", "",
-    ])
+    return "\n".join(
+        [
+            "## Timing (jitted gradient)",
+            "",
+            f"Backend {s['backend']}, batch {s['batch']}, median of {s['repeats']} calls after a first "
+            "(compiling) call.",
+            "",
+            "| | manual | autodiff |",
+            "|---|---|---|",
+            f"| median ms | {s['manual_time_ms']:.4f} | {s['autodiff_time_ms']:.4f} |",
+            f"| first call (compile) ms | {s['manual_compile_ms']:.1f} | {s['autodiff_compile_ms']:.1f} |",
+            "",
+            f"Speedup of manual over autodiff (autodiff / manual): **{s['speedup']:.2f}x**",
+            "",
+        ]
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="compare")
 def main(cfg: DictConfig) -> None:
-    from backprop_lab import _apps as apps
+    from backprop_lab.apps import _hydra as apps
 
     result = apps.run_checked(compare, cfg, "compare", log)
     if result is None:
@@ -202,7 +219,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.compare, as backprop-lab compare
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("compare"))

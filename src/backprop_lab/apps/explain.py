@@ -14,7 +14,6 @@ with their out values, edges coloured by weight and labelled by gradient).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,16 +33,21 @@ def _given_example(cfg: dict, sizes) -> tuple[np.ndarray, np.ndarray] | None:
     """Explicit x and y from the config, checked against the widths; None when not given."""
     import numpy as np
 
-    from backprop_lab._experiment import ConfigError
+    from backprop_lab.runs._experiment import ConfigError
 
     x, y = cfg.get("x"), cfg.get("y")
     if (x is None) != (y is None):
-        raise ConfigError("x" if x is None else "y", None, "give both x and y, or neither (then `example` picks a row)")
+        raise ConfigError(
+            "x" if x is None else "y", None, "give both x and y, or neither (then `example` picks a row)"
+        )
     if x is None:
         return None
     for key, v, width in (("x", x, sizes[0]), ("y", y, sizes[-1])):
-        ok = isinstance(v, (list, tuple)) and len(v) == width and all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) for t in v)
+        ok = (
+            isinstance(v, (list, tuple))
+            and len(v) == width
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in v)
+        )
         if not ok:
             raise ConfigError(key, v, f"expected a list of {width} numbers (model.sizes={list(sizes)})")
     return np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -53,11 +57,13 @@ def _data_example(cfg: dict, data) -> tuple[np.ndarray, np.ndarray]:
     """Row `example` of the training data, integer labels as one-hot targets."""
     import numpy as np
 
-    from backprop_lab._experiment import ConfigError
+    from backprop_lab.runs._experiment import ConfigError
 
     index = cfg.get("example", 0)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < data.n_train:
-        raise ConfigError("example", index, f"expected a row index from 0 to {data.n_train - 1} of data set {data.name!r}")
+        raise ConfigError(
+            "example", index, f"expected a row index from 0 to {data.n_train - 1} of data set {data.name!r}"
+        )
     y_row = data.y_train[index]
     if data.targets == "labels":
         y_row = np.eye(data.n_classes)[int(y_row)]
@@ -111,13 +117,31 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
         for i in range(sizes[l]):
             for j in range(sizes[l - 1]):
                 w = layer.W[i, j]
-                ax.plot([sx * (l - 1), sx * l], [y_in[j], y_out[i]], color=cmap(norm(w)),
-                        lw=0.8 + 2.5 * abs(w) / vmax, zorder=1)
-                edges.append((sx * (l - 1), y_in[j], sx * l, y_out[i], layer.dW[i, j],
-                              0.3 + 0.4 * (j + 0.5) / sizes[l - 1]))
+                ax.plot(
+                    [sx * (l - 1), sx * l],
+                    [y_in[j], y_out[i]],
+                    color=cmap(norm(w)),
+                    lw=0.8 + 2.5 * abs(w) / vmax,
+                    zorder=1,
+                )
+                edges.append(
+                    (
+                        sx * (l - 1),
+                        y_in[j],
+                        sx * l,
+                        y_out[i],
+                        layer.dW[i, j],
+                        0.3 + 0.4 * (j + 0.5) / sizes[l - 1],
+                    )
+                )
             if layer.b is not None:
-                ax.plot([sx * (l - 1), sx * l], [y_one, y_out[i]], color=cmap(norm(layer.b[i])),
-                        lw=0.8 + 2.5 * abs(layer.b[i]) / vmax, zorder=1)
+                ax.plot(
+                    [sx * (l - 1), sx * l],
+                    [y_one, y_out[i]],
+                    color=cmap(norm(layer.b[i])),
+                    lw=0.8 + 2.5 * abs(layer.b[i]) / vmax,
+                    zorder=1,
+                )
                 edges.append((sx * (l - 1), y_one, sx * l, y_out[i], layer.db[i], 0.25))
         if layer.b is not None:
             ax.add_patch(plt.Circle((sx * (l - 1), y_one), 0.22, fc="0.85", ec="0.5", zorder=4))
@@ -128,15 +152,20 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
             neurons.append(ax.add_patch(plt.Circle((sx * l, y), radius, fc="white", ec="black", zorder=4)))
             ax.text(sx * l, y, fmt(v), ha="center", va="center", fontsize=7, zorder=5)
         label = f"out[{l}]" if names == "numbers" else f"out_{chr(97 + l)}"
-        ax.text(sx * l, top - max(sizes) + 0.35, label + (" (input)" if l == 0 else ""), ha="center", fontsize=9)
+        ax.text(
+            sx * l, top - max(sizes) + 0.35, label + (" (input)" if l == 0 else ""), ha="center", fontsize=9
+        )
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, fraction=0.04, pad=0.02, label="weight (edge colour); edge labels: ∂L/∂W")
     ax.set_xlim(-0.7, sx * (n_layers - 1) + 0.7)
     ax.set_ylim(top - max(sizes) + 0.1, top + (1.5 if has_bias else 0.6))
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"{list(sizes)} {e.layers[0].activation}/{e.layers[-1].activation}, loss {e.loss} "
-                 f"= {fmt(e.loss_value)}, lr {e.lr:g}", fontsize=10)
+    ax.set_title(
+        f"{list(sizes)} {e.layers[0].activation}/{e.layers[-1].activation}, loss {e.loss} "
+        f"= {fmt(e.loss_value)}, lr {e.lr:g}",
+        fontsize=10,
+    )
     fig.tight_layout()
 
     # Labels last, on the final layout: each at the free spot nearest its preferred one.
@@ -151,9 +180,18 @@ def draw_network(e, path: Path, names: str = "numbers") -> None:
 
     for x0, y0, x1, y1, g, preferred in edges:
         angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))  # along the edge (aspect is equal)
-        text = ax.text(x0, y0, fmt(g), fontsize=6.5, ha="center", va="center", zorder=3,
-                       rotation=angle, rotation_mode="anchor",
-                       bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9))
+        text = ax.text(
+            x0,
+            y0,
+            fmt(g),
+            fontsize=6.5,
+            ha="center",
+            va="center",
+            zorder=3,
+            rotation=angle,
+            rotation_mode="anchor",
+            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
+        )
         best = None
         for t in sorted(spots, key=lambda t: abs(t - preferred)):
             text.set_position((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
@@ -188,9 +226,16 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """
     import jax
 
-    from backprop_lab._experiment import ConfigError, build_data, build_model, check_model_config, config_learning_rate, plain_config
-    from backprop_lab._explain import TooLargeToExplain, check_explainable, explain
-    from backprop_lab._explain_render import render_markdown, render_text
+    from backprop_lab.explain._explain import TooLargeToExplain, check_explainable, explain
+    from backprop_lab.explain._render import render_markdown, render_text
+    from backprop_lab.runs._experiment import (
+        ConfigError,
+        build_data,
+        build_model,
+        check_model_config,
+        config_learning_rate,
+        plain_config,
+    )
 
     jax.config.update("jax_enable_x64", True)  # explanations are float64 arithmetic
     cfg = plain_config(cfg)
@@ -201,9 +246,13 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         raise ConfigError("model.sizes", list(sizes), str(err)) from None
     rnd = cfg.get("round_each_step")
     if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int) or not 0 <= rnd <= 12):
-        raise ConfigError("round_each_step", rnd, "expected null or an integer from 0 to 12 (note 004 uses 4)")
+        raise ConfigError(
+            "round_each_step", rnd, "expected null or an integer from 0 to 12 (note 004 uses 4)"
+        )
     decimals = cfg.get("decimals")
-    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 16):
+    if decimals is not None and (
+        isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 16
+    ):
         raise ConfigError("decimals", decimals, "expected null or an integer from 0 to 16")
     names = cfg.get("names", "numbers")
     if names not in ("numbers", "letters"):
@@ -217,8 +266,11 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     else:  # the data set plays no part; its widths need not match
         x, y = given
     if cfg["optimizer"].get("name") != "sgd":
-        log.warning("optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
-                    cfg["optimizer"].get("name"), lr)
+        log.warning(
+            "optimizer %s: the explanation shows a plain gradient step W - lr*dL/dW with lr %g",
+            cfg["optimizer"].get("name"),
+            lr,
+        )
     e = explain(model, x, y, cfg["loss"], float(lr), round_each_step=rnd)
     bias_column = cfg["model"].get("bias_column")
     text = render_text(e, decimals=decimals, bias_column=bias_column, names=names)
@@ -226,19 +278,27 @@ def explain_config(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
     out = Path(out_dir or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "explain.md").write_text(markdown + "\n![the network: out values, weights and gradients](network.png)\n")
+    (out / "explain.md").write_text(
+        markdown + "\n![the network: out values, weights and gradients](network.png)\n"
+    )
     draw_network(e, out / "network.png", names)
     return {
-        "kind": "explain", "text": text, "markdown": markdown,
+        "kind": "explain",
+        "text": text,
+        "markdown": markdown,
         "files": [str(out / "explain.md"), str(out / "network.png")],
-        "sizes": list(e.sizes), "loss": e.loss, "loss_value": e.loss_value, "lr": e.lr,
-        "round_each_step": rnd, "output_dir": str(out),
+        "sizes": list(e.sizes),
+        "loss": e.loss,
+        "loss_value": e.loss_value,
+        "lr": e.lr,
+        "round_each_step": rnd,
+        "output_dir": str(out),
     }
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="explain")
 def main(cfg: DictConfig) -> None:
-    from backprop_lab import _apps as apps
+    from backprop_lab.apps import _hydra as apps
 
     result = apps.run_checked(explain_config, cfg, "explain", log)
     if result is None:
@@ -248,7 +308,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.explain, as backprop-lab explain
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("explain"))

@@ -6,7 +6,7 @@
     python experiments/train.py -m model.activation=sigmoid,tanh,relu optimizer.lr=0.01,0.1,1.0
     python experiments/train.py -m optimizer.lr=0.001,0.01,0.1 seed=0,1,2 hydra/launcher=vmap
 
-The run engine (backprop_lab._engine) does the work and writes the run
+The run engine (backprop_lab.runs._engine) does the work and writes the run
 directory: .hydra/, metrics.jsonl, losses.csv, summary.json, checkpoint.eqx and
 the plots. ``resume=true`` into the same directory continues the same run.
 Exit status: 0 when the run ends (completed or diverged), 2 for a config or
@@ -35,10 +35,10 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
         RunDirError, CheckpointError: the directory cannot take this run.
         RunInterrupted: SIGINT/SIGTERM ended the run (its files say so).
     """
-    from backprop_lab import _apps as apps
-    from backprop_lab._engine import RunSpec, run_experiments
-    from backprop_lab._experiment import build_experiment
-    from backprop_lab._painter import start_workers
+    from backprop_lab.apps import _hydra as apps
+    from backprop_lab.plots._worker import start_workers
+    from backprop_lab.runs._engine import RunSpec, run_experiments
+    from backprop_lab.runs._experiment import build_experiment
 
     start_workers(1)  # the plot worker's start overlaps the set-up and the training
     apps.setup_jax(cfg)
@@ -55,32 +55,32 @@ def train_lanes(jobs) -> list[float | None]:
     experiment)`` that differ only in learning rate and seed, run as the lanes of one program;
     each job's objective (as ``task`` returns it). ``experiment`` is the job's checked
     experiment when the launcher built it already, or None."""
-    from backprop_lab import _apps as apps
-    from backprop_lab._engine import RunSpec, run_experiments
-    from backprop_lab._experiment import build_experiment
-    from backprop_lab._objective import objective
+    from backprop_lab.apps import _hydra as apps
+    from backprop_lab.runs._engine import RunSpec, run_experiments
+    from backprop_lab.runs._experiment import build_experiment
 
     apps.setup_jax(jobs[0][0])
-    specs = [RunSpec(build_experiment(cfg) if exp is None else exp, Path(out), files, name, log_file)
-             for cfg, out, files, name, log_file, exp in jobs]
+    specs = [
+        RunSpec(build_experiment(cfg) if exp is None else exp, Path(out), files, name, log_file)
+        for cfg, out, files, name, log_file, exp in jobs
+    ]
     resume = specs[0].exp.config.get("resume", False) or apps.requeued()
     summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
-    return [objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
+    return [apps.job_objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 
 def task(cfg: DictConfig) -> float | None:
     """One job; returns its objective: the summary's ``optimized_metric``, the worst value
     for the sweep's direction when the run did not complete, None when the key is null."""
-    from backprop_lab import _apps as apps
-    from backprop_lab._checkpoint import CheckpointError
-    from backprop_lab._engine import RunInterrupted
-    from backprop_lab._experiment import ConfigError
-    from backprop_lab._objective import objective
-    from backprop_lab._rundir import RunDirError
+    from backprop_lab.apps import _hydra as apps
+    from backprop_lab.files._checkpoint import CheckpointError
+    from backprop_lab.files._rundir import RunDirError
+    from backprop_lab.runs._engine import RunInterrupted
+    from backprop_lab.runs._experiment import ConfigError
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
     try:
-        return objective(train(cfg), cfg)
+        return apps.job_objective(train(cfg), cfg)
     except ConfigError as err:
         apps.stop_on_config_error(err, "train", log, cfg)
     except (CheckpointError, RunDirError) as err:
@@ -88,14 +88,14 @@ def task(cfg: DictConfig) -> float | None:
         sys.exit(2)
     except RunInterrupted as err:
         sys.exit(128 + err.signum)
-    return objective(None, cfg)
+    return apps.job_objective(None, cfg)
 
 
 task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs here
 main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task)
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train
-    from backprop_lab._cli import run_app
-    from backprop_lab._process import run_command
+    from backprop_lab.apps._process import run_command
+    from backprop_lab.apps.cli import run_app
 
     run_command(lambda: run_app("train"))

@@ -6,6 +6,6 @@ backprop-lab's ``conf/`` finds the schemas its defaults lists name
 (``_schema_train``, ``schema/optimizer/adam``, ...) however Hydra was started.
 """
 
-from backprop_lab._config_schema import register
+from backprop_lab.apps._schemas import register
 
 register()

@@ -29,16 +29,18 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides, setup_globals
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
-from omegaconf import OmegaConf
 
 from .vmap_launcher import VmapLauncher
 
@@ -52,13 +54,13 @@ class SlurmVmapLauncherConf(SlurmQueueConf):
     """hydra-submitit-launcher's SLURM fields, and the keys whose values may differ within a job."""
 
     _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher.SlurmVmapLauncher"
-    vmap_keys: List[str] = field(default_factory=lambda: list(VMAP_KEYS))
+    vmap_keys: list[str] = field(default_factory=lambda: list(VMAP_KEYS))
     # At most this many jobs (lanes) per SLURM job: a larger group is split; None: no limit.
-    lanes_per_job: Optional[int] = None
+    lanes_per_job: int | None = None
     # Requeue on timeout through submitit, up to this many times; the runs resume.
     max_num_timeout: int = 3
     # sbatch --requeue: SLURM may requeue the job (preemption, scontrol requeue).
-    additional_parameters: Dict[str, Any] = field(default_factory=lambda: {"requeue": True})
+    additional_parameters: dict[str, Any] = field(default_factory=lambda: {"requeue": True})
 
 
 ConfigStore.instance().store(
@@ -90,8 +92,10 @@ def _in_job(launcher):
         try:
             handler(sig, frame)
         except SystemExit:
-            log.warning("job requeued: the run stops after its current chunk and resumes from "
-                        "its checkpoint when the job runs again")
+            log.warning(
+                "job requeued: the run stops after its current chunk and resumes from "
+                "its checkpoint when the job runs again"
+            )
 
     if callable(handler):
         signal.signal(signum, requeue)
@@ -125,7 +129,7 @@ class _WithoutLogFile:
 def _exit_if_interrupted(run):
     """Run ``run()``; a run the requeue's SIGTERM ended exits as the app does (128 + signal),
     so submitit writes no result and the launcher waits for the job's next run."""
-    from backprop_lab._engine import RunInterrupted
+    from backprop_lab.runs._engine import RunInterrupted
 
     try:
         return run()
@@ -154,13 +158,14 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
     """Each group of jobs that differ only in ``vmap_keys`` as one SLURM job running VmapLauncher."""
 
-    def __init__(self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), lanes_per_job: Optional[int] = None,
-                 **params: Any) -> None:
+    def __init__(
+        self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), lanes_per_job: int | None = None, **params: Any
+    ) -> None:
         super().__init__(**params)
         self.vmap_keys = list(vmap_keys)
         self.lanes_per_job = lanes_per_job
 
-    def __call__(self, numbered: List[tuple], singleton_state: Dict[type, Singleton]) -> List[JobReturn]:
+    def __call__(self, numbered: list[tuple], singleton_state: dict[type, Singleton]) -> list[JobReturn]:
         """Inside the SLURM job: the group's jobs ``(job number, overrides)`` through VmapLauncher."""
         Singleton.set_state(singleton_state)
         setup_globals()
@@ -179,20 +184,29 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
             key = _overrides_key(overrides, self.vmap_keys)
             by_key.setdefault(key, []).append((initial_job_idx + i, list(overrides)))
         n = self.lanes_per_job or max(map(len, by_key.values()))
-        groups = [jobs[k:k + n] for jobs in by_key.values() for k in range(0, len(jobs), n)]
+        groups = [jobs[k : k + n] for jobs in by_key.values() for k in range(0, len(jobs), n)]
 
-        executor = submitit.AutoExecutor(cluster="slurm", folder=self.params["submitit_folder"],
-                                         slurm_max_num_timeout=self.params.get("max_num_timeout", 0))
+        executor = submitit.AutoExecutor(
+            cluster="slurm",
+            folder=self.params["submitit_folder"],
+            slurm_max_num_timeout=self.params.get("max_num_timeout", 0),
+        )
         base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in self.params.items()
-                                      if k not in ("submitit_folder", "max_num_timeout")})
+        executor.update_parameters(
+            **{
+                k if k in base else f"slurm_{k}": v
+                for k, v in self.params.items()
+                if k not in ("submitit_folder", "max_num_timeout")
+            }
+        )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             sweep_dir.chmod(int(str(self.config.hydra.sweep.mode), 8))
         log.info("Submitit 'slurm' sweep output dir : %s", sweep_dir)
-        log.info("Launching %d jobs as %d SLURM job(s), one vmapped program each",
-                 len(job_overrides), len(groups))
+        log.info(
+            "Launching %d jobs as %d SLURM job(s), one vmapped program each", len(job_overrides), len(groups)
+        )
         for task, group in enumerate(groups):
             for idx, overrides in group:
                 log.info("\t[%d] #%d : %s", task, idx, " ".join(filter_overrides(overrides)))

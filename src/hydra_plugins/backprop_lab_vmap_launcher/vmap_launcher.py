@@ -17,18 +17,17 @@ writes nothing. An app without ``run_lanes`` (compare, explain) has its jobs
 run one by one, as the basic launcher would.
 """
 
-
 import copy
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 class VmapLauncherConf:
     _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher.VmapLauncher"
     # Config keys whose values may differ between the lanes of one program.
-    vmap_keys: List[str] = field(default_factory=lambda: ["optimizer.lr", "seed"])
+    vmap_keys: list[str] = field(default_factory=lambda: ["optimizer.lr", "seed"])
 
 
 ConfigStore.instance().store(
@@ -88,27 +87,34 @@ class SweepConfigs:
         self.made: dict = {}
 
     def _varies(self, o: Override) -> bool:
-        if not (o.key_or_group in self.vmap_keys and o.type == OverrideType.CHANGE
-                and o.value_type == ValueType.ELEMENT and o.package is None and not o.is_hydra_override()):
+        if not (
+            o.key_or_group in self.vmap_keys
+            and o.type == OverrideType.CHANGE
+            and o.value_type == ValueType.ELEMENT
+            and o.package is None
+            and not o.is_hydra_override()
+        ):
             return False
         if o.key_or_group not in self.groups:
             self.groups[o.key_or_group] = self.repository.group_exists(o.key_or_group)
         return not self.groups[o.key_or_group]
 
-    def __call__(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         asked = (id(master_config), tuple(sweep_overrides))
         if asked in self.made:
             return self.made.pop(asked)
         self.made[asked] = cfg = self._make(master_config, sweep_overrides)
         return cfg
 
-    def _make(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+    def _make(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 
         parsed = self.parser.parse_overrides(list(sweep_overrides))
         varies = [self._varies(o) for o in parsed]
-        key = (id(master_config),
-               tuple(o.key_or_group if v else o.input_line for o, v in zip(parsed, varies)))
+        key = (
+            id(master_config),
+            tuple(o.key_or_group if v else o.input_line for o, v in zip(parsed, varies)),
+        )
         base = self.bases.get(key)
         if base is None:
             cfg = self.compose(master_config, list(sweep_overrides))
@@ -120,7 +126,8 @@ class SweepConfigs:
         names = cfg.hydra.job.config.override_dirname
         cfg.hydra.overrides.task = [o.input_line for o in app]
         cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=app, kv_sep=names.kv_sep, item_sep=names.item_sep, exclude_keys=names.exclude_keys)
+            overrides=app, kv_sep=names.kv_sep, item_sep=names.item_sep, exclude_keys=names.exclude_keys
+        )
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
@@ -129,12 +136,11 @@ class VmapLauncher(Launcher):
     def __init__(self, vmap_keys: Sequence[str] = ("optimizer.lr", "seed")) -> None:
         super().__init__()
         self.vmap_keys = list(vmap_keys)
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.task_function: Optional[TaskFunction] = None
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
@@ -145,8 +151,13 @@ class VmapLauncher(Launcher):
             loader.load_sweep_config = SweepConfigs(loader.load_sweep_config, repository, self.vmap_keys)
 
     def _run(self, task, cfg: DictConfig, restore_log: bool = True) -> JobReturn:
-        ret = run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=task,
+            config=cfg,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
         if restore_log:  # the job's logging config back to the launcher's
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
@@ -171,8 +182,10 @@ class VmapLauncher(Launcher):
             jobs.append((idx, overrides, cfg))
         run_lanes = getattr(self.task_function, "run_lanes", None)
         if run_lanes is None:
-            log.info("hydra/launcher=vmap: this app has no vectorized form; running its %d jobs one by one",
-                     len(jobs))
+            log.info(
+                "hydra/launcher=vmap: this app has no vectorized form; running its %d jobs one by one",
+                len(jobs),
+            )
             return [self._run(self.task_function, cfg) for _, _, cfg in jobs]
 
         returns: dict = {}
@@ -190,7 +203,7 @@ class VmapLauncher(Launcher):
             lanes, rets = [], []
             for idx, overrides, _ in group:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            for idx, overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes back after
+            for idx, _overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes back after
                 rets.append(self._run(_Collect(lanes, f"#{idx}", built.pop(idx)), cfg, restore_log=False))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
@@ -203,8 +216,8 @@ class VmapLauncher(Launcher):
 def _checked(cfg: DictConfig):
     """The job's experiment when its config passes the app's checks; None for a refused one
     (which runs on its own). The lane's run takes this experiment instead of building it again."""
-    from backprop_lab._apps import setup_jax
-    from backprop_lab._experiment import ConfigError, build_experiment
+    from backprop_lab.apps._hydra import setup_jax
+    from backprop_lab.runs._experiment import ConfigError, build_experiment
 
     HydraConfig.instance().set_config(cfg)
     try:
@@ -221,9 +234,10 @@ class _Collect:
         self.lanes, self.name, self.experiment = lanes, name, experiment
 
     def __call__(self, cfg: DictConfig) -> None:
-        from backprop_lab._apps import hydra_files
+        from backprop_lab.apps._hydra import hydra_files
 
         hc = HydraConfig.get()
         out = Path(hc.runtime.output_dir)
-        self.lanes.append((cfg, out, hydra_files(cfg), self.name, out / f"{hc.job.name}.log",
-                           self.experiment))
+        self.lanes.append(
+            (cfg, out, hydra_files(cfg), self.name, out / f"{hc.job.name}.log", self.experiment)
+        )

@@ -1,0 +1,221 @@
+"""What the Hydra apps share at their edge: JAX settings from the config, config errors,
+the run's Hydra files, and the value a job returns to its sweeper.
+
+The apps (experiments/*.py) compose a config and call into the package; these
+helpers are the only place that reads Hydra's runtime state.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jax
+
+from ..config._objective import METRICS, objective
+from ..files._rundir import SUMMARY, finite_or_none, write_json
+
+__all__ = [
+    "finite_or_none",
+    "write_json",
+    "setup_jax",
+    "in_multirun",
+    "output_dir",
+    "stop_on_config_error",
+    "run_checked",
+    "record_config_error",
+    "hydra_files",
+    "sweep_direction",
+    "job_objective",
+]
+
+
+def setup_jax(cfg) -> None:
+    """Float64 when the config asks for it, JAX's persistent compilation cache, and
+    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`)."""
+    setup_distributed(cfg.get("distributed"))
+    if cfg.get("dtype", "float32") == "float64":
+        jax.config.update("jax_enable_x64", True)
+    cache = cfg.get("jax_cache_dir")
+    if cache and isinstance(cache, str):
+        jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _slurm_tasks() -> int:
+    """Tasks of the SLURM job step this process belongs to (0 outside a step)."""
+    if "SLURM_STEP_ID" not in os.environ:
+        return 0
+    for key in ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"):
+        try:
+            return int(os.environ[key])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def setup_distributed(group) -> bool:
+    """Join a multi-process run before JAX computes anything; return whether this is one.
+
+    From ``distributed.coordinator_address``, ``num_processes`` and ``process_id``
+    when set; else, inside a SLURM job step with several tasks, from SLURM's
+    environment as ``jax.distributed.initialize()`` reads it. On CPU the
+    collectives go through gloo. Calling it again is harmless.
+    """
+    from jax._src import distributed
+
+    from ..runs._experiment import check_distributed
+
+    keys = {k: v for k, v in check_distributed(group).items() if v is not None}
+    if not keys and _slurm_tasks() < 2:
+        return False
+    if distributed.global_state.client is not None:
+        return True
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**keys)
+    return True
+
+
+def requeued() -> bool:
+    """Whether this is a SLURM job started again after a requeue (preemption, ``scontrol requeue``):
+    then its run continues from its checkpoint as with ``resume=true``."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def output_dir() -> Path:
+    """The job's output directory, as Hydra chose it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def stop_on_config_error(err: Exception, kind: str, log: logging.Logger, cfg=None) -> None:
+    """What an app does with a config that cannot work: log it, then, inside a
+    multirun, record ``status: "config_error"`` in the job's summary.json (and the
+    job's ``.hydra/`` files of ``cfg``, so the sweep's summary knows which planned
+    job it was) and return so the sweep's other jobs run; in a single run, exit
+    with status 2.
+
+    Nothing is written over a directory that holds a run."""
+    log.error("%s", err)
+    if not in_multirun():
+        sys.exit(2)
+    record_config_error(output_dir(), kind, err, hydra_files(cfg) if cfg is not None else {})
+
+
+def run_checked(fn, cfg, kind: str, log: logging.Logger):
+    """``fn(cfg)`` as an app's task: JAX's backend-probing chatter off, and a
+    :class:`ConfigError` handled by :func:`stop_on_config_error` (None is returned then)."""
+    from ..config._checks import ConfigError
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+        return fn(cfg)
+    except ConfigError as err:
+        stop_on_config_error(err, kind, log, cfg)
+        return None
+
+
+def record_config_error(
+    out: Path, kind: str, err: Exception, config_files: dict[str, str] | None = None
+) -> None:
+    """summary.json (and ``config_files`` under .hydra/) of a job refused for its config,
+    unless the directory holds a run."""
+    from ..files._rundir import RunDir
+
+    run_dir = RunDir(out)
+    if run_dir.holds_run():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if config_files:
+        run_dir.write_config(config_files)
+    write_json(out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)})
+
+
+def hydra_files(cfg) -> dict[str, str]:
+    """The .hydra/ files of a job (config, overrides, Hydra's config) as YAML texts."""
+    from hydra.core.hydra_config import HydraConfig
+
+    files = {"config.yaml": to_yaml(cfg)}
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        files["overrides.yaml"] = to_yaml(hc.overrides.task)
+        files["hydra.yaml"] = to_yaml({"hydra": hc})
+    return files
+
+
+def to_yaml(node) -> str:
+    """``OmegaConf.to_yaml(node)``'s text (``node``: a config, or a dict or list of them), written
+    by PyYAML's C emitter when it has one: about five times faster for Hydra's config, which
+    every job of a sweep writes (tests compare the texts)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    def plain(value):
+        if OmegaConf.is_config(value):
+            return OmegaConf.to_container(value, resolve=False, enum_to_str=True)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return yaml.dump(
+        plain(node), Dumper=_dumper(), default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+
+
+@functools.cache
+def _dumper():
+    """PyYAML's dumper (its C emitter when it has one) with OmegaConf's string representer."""
+    import yaml
+    from omegaconf._utils import OmegaConfDumper
+
+    base = getattr(yaml, "CDumper", yaml.Dumper)
+    dumper = type("_Dumper", (base,), {})
+    dumper.add_representer(str, OmegaConfDumper.str_representer)
+    return dumper
+
+
+def sweep_direction(metric: str) -> str:
+    """``hydra.sweeper.direction`` when the running sweeper has one, else the metric's own.
+
+    Raises:
+        ValueError: a multi-objective sweep (more than one direction); a job returns one number.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = None
+    if HydraConfig.initialized():
+        sweeper = HydraConfig.get().get("sweeper") or {}
+        direction = sweeper.get("direction") if isinstance(sweeper, Mapping) else None
+    if isinstance(direction, Sequence) and not isinstance(direction, str):
+        if len(direction) != 1:
+            raise ValueError(
+                f"hydra.sweeper.direction={list(direction)}: optimized_metric={metric} "
+                "is one number, so the sweep takes one direction"
+            )
+        direction = direction[0]
+    if direction is None:
+        return METRICS.get(metric, "minimize")
+    return getattr(direction, "name", str(direction))  # Optuna's sweeper may hold an Enum
+
+
+def job_objective(summary, cfg) -> float | None:
+    """What a job returns to its sweeper: :func:`objective` in the running sweep's direction."""
+    metric = cfg.get("optimized_metric")
+    return objective(summary, cfg, sweep_direction(metric) if metric is not None else None)

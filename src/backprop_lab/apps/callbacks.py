@@ -1,0 +1,55 @@
+"""Hydra callbacks of the training app: a sweep summarizes itself when its last job ends.
+
+Registered in conf/train.yaml under ``hydra.callbacks``::
+
+    hydra:
+      callbacks:
+        summarize:
+          _target_: backprop_lab.apps.callbacks.SummarizeCallback
+
+At the end of a multirun it writes what ``scripts/summarize SWEEP_DIR`` writes
+(summary.csv, summary.md, summary.png, summary_grad_norms.png) and logs one
+line. Nothing it does can fail the sweep: an error is logged as one warning
+line. This module imports neither JAX nor matplotlib at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("backprop_lab.summarize")
+
+
+class SummarizeCallback(Callback):
+    """Summarize the sweep directory in ``on_multirun_end``.
+
+    Arguments:
+        x: the swept key of summary.png's x axis (None: the learning rate when
+            swept, else the first swept key).
+        y: the metric of summary.png (``final_train_loss``, ``test_accuracy``, …).
+        enabled: false turns the callback off (``hydra.callbacks.summarize.enabled=false``).
+    """
+
+    def __init__(self, x: str | None = None, y: str = "final_train_loss", enabled: bool = True) -> None:
+        self.x, self.y, self.enabled = x, y, enabled
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        try:
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            from ._summarize import MARKDOWN, summarize
+
+            result = summarize(sweep_dir, x=self.x, y=self.y)
+            log.info("%s; summary in %s", result.counts, sweep_dir / MARKDOWN)
+        except Exception as err:  # a summary must never fail the sweep it describes
+            log.warning(
+                "could not summarize the sweep (%s: %s); run scripts/summarize on it",
+                type(err).__name__,
+                str(err).splitlines()[0] if str(err) else "",
+            )

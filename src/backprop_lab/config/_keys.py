@@ -1,0 +1,192 @@
+"""The rule of every key of the training config, in tables that import neither JAX nor NumPy.
+
+Each table maps a key to its :class:`~._schema.Check` (what it accepts, in words
+and as a type). The modules that build a run check configs with them
+(:mod:`._experiment`, :mod:`._optimizers`, :mod:`._data`), and
+:mod:`._config_schema` turns them into the dataclasses Hydra composes the
+configs with; they live here, away from JAX, so that composing a config (and
+``--help``, ``--cfg job``) stays as quick as importing Hydra. The names a key
+chooses from are those of :mod:`._names`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _names
+from ._checks import Check, boolean, choice, integer, number, optional, text
+from ._objective import METRICS
+
+#: Keys that do not change a run's result: resume accepts new values for them.
+NOT_RESULT_KEYS = frozenset(
+    {
+        "epochs",
+        "log_every",
+        "resume",
+        "jax_cache_dir",
+        "max_memory_gb",
+        "diagnostics",
+        "logger",
+        "optimized_metric",
+        "devices",
+        "distributed",
+    }
+)
+
+#: Largest seed: PRNGKey takes 32 bits here; the split takes the same seed.
+MAX_SEED = 2**32 - 1
+
+
+def _sizes(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) < 2:
+        raise ValueError
+    width = integer(1)
+    return tuple(width.convert(s) for s in v)
+
+
+def _matrices(v: Any) -> list:
+    import numpy as np
+
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ValueError
+    arrays = [np.asarray(w, dtype=np.float64) for w in v]  # ValueError/TypeError if not numeric
+    if any(a.ndim != 2 for a in arrays):
+        raise ValueError
+    return [a.tolist() for a in arrays]
+
+
+#: The model group: key → rule.
+MODEL_KEYS: dict[str, Check] = {
+    "sizes": Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes, list[int]),
+    "activation": choice(_names.ACTIVATIONS),
+    "output_activation": choice(_names.ACTIVATIONS + _names.OUTPUT_ONLY_ACTIVATIONS),
+    "bias": boolean(),
+    "init": optional(choice(_names.INITS), "each layer's default for its activation"),
+    "weights": optional(
+        Check("a list of matrices, one per layer, e.g. [[[0.1,0.2]]]", _matrices), "random initial weights"
+    ),
+    "bias_column": optional(choice(["first", "last"]), "weights without a bias column"),
+}
+
+#: Keys every app built on these groups shares.
+COMMON_KEYS: dict[str, Check] = {
+    "seed": integer(0, MAX_SEED),
+    "loss": choice(_names.LOSSES),
+    "dtype": choice(_names.DTYPES),
+    "jax_cache_dir": optional(text(), "no persistent compilation cache"),
+}
+
+#: The training app's top-level keys (the groups data, model, optimizer apart).
+TRAIN_KEYS: dict[str, Check] = {
+    **COMMON_KEYS,
+    "grad": choice(_names.GRADS),
+    "epochs": integer(1, 10**8),
+    "batch_size": optional(integer(1), "full batch"),
+    "resume": boolean(),
+    "log_every": integer(1),
+    "divergence_factor": optional(number(1.0, low_open=True, example="1e4"), "only non-finite values"),
+    "max_memory_gb": optional(number(0.0, low_open=True, example="16"), "this machine's memory"),
+    "diagnostics": boolean(),
+    "optimized_metric": optional(choice(METRICS), "the job returns nothing to a sweeper"),
+    "devices": optional(integer(1), "every local device"),
+}
+
+#: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,
+#: unless it is one task of a SLURM job step with several tasks).
+DISTRIBUTED_KEYS: dict[str, Check] = {
+    "coordinator_address": optional(text(), "not set"),
+    "num_processes": optional(integer(1), "not set"),
+    "process_id": optional(integer(0), "not set"),
+}
+GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping")
+
+#: The keys every optimizer group has: which optimizer, and its (peak) learning rate.
+OPTIMIZER_KEYS: dict[str, Check] = {
+    "name": choice(_names.OPTIMIZERS),
+    "lr": number(0.0, low_open=True, example="0.1"),
+}
+#: The rules of the settings every optimizer shares (``_optimizers.descent``'s keywords).
+SHARED_SETTINGS: dict[str, Check] = {
+    "schedule": choice(_names.SCHEDULES),
+    "warmup_steps": integer(0),
+    "decay_steps": optional(integer(1), "no decay; every schedule but constant needs it"),
+    "decay_rate": number(0.0, 1.0, low_open=True, example="0.1"),
+    "weight_decay": number(0.0, example="1e-4"),
+}
+
+
+def _unit_interval(example: str) -> Check:
+    return number(0.0, 1.0, high_open=True, example=example)
+
+
+#: Each optimizer's own settings (``_optimizers.OPTIMIZERS[name].own``).
+OPTIMIZER_SETTINGS: dict[str, dict[str, Check]] = {
+    "sgd": {},
+    "momentum": {"momentum": _unit_interval("0.9"), "nesterov": boolean()},
+    "adam": {
+        "b1": _unit_interval("0.9"),
+        "b2": _unit_interval("0.999"),
+        "eps": number(0.0, low_open=True, example="1e-8"),
+    },
+}
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not _is_flag(v)
+
+
+def _is_flag(v: object) -> bool:
+    return isinstance(v, bool) or type(v).__name__ in ("bool_", "bool")  # NumPy's too
+
+
+@dataclass(frozen=True)
+class DataOption:
+    """One option of the data sets: the test a value passes, what a right value looks like,
+    and its type (the loaders get ``kind(value)``; ``null`` in a config means the data set's
+    default)."""
+
+    accepts: Callable[[object], bool]
+    expected: str
+    kind: type
+
+
+#: The data sets' options (``data.KEY``), each with its rule.
+DATA_OPTIONS: dict[str, DataOption] = {
+    "test_fraction": DataOption(
+        lambda v: _is_number(v) and 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.25", float
+    ),
+    "n_samples": DataOption(
+        lambda v: _is_number(v) and float(v).is_integer() and v >= 8,
+        "an integer of at least 8, to leave both classes in train and test",
+        int,
+    ),
+    "noise": DataOption(
+        lambda v: _is_number(v) and 0 <= v < math.inf, "a standard deviation, a finite number >= 0", float
+    ),
+    "one_hot": DataOption(_is_flag, "true (one-hot rows) or false (integer labels)", bool),
+    "standardize": DataOption(_is_flag, "true or false", bool),
+    "path": DataOption(
+        lambda v: isinstance(v, str) and v not in ("", "???"),
+        "the path of a .npz or .csv file, e.g. data.path=my.csv",
+        str,
+    ),
+    "target": DataOption(
+        lambda v: v is None or (isinstance(v, str) and v != ""),
+        "a column name of the .csv file, or null",
+        str,
+    ),
+}
+
+_SPLIT = {"test_fraction": 0.25, "one_hot": True}
+#: The options each data set takes, with their defaults (``_data.DATASETS[name].defaults``);
+#: a data set of :data:`._names.DATASETS` not here is a fixed table and takes none.
+DATA_DEFAULTS: dict[str, dict[str, object]] = {
+    "moons": {"n_samples": 1000, "noise": 0.2, **_SPLIT},
+    "circles": {"n_samples": 1000, "noise": 0.1, **_SPLIT},
+    "digits": _SPLIT,
+    "file": {"path": None, "target": None, **_SPLIT, "standardize": False},
+}

@@ -1,0 +1,105 @@
+"""Checkpoints: the network, the optimizer state and the step, in one file written atomically.
+
+The file is one JSON header line (format, step, epoch, the length of the
+payload, any metadata, and a SHA-256 over the header's other fields *and* the
+payload) followed by the payload, equinox's ``tree_serialise_leaves`` of
+``(model, opt_state)``. It is written to a temporary file in the same
+directory and renamed over the old one, so a run killed at any moment leaves
+either the previous checkpoint or the new one, never half of one. A
+truncated file, or one altered anywhere (an edited epoch included), fails its
+checksum and raises :class:`CheckpointError`; it is never loaded as garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+from ._rundir import write_atomic
+
+FORMAT = "backprop-lab-checkpoint/2"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read back; the message says what to do."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike, tree: Any, *, step: int, epoch: int, meta: dict | None = None
+) -> None:
+    """Write ``tree`` (e.g. ``(model, opt_state)``) with its step and epoch, atomically."""
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, tree)
+    payload = buf.getvalue()
+    header = {
+        "format": FORMAT,
+        "step": int(step),
+        "epoch": int(epoch),
+        "bytes": len(payload),
+        "meta": meta or {},
+    }
+    header["sha256"] = _digest(header, payload)
+    write_atomic(Path(path), json.dumps(header).encode() + b"\n" + payload)
+
+
+def _digest(header: dict, payload: bytes) -> str:
+    """SHA-256 of the header (all but its own sha256 field, canonical JSON) and the payload."""
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + b"\n" + payload).hexdigest()
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The header of a checkpoint, checked against its payload."""
+    header, _ = _read(Path(path))
+    return header
+
+
+def _read(path: Path) -> tuple[dict, bytes]:
+    hint = "delete it to start afresh, or point hydra.run.dir at another run"
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    line, sep, payload = raw.partition(b"\n")
+    try:
+        header = json.loads(line) if sep else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or not str(header.get("format", "")).startswith(
+        "backprop-lab-checkpoint/"
+    ):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its header is unreadable; {hint}")
+    if header["format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} is in format {header['format']}, this version reads {FORMAT}; {hint}"
+        )
+    if len(payload) != header.get("bytes") or _digest(header, payload) != header.get("sha256"):
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated: its {len(payload)} payload bytes and header "
+            f"do not match the recorded length ({header.get('bytes')}) and checksum; {hint}"
+        )
+    return header, payload
+
+
+def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, dict]:
+    """Read a checkpoint into the structure of ``like``; return ``(tree, header)``.
+
+    Raises:
+        CheckpointError: a missing, truncated, corrupted or mismatched file.
+    """
+    path = Path(path)
+    header, payload = _read(path)
+    try:
+        tree = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+    except Exception as err:  # shape or structure mismatch inside equinox/numpy
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run's network and optimizer ({err}); "
+            "resume with the same config it was written with"
+        ) from None
+    return tree, header

@@ -1,0 +1,298 @@
+"""The plots a run leaves: its loss curve and its gradient flow (PNG, drawn with matplotlib).
+
+The engine calls :func:`loss_curve` and :func:`grad_norms` with the run's
+metrics records (one per evaluation, step 0 first) and, for the loss curve,
+every step's minibatch loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: Evaluations up to this many get their values written next to the points.
+_ANNOTATE_UP_TO = 3
+
+#: Loss-curve figures kept between calls, by layout (see :func:`keep_figures`); None: none kept.
+_kept: dict | None = None
+
+
+def keep_figures() -> None:
+    """From now on, keep each loss-curve layout's figure and redraw it with the next run's data
+    (for a plot worker drawing many runs: building a figure, its axes and their ticks costs
+    about as much as drawing it). A figure is reused only for a plot with the same parts,
+    scale and steps per epoch, so it draws the file a new figure would."""
+    global _kept
+    _kept = {}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _values(records: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in records], float)
+
+
+def _steps_per_epoch(records: Sequence[dict]) -> int | None:
+    """Steps in an epoch, from a record past epoch 0; None when no record says."""
+    for r in records:
+        if r.get("epoch") and r.get("step"):
+            return max(int(round(r["step"] / r["epoch"])), 1)
+    return None
+
+
+def _epoch_means(losses: Sequence[tuple[int, float]], per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean minibatch loss of each complete epoch, placed at the step that ends it."""
+    steps = np.array([s for s, _ in losses], int)
+    values = np.array([v for _, v in losses], float)
+    epochs = steps // per_epoch
+    ends, means = [], []
+    for e in np.unique(epochs):
+        chunk = values[epochs == e]
+        if len(chunk) == per_epoch and np.all(np.isfinite(chunk)):
+            ends.append((e + 1) * per_epoch)
+            means.append(chunk.mean())
+    return np.array(ends), np.array(means)
+
+
+def _log_scale(values: np.ndarray) -> bool:
+    """Log scale for losses that are all positive and span at least a decade."""
+    shown = values[np.isfinite(values)]
+    return shown.size > 1 and shown.min() > 0 and shown.max() / shown.min() >= 10
+
+
+def _annotate(ax, steps, values, color: str, below: bool) -> None:
+    for s, v in zip(steps, values):
+        if np.isfinite(v):
+            ax.annotate(
+                f"{v:.4g}",
+                (s, v),
+                textcoords="offset points",
+                xytext=(0, -13 if below else 7),
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
+
+
+def _place(fig, ax, title: str, *, epochs_on_top: bool, right_axis: bool, legend_rows: int) -> None:
+    """The loss curve's margins and title, in inches: tick labels and axis labels on each side,
+    the epoch axis on top, the legend's rows at the bottom. Fixed rather than ``tight_layout``,
+    which lays the whole figure out once more to measure it (half the cost of drawing it); the
+    title goes above the epoch axis at a fixed height for the same reason."""
+    height, width = fig.get_size_inches()[::-1]
+    top = 1 - (0.7 if epochs_on_top else 0.35) / height
+    bottom = (0.55 + 0.2 * legend_rows) / height
+    fig.subplots_adjust(
+        left=0.85 / width, right=1 - (0.65 if right_axis else 0.2) / width, top=top, bottom=bottom
+    )
+    if epochs_on_top:
+        ax.set_title(title, fontsize=9, y=1 + 0.4 / ((top - bottom) * height))
+    else:
+        ax.set_title(title, fontsize=9)
+
+
+def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], path: Path, title: str) -> None:
+    """loss_curve.png: losses against step from step 0, the test accuracy on a second axis.
+
+    Drawn: every step's minibatch loss (thin grey), the mean minibatch loss of
+    each epoch (the training loss as training saw it), train and test loss on
+    the whole sets at each evaluation, the test accuracy (right axis, when the
+    data are classes); epochs on the top axis. Log scale when the losses span a
+    decade; with a few evaluations (a one-step run) the values are written on
+    the points and train and test stay apart when equal (the notes' examples
+    test on their training row). Nothing is drawn without records.
+
+    Arguments:
+        records: metrics.jsonl records, step 0 first.
+        losses: ``(step, loss)`` of every optimizer step (losses.csv).
+        path: the PNG file.
+        title: the plot's title (data, network, optimizer, gradient).
+    """
+    if not records:
+        return
+    steps = np.array([r["step"] for r in records])
+    train, test = _values(records, "train_loss"), _values(records, "test_loss")
+    acc = _values(records, "test_accuracy")
+    per_epoch = _steps_per_epoch(records)
+    few = len(records) <= _ANNOTATE_UP_TO
+    same = bool(np.allclose(train, test, equal_nan=True))
+    data = {
+        "minibatch": None,
+        "epoch_means": None,
+        "train": (steps, train),
+        "test": (steps, test),
+        "accuracy": (steps, acc) if np.isfinite(acc).any() else None,
+    }
+    if losses and not few:
+        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
+        if per_epoch and per_epoch > 1:
+            ends, means = _epoch_means(losses, per_epoch)
+            if len(ends) > 1:
+                data["epoch_means"] = (ends, means)
+    log = _log_scale(np.concatenate([train, test] + ([data["minibatch"][1]] if data["minibatch"] else [])))
+    layout = (per_epoch, few, same, log, tuple(k for k, v in data.items() if v is not None))
+    kept = None if _kept is None or few else _kept.get(layout)
+    if kept is None:
+        fig, axes, lines = _new_loss_figure(data, per_epoch, few, same, log)
+        legend = None
+    else:
+        fig, axes, lines, legend = kept
+        for name, line in lines.items():
+            line.set_data(*data[name])
+        for a in axes:
+            a.relim()
+        axes[0].autoscale_view()
+    axes[0].title.set_text(title)
+    if legend is None:
+        fig.savefig(path, dpi=100)
+    else:
+        _save_with_legend(fig, legend, path)
+    if _kept is not None and not few:
+        _kept[layout] = (fig, axes, lines, legend or (_legend_pixels(fig) if _plain_savefig() else None))
+    else:
+        _pyplot().close(fig)
+
+
+def _legend_pixels(fig) -> tuple[slice, slice, np.ndarray]:
+    """The rows, columns and pixels of the figure's legend as last drawn, with a margin: the
+    legend (below the axes, the same for every run of a layout) costs a fifth of a drawing."""
+    box = fig.legends[0].get_window_extent()
+    height, width = fig.canvas.get_width_height()[::-1]
+    rows = slice(max(int(height - box.y1) - 2, 0), min(int(np.ceil(height - box.y0)) + 2, height))
+    cols = slice(max(int(box.x0) - 2, 0), min(int(np.ceil(box.x1)) + 2, width))
+    return rows, cols, np.asarray(fig.canvas.buffer_rgba())[rows, cols].copy()
+
+
+def _plain_savefig() -> bool:
+    """Whether savefig writes the canvas as drawn (matplotlib's defaults: no tight bounding box,
+    the figure's own colours), so a figure drawn here and pasted is what savefig would write."""
+    import matplotlib
+
+    rc = matplotlib.rcParams
+    return (
+        rc["savefig.bbox"] in (None, "standard")
+        and not rc["savefig.transparent"]
+        and rc["savefig.facecolor"] == "auto"
+        and rc["savefig.edgecolor"] == "auto"
+    )
+
+
+def _save_with_legend(fig, legend: tuple[slice, slice, np.ndarray], path: Path) -> None:
+    """``fig.savefig(path, dpi=100)`` with the legend's pixels put back instead of drawn: the
+    figure drawn without its legend, the kept pixels pasted, the PNG written as savefig
+    writes it (the same bytes: tested against a new figure)."""
+    import matplotlib.image
+
+    rows, cols, pixels = legend
+    fig.legends[0].set_visible(False)
+    try:
+        fig.canvas.draw()
+    finally:
+        fig.legends[0].set_visible(True)
+    image = np.asarray(fig.canvas.buffer_rgba())
+    image[rows, cols] = pixels
+    matplotlib.image.imsave(path, image, format="png", origin="upper", dpi=fig.dpi)
+
+
+def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, log: bool):
+    """The loss curve's figure for ``data`` (name → (x, y) or None): ``(figure, its axes with
+    lines, the lines by name)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)  # the dpi savefig and the kept legend use
+    lines = {}
+    if data["minibatch"] is not None:
+        (lines["minibatch"],) = ax.plot(
+            *data["minibatch"], lw=0.5, alpha=0.35, color="tab:gray", label="minibatch loss, each step"
+        )
+    if data["epoch_means"] is not None:
+        (lines["epoch_means"],) = ax.plot(
+            *data["epoch_means"], lw=1.2, color="0.25", label="train, mean minibatch loss per epoch"
+        )
+    steps, train = data["train"]
+    (lines["train"],) = ax.plot(
+        steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3
+    )
+    (lines["test"],) = ax.plot(
+        *data["test"],
+        marker="s",
+        ms=6 if same else 4,
+        ls="--" if same else "-",
+        color="tab:orange",
+        mfc="none" if same else "tab:orange",
+        label="test loss" + (" (equals train here)" if same else ""),
+    )
+    if few:
+        _annotate(ax, steps, train, "tab:blue", below=False)
+        if not same:
+            _annotate(ax, *data["test"], "tab:orange", below=True)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.margins(y=0.15)
+    if per_epoch and per_epoch > 1:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
+        top.set_xlabel("epoch", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    axes = [ax]
+    if data["accuracy"] is not None:
+        ax2 = ax.twinx()
+        (lines["accuracy"],) = ax2.plot(
+            *data["accuracy"], color="tab:green", ls=":", marker="^", ms=4, label="test accuracy (right)"
+        )
+        ax2.set_ylabel("test accuracy")
+        ax2.set_ylim(0, 1.02)
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+        axes.append(ax2)
+    _place(
+        fig,
+        ax,
+        "",
+        epochs_on_top=bool(per_epoch and per_epoch > 1),
+        right_axis=len(axes) > 1,
+        legend_rows=(len(labels) + 2) // 3,
+    )
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    return fig, axes, lines
+
+
+def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
+    """grad_norms.png: ‖∂L/∂Wˡ‖_F of each layer at each evaluation (log scale); nothing
+    when the records carry no ``grad_norms``.
+
+    Arguments:
+        records: metrics.jsonl records, step 0 first.
+        path: the PNG file.
+        title: the plot's title.
+    """
+    rows = [r for r in records if r.get("grad_norms")]
+    if not rows:
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    norms = np.array([[np.nan if v is None else v for v in r["grad_norms"]] for r in rows], float)
+    steps = [r["step"] for r in rows]
+    for layer in range(norms.shape[1]):
+        ax.plot(steps, norms[:, layer], marker=".", label=f"layer {layer + 1}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("‖∂L/∂W‖ (whole training set)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if np.all(norms[np.isfinite(norms)] > 0):
+        ax.set_yscale("log")
+    ax.legend(fontsize=8, title="1 = next to the input", title_fontsize=8)
+    _place(fig, ax, title, epochs_on_top=False, right_axis=False, legend_rows=0)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,227 @@
+"""Sweep plots: a metric against a swept key, and the gradient flow of each configuration.
+
+Runs that differ only in their seed are drawn as one mark: the mean with a band
+(numeric keys) or error bars (named ones) of ± 1 sample standard deviation, and
+the title says over how many seeds. Nothing here imports JAX; matplotlib is
+imported when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..summary._rows import Row, read_metrics
+from ..summary._stats import (
+    REPLICATE_KEYS,
+    Group,
+    Stat,
+    canonical,
+    group_rows,
+    label,
+    number,
+    replicate_note,
+    swept_keys,
+    value_of,
+)
+
+__all__ = ["default_x", "plot_grad_flow", "plot_metric"]
+
+_LOG_Y = ("final_train_loss", "final_test_loss", "wall_time", "max_rel_error", "max_abs_error")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def default_x(rows: Sequence[Row]) -> str | None:
+    """The key a metric is plotted against by default: the learning rate when it was
+    swept, else the first swept key that is not a seed; None when nothing was swept."""
+    keys = [k for k in swept_keys(rows) if k not in REPLICATE_KEYS]
+    if "optimizer.lr" in keys or len({r.get("lr") for r in rows if r.get("lr") is not None}) > 1:
+        return "optimizer.lr"
+    return keys[0] if keys else None
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def _spans_decade(values: Sequence[float]) -> bool:
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 10
+
+
+def plot_metric(
+    rows: Sequence[Row], path: str | Path, x: str | None = None, y: str = "final_train_loss"
+) -> Path | None:
+    """Plot a metric against a swept key, one line per combination of the other swept keys.
+
+    Runs that differ only in the seed give one point: mean and ± 1 sample
+    standard deviation, a band for a numeric key (log axis when it spans a
+    decade), error bars for named values. Diverged runs are drawn as ``x``
+    above the highest value, in their line's colour.
+
+    Arguments:
+        rows: Dicts from ``collect_rows``.
+        path: Image file to write (PNG).
+        x: The key on the x axis, e.g. ``optimizer.lr`` or ``model.activation``
+            (default: :func:`default_x`).
+        y: A metric column, e.g. ``final_train_loss`` (default), ``test_accuracy``,
+            ``test_loss``.
+
+    Returns:
+        ``path``, or None when there is no key to plot against or no finished
+        run has the metric (nothing is written then).
+    """
+    x, y = canonical(x) if x else default_x(rows), canonical(y)
+    rows = [r for r in rows if r.get("kind") is not None and value_of(r, x or "") is not None]
+    if x is None or not any(number(r.get(y)) is not None for r in rows):
+        return None
+    others = [k for k in swept_keys(rows) if k not in (x, *REPLICATE_KEYS)]
+    lines = group_rows(rows, others)
+    cells = group_rows(rows, [*others, x])
+    xs = list(dict.fromkeys(str(value_of(r, x)) for r in rows))  # the sweep's order
+    numeric = all(number(v) is not None for v in xs)
+    if numeric:
+        xs.sort(key=number)
+    position = {v: (number(v) if numeric else i) for i, v in enumerate(xs)}
+    values = [s.mean for c in cells if (s := c.stat(y)).mean is not None]
+    log_y = y in _LOG_Y and _spans_decade(values)
+    top = max(values) * (2.0 if log_y else 1.0) + (0 if log_y else 0.08 * (max(values) - min(values) or 1))
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    width = 0.6 / max(len(lines), 1)
+    diverged_any = False
+    for k, line in enumerate(lines):
+        points = [
+            (position[v], line_stat)
+            for v in xs
+            if (line_stat := Group((), [r for r in line.rows if str(value_of(r, x)) == v]).stat(y)).mean
+            is not None
+        ]
+        name = line.short_label if others else label(y)
+        color = f"C{k % 10}"
+        if points:
+            px = [p + (0 if numeric else (k - (len(lines) - 1) / 2) * width) for p, _ in points]
+            mean = [s.mean for _, s in points]
+            std = [s.std for _, s in points]
+            if numeric:
+                ax.plot(px, mean, marker="o", color=color, label=name)
+                low = [max(m - s, min(mean) * 1e-3) if log_y else m - s for m, s in zip(mean, std)]
+                ax.fill_between(px, low, [m + s for m, s in zip(mean, std)], color=color, alpha=0.2, lw=0)
+            else:
+                ax.errorbar(px, mean, yerr=std, marker="o", ls="none", capsize=4, color=color, label=name)
+        bad = [position[str(value_of(r, x))] for r in line.rows if r.get("status") == "diverged"]
+        if bad:
+            diverged_any = True
+            y_bad = top * (1.25**k if log_y else 1.0) + (0 if log_y else 0.03 * k * (top or 1))
+            ax.plot(
+                bad,
+                [y_bad] * len(bad),
+                ls="none",
+                marker="x",
+                markersize=9,
+                color=color,
+                label=f"{name}: diverged",
+            )
+    if numeric and _spans_decade([position[v] for v in xs]):
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(xs)), xs)
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+    if log_y:
+        ax.set_yscale("log")
+    if y == "test_accuracy":
+        ax.set_ylim(top=min(1.02, ax.get_ylim()[1]))
+    ax.set_xlabel(x)
+    ax.set_ylabel(label(y))
+    note = replicate_note(cells, "band" if numeric else "error bars")
+    ax.set_title(f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else ""), fontsize=10)
+    ax.legend(fontsize="small", title=", ".join(others) or None, title_fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _job_dir(root: Path, row: Row) -> Path:
+    """A row's directory: ``root/job``, or ``root`` itself when it is the job."""
+    return root / row["job"] if (root / row["job"]).is_dir() else root
+
+
+def _flow(records: Sequence[dict]) -> tuple[dict | None, list[tuple[int, float]]]:
+    """The first evaluation after step 0 with grad_norms, and (epoch, first/last layer) of each."""
+    with_norms = [r for r in records if r.get("grad_norms") and all(number(v) for v in r["grad_norms"])]
+    first = next((r for r in with_norms if r.get("step", 0) > 0), None)
+    ratios = [(r.get("epoch", 0), r["grad_norms"][0] / r["grad_norms"][-1]) for r in with_norms]
+    return first, ratios
+
+
+def _band(ax, xs, stats: Sequence[Stat], color: str, name: str) -> None:
+    mean = [s.mean for s in stats]
+    ax.plot(xs, mean, marker="o", ms=3, color=color, label=name)
+    if any(s.n > 1 for s in stats):
+        low = [max(s.mean - s.std, s.mean * 0.05) for s in stats]
+        ax.fill_between(xs, low, [s.mean + s.std for s in stats], color=color, alpha=0.2, lw=0)
+
+
+def plot_grad_flow(rows: Sequence[Row], root: str | Path, path: str | Path) -> Path | None:
+    """The gradient flow of each swept configuration, from the jobs' metrics.jsonl.
+
+    Left: ‖∂L/∂Wˡ‖ of each layer at the first evaluation after step 0 (first
+    layer left). Right: first layer's norm over the last layer's at every
+    evaluation; a vanishing gradient sits far below 1. Seeds are aggregated
+    (mean, ± 1 s.d. band).
+
+    Arguments:
+        rows: Dicts from ``collect_rows``.
+        root: The directory the rows were collected from.
+        path: Image file to write (PNG).
+
+    Returns:
+        ``path``, or None when no job recorded ``grad_norms`` (``diagnostics=false``).
+    """
+    root = Path(root)
+    flows = {id(r): _flow(read_metrics(_job_dir(root, r))) for r in rows if r.get("kind") == "train"}
+    if not any(first for first, _ in flows.values()):
+        return None
+    groups = [g for g in group_rows(rows) if any(flows.get(id(r), (None,))[0] for r in g.rows)]
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    epochs_shown = set()
+    for k, group in enumerate(groups):
+        color, name = f"C{k % 10}", group.short_label
+        firsts = [f for r in group.rows if (f := flows.get(id(r), (None,))[0])]
+        depth = min(len(f["grad_norms"]) for f in firsts)
+        epochs_shown |= {f.get("epoch") for f in firsts}
+        per_layer = [Stat.of(f["grad_norms"][layer] for f in firsts) for layer in range(depth)]
+        _band(left, range(1, depth + 1), per_layer, color, name)
+        series = [dict(flows[id(r)][1]) for r in group.rows if flows.get(id(r), (None,))[0]]
+        epochs = sorted(set.intersection(*(set(s) for s in series)))
+        _band(right, epochs, [Stat.of(s[e] for s in series) for e in epochs], color, name)
+    when = ", ".join(f"epoch {e}" for e in sorted(e for e in epochs_shown if e is not None))
+    left.set_title(f"per layer, first evaluation after step 0 ({when})", fontsize=9)
+    left.set_xlabel("layer (1 = next to the input)")
+    left.set_ylabel("‖∂L/∂W‖ on the whole training set")
+    left.xaxis.get_major_locator().set_params(integer=True)
+    right.set_title("first layer / last layer", fontsize=9)
+    right.set_xlabel("epoch")
+    right.xaxis.get_major_locator().set_params(integer=True)
+    right.set_ylabel("‖∂L/∂W¹‖ / ‖∂L/∂Wᴸ‖")
+    right.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    right.axhline(0.1, color="0.5", lw=0.8, ls="--", label="10× smaller")
+    by = ", ".join(k for k, _ in groups[0].key)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small", title=by or None, title_fontsize="small")
+    fig.suptitle(f"gradient flow{' by ' + by if by else ''}: {replicate_note(groups)}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))

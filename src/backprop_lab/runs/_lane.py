@@ -1,0 +1,239 @@
+"""One lane of the run engine: a run's state, its directory, and what it writes there.
+
+A lane is one training run inside a (possibly vmapped) program. It appends
+every step's loss and each evaluation record to its files and its tracker,
+checkpoints its state with a header that records its architecture and the
+config that decides its result, and at the end writes summary.json (the one
+place a training summary is made) and hands its plots to the painter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jax
+import numpy as np
+
+from ..files._checkpoint import save_checkpoint
+from ..files._rundir import CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
+from ..trackers._registry import Tracker
+from ..training._early_stopping import EarlyStopping
+from ._experiment import Experiment, result_config
+
+if TYPE_CHECKING:
+    from ..plots._worker import Painter
+
+log = logging.getLogger("backprop_lab.run")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """One lane to run: its experiment, its directory and the config files it records.
+
+    Attributes:
+        exp: the checked experiment (see ``build_experiment``).
+        out: the run directory.
+        config_files: ``.hydra/`` file name → YAML text, written when the run starts afresh.
+        name: a short label for log lines (the job number in a sweep).
+        log_file: a file that also receives this lane's log lines (a vmapped
+            job's own log), or None.
+    """
+
+    exp: Experiment
+    out: Path
+    config_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    name: str = ""
+    log_file: Path | None = None
+
+
+@dataclasses.dataclass
+class Lane:
+    spec: RunSpec
+    dir: RunDir
+    epoch: int = 0
+    initial_loss: float | None = None
+    status: str = "running"
+    diverged_at: int | None = None
+    note: str = ""
+    model: object = None
+    opt_state: object = None
+    tracker: Tracker | None = None
+    devices: int = 1
+    writer: bool = True
+    stopper: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
+
+    @property
+    def exp(self) -> Experiment:
+        return self.spec.exp
+
+    def say(self, level: int, msg: str, *args) -> None:
+        log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
+        if self.spec.log_file is not None and self.writer:
+            line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}][{log.name}][{logging.getLevelName(level)}] - "
+            with open(self.spec.log_file, "a") as f:
+                f.write(line + (msg % args if args else msg) + "\n")
+
+    def append(self, first_step: int, losses, records: list[dict]) -> None:
+        """Every step's loss and the evaluation records, to the files and the tracker."""
+        if not self.writer:
+            return
+        if len(losses):
+            self.dir.append_losses(first_step, losses)
+            self.tracker.log_losses(first_step, [float(v) for v in losses])
+        if records:
+            self.dir.append_records(records)
+            for rec in records:
+                self.tracker.log_record(rec)
+
+
+def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
+    """Lane ``i``'s metrics.jsonl record from the measurements ``m`` of all lanes."""
+    exp = lane.exp
+    rec = {
+        "epoch": lane.epoch,
+        "step": lane.epoch * exp.steps_per_epoch,
+        "train_loss": finite_or_none(m["train_loss"][i]),
+        "epoch_loss": None if epoch_loss is None else finite_or_none(epoch_loss),
+        "test_loss": finite_or_none(m["test_loss"][i]),
+        "test_accuracy": float(m["test_accuracy"][i]) if exp.data.n_classes is not None else None,
+        "wall_time": round(wall, 4),
+    }
+    for key in ("grad_norms", "bias_grad_norms", "mean_abs_delta"):
+        if key in m:
+            rec[key] = [finite_or_none(v) for v in m[key][i]]
+    return rec
+
+
+def save(lane: Lane) -> None:
+    """Checkpoint the lane's state at its epoch (process 0 only)."""
+    if not lane.writer:
+        return
+    exp = lane.exp
+    meta = {
+        "config": result_config(exp.config),
+        "epochs": exp.epochs,
+        "initial_loss": lane.initial_loss,
+        "architecture": {
+            "sizes": list(exp.model.sizes),
+            "activation": exp.model.activation,
+            "output_activation": exp.model.output_activation,
+            "bias": exp.model.biases[0] is not None,
+            "dtype": str(exp.model.weights[0].dtype),
+        },
+    }
+    save_checkpoint(
+        lane.dir / CHECKPOINT,
+        (lane.model, lane.opt_state),
+        step=lane.epoch * exp.steps_per_epoch,
+        epoch=lane.epoch,
+        meta=meta,
+    )
+
+
+def report(lane: Lane, summary: dict) -> None:
+    """The run's last log line: what happened, what the results hold, where they are."""
+    acc = summary["test_accuracy"]
+    state = (
+        f"train loss {summary['final_train_loss']:.6g}"
+        if summary["final_train_loss"] is not None
+        else "no finite train loss"
+    ) + ("" if acc is None else f", test accuracy {acc:.4f}")
+    if lane.status == "diverged":
+        what = (
+            f"diverged at step {lane.diverged_at}; kept the last good state, step {summary['steps']}: {state}"
+        )
+    elif lane.status == "interrupted":
+        what = f"interrupted at step {summary['steps']}: {state}; resume=true continues it"
+    elif lane.status == "stopped_early":
+        what = f"stopped early after {summary['steps']} steps: {state}"
+    else:
+        what = f"completed {summary['steps']} steps: {state}"
+    lane.say(
+        logging.INFO if lane.status in ("completed", "stopped_early") else logging.WARNING,
+        "%s; results in %s",
+        what,
+        lane.dir.path,
+    )
+
+
+class Finishing:
+    """What finishing the lanes of one program shares: the environment (measured once) and the
+    gradient-agreement check of each distinct network (lanes of one seed start from the same
+    network, so a sweep checks each start once)."""
+
+    def __init__(self) -> None:
+        from ._environment import environment
+
+        self.environment = environment()
+        self._agreements: dict = {}
+
+    def agreement(self, model, x, y, loss: str) -> dict:
+        """``grad_agreement(model, x, y, loss)``, checked once per distinct network and data."""
+        from ..checks._agreement import AGREEMENT_ROWS, grad_agreement
+
+        # host arrays in, whether the model came from its initialisation or back from a device:
+        # one program for both (and no program for the slicing)
+        model = jax.tree.map(np.asarray, model)
+        x, y = np.asarray(x)[:AGREEMENT_ROWS], np.asarray(y)[:AGREEMENT_ROWS]
+        arrays = [*jax.tree.leaves(model), x, y]
+        key = (loss, tuple((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
+        if key not in self._agreements:
+            self._agreements[key] = grad_agreement(model, x, y, loss)
+        return dict(self._agreements[key])
+
+
+def plot_title(exp: Experiment) -> str:
+    """A run's plot title: data, network, optimizer and learning rate, gradient."""
+    return (
+        f"{exp.data.name}: {list(exp.model.sizes)} {exp.model.activation}, "
+        f"{exp.config['optimizer']['name']} lr {exp.lr:g}, grad {exp.grad}"
+    )
+
+
+def finish(
+    lane: Lane, seconds: list[float], wall: float, extra: dict, painter: Painter, shared: Finishing
+) -> dict:
+    """The lane's plots (handed to the painter first, so they are drawn while the rest is
+    made), its summary.json (returned, and written by process 0) and its tracker's end."""
+    exp = lane.exp
+    records = lane.dir.records()
+    last = records[-1] if records else {}
+    if lane.writer:
+        painter.draw(lane.dir.path, plot_title(exp))
+    x, y = exp.data.x_train, exp.data.y_train
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
+    summary = {
+        "kind": "train",
+        "status": lane.status,
+        "steps": lane.epoch * exp.steps_per_epoch,
+        "epochs": lane.epoch,
+        "diverged_at_step": lane.diverged_at,
+        "divergence": lane.note or None,
+        "final_train_loss": last.get("train_loss"),
+        "final_test_loss": last.get("test_loss"),
+        "test_accuracy": last.get("test_accuracy"),
+        "samples_per_second": steps_timed * exp.batch_size / sum(timed) if sum(timed) > 0 else None,
+        "wall_time": wall,
+        "first_chunk_seconds": seconds[0] if seconds else None,
+        "grad": exp.grad,
+        "batch_size": exp.batch_size,
+        "devices": lane.devices,
+        "processes": jax.process_count(),
+        "grad_agreement": {
+            "start": shared.agreement(exp.model, x, y, exp.loss),
+            "end": shared.agreement(lane.model, x, y, exp.loss),
+        },
+        "output_dir": str(lane.dir.path),
+        "environment": shared.environment,
+        **extra,
+    }
+    if not lane.writer:
+        return summary
+    write_json(lane.dir / SUMMARY, summary)
+    lane.tracker.finish(summary)
+    return summary

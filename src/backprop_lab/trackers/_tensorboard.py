@@ -1,0 +1,81 @@
+"""``logger=tensorboard``: TensorBoard event files in ``<run>/tensorboard/``, written with tensorboardX.
+
+What goes in (``tensorboard --logdir <run>`` shows it; ``pip install tensorboard``):
+
+- the config as the run's hyperparameters (the HParams dashboard: one session
+  per run, with ``train_loss``, ``test_loss`` and ``test_accuracy`` as its metrics);
+- scalars: ``loss`` at every step, each record's numbers at the record's step;
+- the summary as the text ``summary`` at the last step (its JSON, each line
+  indented four spaces so TensorBoard shows it as a code block), and the session's
+  end status (completed: success, diverged: failure, interrupted: aborted).
+
+A resumed run writes a new event file into the same folder, which TensorBoard
+reads as the same run; where a killed run had logged past its checkpoint, the
+resumed run's earlier steps replace those values (TensorBoard drops a tag's
+values at and after a step that is logged again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config._checks import text
+from ._base import Tracker, flat_config, import_package, record_metrics, tracker_dir
+
+#: The HParams dashboard's metric columns.
+HPARAM_METRICS = ("train_loss", "test_loss", "test_accuracy")
+#: Summary status → the HParams session's end status.
+END_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "interrupted": "STATUS_ABORTED"}
+
+
+class TensorBoardTracker(Tracker):
+    """Writes ``<run>/tensorboard/`` (``logger.dir``: another folder, relative to the run directory)."""
+
+    SETTINGS = {"dir": text()}
+    PACKAGE = "tensorboardX"
+
+    def __init__(self, out_dir: Path, dir: str = "tensorboard"):
+        super().__init__(out_dir, dir=dir)
+        self.dir = tracker_dir(out_dir, dir)
+        self.writer = None
+
+    def start(self, config: Mapping[str, Any]) -> None:
+        tbx = import_package("tensorboard", self.PACKAGE)
+        from tensorboardX.summary import hparams
+
+        # tensorboardX names a file by the second it was opened: a resumed run
+        # started within the same second would reopen (and truncate) the first
+        # one's file, so each start numbers its own (the run directory is locked).
+        started = len(list(self.dir.glob("events.out.tfevents.*")))
+        self.writer = tbx.SummaryWriter(logdir=str(self.dir), flush_secs=10, filename_suffix=f".{started}")
+        experiment, session_start, _ = hparams(flat_config(config), dict.fromkeys(HPARAM_METRICS, 0.0))
+        self.writer.file_writer.add_summary(experiment, 0)
+        self.writer.file_writer.add_summary(session_start, 0)
+
+    def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
+        for i, value in enumerate(losses):
+            self.writer.add_scalar("loss", float(value), first_step + i)
+
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        for name, value in record_metrics(record).items():
+            self.writer.add_scalar(name, value, record["step"])
+        self.writer.flush()
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        from tensorboardX.proto.api_pb2 import Status
+        from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+
+        step = int(summary.get("steps") or 0)
+        lines = json.dumps(summary, indent=2).splitlines()
+        self.writer.add_text("summary", "\n".join("    " + line for line in lines), step)
+        end = SessionEndInfo(status=Status.Value(END_STATUS.get(summary.get("status"), "STATUS_UNKNOWN")))
+        content = HParamsPluginData(session_end_info=end, version=0).SerializeToString()
+        meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=content))
+        self.writer.file_writer.add_summary(
+            Summary(value=[Summary.Value(tag="_hparams_/session_end_info", metadata=meta)]), step
+        )
+        self.writer.close()

@@ -1,0 +1,94 @@
+"""``logger=wandb``: a Weights & Biases run, offline by default, in ``<run>/wandb/``.
+
+What goes in:
+
+- the config as the run's config (nested, as composed);
+- history: ``loss`` at every step, each record's numbers at the record's step
+  (W&B's ``_step`` is the optimizer step);
+- the summary into the run's summary; the run exits with code 0 when
+  completed, 1 when diverged or interrupted.
+
+``logger.mode=offline`` (the default) needs no account and no network: the
+run is a folder ``<run>/wandb/offline-run-DATE_TIME-ID/`` holding a
+``run-ID.wandb`` file, which ``wandb sync <that folder>`` uploads later.
+Console capture and system metrics are off (the lanes of a vmapped sweep share
+one process, and the run's own log already holds its lines). The run's id is
+kept in ``<run>/wandb_run.json``: a resumed run logs to the same W&B run
+(offline, a second folder with the same id; ``wandb sync`` replays them in order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config._checks import choice, optional, text
+from ..files._rundir import write_json
+from ._base import Tracker, import_package, record_metrics, tracker_dir
+
+#: Where the tracker keeps the W&B run id.
+STATE = "wandb_run.json"
+
+
+class WandbTracker(Tracker):
+    """Logs one W&B run per run directory (``reinit="create_new"``: lanes of one process each get theirs)."""
+
+    SETTINGS = {
+        "project": text(),
+        "entity": optional(text(), "your default entity"),
+        "mode": choice(["offline", "online"]),
+        "group": optional(text(), "no group"),
+        "dir": optional(text(), "the run directory: <run>/wandb/"),
+    }
+    PACKAGE = "wandb"
+
+    def __init__(
+        self,
+        out_dir: Path,
+        project: str = "backprop-lab",
+        entity: str | None = None,
+        mode: str = "offline",
+        group: str | None = None,
+        dir: str | None = None,
+    ):
+        super().__init__(out_dir, project=project, entity=entity, mode=mode, group=group, dir=dir)
+        self.dir = tracker_dir(out_dir, dir)
+        self.run = None
+
+    def _previous_id(self) -> str | None:
+        try:
+            state = json.loads((self.out_dir / STATE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return state.get("id") if isinstance(state, dict) else None
+
+    def start(self, config: Mapping[str, Any]) -> None:
+        wandb = import_package("wandb", self.PACKAGE)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        self.run = wandb.init(
+            project=s["project"],
+            entity=s["entity"],
+            mode=s["mode"],
+            group=s["group"],
+            dir=str(self.dir),
+            config=dict(config),
+            id=self._previous_id(),
+            resume="allow",
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, save_code=False),
+        )
+        write_json(self.out_dir / STATE, {"id": self.run.id})
+
+    def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
+        for i, value in enumerate(losses):
+            self.run.log({"loss": float(value)}, step=first_step + i)
+
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        self.run.log(record_metrics(record), step=record["step"])
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        self.run.summary.update(dict(summary))
+        self.run.finish(exit_code=0 if summary.get("status") == "completed" else 1)

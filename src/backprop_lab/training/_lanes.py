@@ -1,0 +1,276 @@
+"""Vectorized sweeps: many learning rates and seeds of one architecture as one program.
+
+Each lane of a sweep is an ordinary training run: its own initial network
+(from its seed), its own minibatch order, its own learning rate. The lanes
+differ only in array values, never in shapes or code, so ``jax.vmap`` turns N
+runs into one compiled program. The learning rate lives in the optimizer state
+(``optax.inject_hyperparams``, as :func:`make_optimizer` builds it), which is
+what makes it a vmappable value rather than a compile-time constant.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..checks._evaluation import accuracy_of
+from ..nn._backprop import backprop_trace, loss_value
+from ..nn._network import MLP
+from ._optimizers import Static, check_learning_rate
+from ._train import check_train_args, scan_steps
+
+Array = jax.Array
+
+
+def stack_lanes(trees: Sequence) -> object:
+    """Stack pytrees of equal structure along a new leading (lane) axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def unstack_lanes(tree, n: int) -> list:
+    """The inverse of :func:`stack_lanes`: a list of n pytrees."""
+    return [jax.tree.map(lambda leaf: leaf[i], tree) for i in range(n)]
+
+
+def with_learning_rate(opt_state, lr: Array):
+    """An ``inject_hyperparams`` optimizer state with its learning rate replaced."""
+    if not hasattr(opt_state, "hyperparams") or "learning_rate" not in opt_state.hyperparams:
+        raise ValueError(
+            "a sweep needs the learning rate in the optimizer state: build the optimizer with "
+            "backprop_lab.make_optimizer(name, lr) or optax.inject_hyperparams(...)"
+        )
+    old = opt_state.hyperparams["learning_rate"]
+    hyper = {**opt_state.hyperparams, "learning_rate": jnp.asarray(lr, old.dtype)}
+    return opt_state._replace(hyperparams=hyper)
+
+
+def init_lanes(models, optimizer: optax.GradientTransformation, learning_rates: Array):
+    """Optimizer states for stacked models, lane i with ``learning_rates[i]``."""
+    return jax.vmap(lambda m, lr: with_learning_rate(optimizer.init(m), lr))(models, learning_rates)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("loss", "optimizer", "steps", "batch_size", "grad", "data_axis", "batch_sharding"),
+)
+def _run_lanes(
+    models,
+    opt_states,
+    x,
+    y,
+    keys,
+    start,
+    *,
+    loss,
+    optimizer,
+    steps,
+    batch_size,
+    grad,
+    data_axis,
+    batch_sharding,
+):
+    run = functools.partial(
+        scan_steps,
+        loss=loss,
+        optimizer=optimizer,
+        steps=steps,
+        batch_size=batch_size,
+        grad=grad,
+        batch_sharding=batch_sharding,
+    )
+    return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis, 0, None))(models, opt_states, x, y, keys, start)
+
+
+def run_lanes(
+    models,
+    opt_states,
+    x: Array,
+    y: Array,
+    keys: Array,
+    start: int | Array = 0,
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    batch_size: int | None = None,
+    grad: str = "manual",
+    batch_sharding=None,
+):
+    """:func:`run_steps` for every lane at once.
+
+    Arguments:
+        models, opt_states: stacked along a leading lane axis.
+        x, y: shared data (n, in) / (n, out), or per lane (lanes, n, in) / (lanes, n, out).
+        keys: (lanes, 2) PRNG keys for each lane's minibatch order.
+        batch_sharding: a ``jax.sharding.Sharding`` for each minibatch (rows over
+            devices: data parallel), or None.
+
+    Returns:
+        ``(models, opt_states, losses)``; losses of shape (lanes, steps).
+    """
+    data_axis = 0 if x.ndim == 3 else None
+    return _run_lanes(
+        models,
+        opt_states,
+        x,
+        y,
+        keys,
+        jnp.asarray(start, jnp.int32),
+        loss=loss,
+        optimizer=Static(optimizer),
+        steps=int(steps),
+        batch_size=None if batch_size is None else int(batch_size),
+        grad=grad,
+        data_axis=data_axis,
+        batch_sharding=batch_sharding,
+    )
+
+
+def train_sweep(
+    models: MLP | Sequence[MLP],
+    x: Array,
+    y: Array,
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation,
+    learning_rates: Sequence[float] | Array,
+    steps: int,
+    batch_size: int | None = None,
+    grad: str = "manual",
+    keys: Array | None = None,
+) -> tuple[list[MLP], Array]:
+    """Train one network per learning rate (and per initial network) in one vmapped program.
+
+    Arguments:
+        models: one MLP (every lane starts from it) or one per lane (e.g. one
+            per seed), all of the same architecture.
+        x, y: the training data, shared by every lane.
+        loss, steps, batch_size, grad: as :func:`train`.
+        optimizer: an optimizer with its learning rate in its state, from
+            :func:`make_optimizer` (its own rate is replaced lane by lane).
+        learning_rates: one per lane.
+        keys: (lanes, 2) minibatch-order keys; default ``PRNGKey(0)`` for every lane.
+
+    Returns:
+        ``(trained_models, histories)``: a list of MLPs and losses (lanes, steps).
+        Lane i equals ``train(models[i], …, optimizer=make_optimizer(name, lr_i))``.
+    """
+    rates = list(np.asarray(learning_rates, dtype=object).reshape(-1))
+    if not rates:
+        raise ValueError("learning_rates is empty; give one learning rate per lane")
+    for lr in rates:
+        check_learning_rate(lr.item() if hasattr(lr, "item") else lr)
+    lrs = jnp.asarray(np.asarray(rates, dtype=np.float64))
+    lanes = lrs.shape[0]
+    models = [models] * lanes if isinstance(models, MLP) else list(models)
+    if len(models) != lanes:
+        raise ValueError(f"got {len(models)} models for {lanes} learning rates; give one per lane")
+    check_train_args(
+        models[0], x, y, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
+    )
+    dtype = models[0].weights[0].dtype
+    x = jnp.atleast_2d(jnp.asarray(x, dtype))
+    y = jnp.atleast_2d(jnp.asarray(y, dtype))
+    keys = jnp.stack([jax.random.PRNGKey(0)] * lanes) if keys is None else keys
+    stacked = stack_lanes(models)
+    opt_states = init_lanes(stacked, optimizer, lrs)
+    stacked, _, losses = run_lanes(
+        stacked,
+        opt_states,
+        x,
+        y,
+        keys,
+        0,
+        loss=loss,
+        optimizer=optimizer,
+        steps=steps,
+        batch_size=batch_size,
+        grad=grad,
+    )
+    return unstack_lanes(stacked, lanes), losses
+
+
+def _finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _norms(arrays) -> Array:
+    return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(a))) for a in arrays])
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "one_hot", "diagnostics", "data_axis"))
+def _measure(models, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_axis):
+    def one(model, x, y, x_test, y_test):
+        out = {
+            "test_loss": loss_value(model, x_test, y_test, loss),
+            "test_accuracy": accuracy_of(model(x_test), y_test, one_hot),
+            "finite": _finite(model),
+        }
+        if diagnostics:
+            trace = backprop_trace(model, x, y, loss)
+            out["train_loss"] = trace.loss
+            out["grad_norms"] = _norms(trace.grads.weights)
+            if all(b is not None for b in trace.grads.biases):
+                out["bias_grad_norms"] = _norms(trace.grads.biases)
+            out["mean_abs_delta"] = jnp.stack([jnp.mean(jnp.abs(d)) for d in trace.delta])
+        else:
+            out["train_loss"] = loss_value(model, x, y, loss)
+        return out
+
+    return jax.vmap(one, in_axes=(0, data_axis, data_axis, data_axis, data_axis))(
+        models, x, y, x_test, y_test
+    )
+
+
+def measure_lanes(
+    models,
+    x: Array,
+    y: Array,
+    x_test: Array,
+    y_test: Array,
+    *,
+    loss: str,
+    one_hot: bool,
+    diagnostics: bool = True,
+) -> dict[str, Array]:
+    """Evaluate every lane in one compiled call.
+
+    Arguments:
+        models: stacked along a leading lane axis.
+        x, y, x_test, y_test: shared (n, width) or per lane (lanes, n, width).
+        one_hot: whether the targets are one-hot rows (accuracy by argmax).
+        diagnostics: also the gradient flow on the whole training set.
+
+    Returns:
+        Arrays with a leading lane axis: ``train_loss``, ``test_loss``,
+        ``test_accuracy``, ``finite`` (every parameter finite) and, with
+        diagnostics, per layer (first layer first) ``grad_norms`` (‖∂L/∂Wˡ‖_F),
+        ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|).
+    """
+    return _measure(
+        models,
+        x,
+        y,
+        x_test,
+        y_test,
+        loss=loss,
+        one_hot=one_hot,
+        diagnostics=diagnostics,
+        data_axis=0 if x.ndim == 3 else None,
+    )
+
+
+@jax.jit
+def keep_where(ok: Array, new, old):
+    """Per lane: the new pytree where ``ok`` (lanes,), else the old one."""
+
+    def pick(n, o):
+        mask = ok.reshape(ok.shape + (1,) * (n.ndim - 1))
+        return jnp.where(mask, n, o)
+
+    return jax.tree.map(pick, new, old)

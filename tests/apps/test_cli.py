@@ -1,0 +1,247 @@
+"""The ``backprop-lab`` console command: help without JAX, a run from another directory,
+evaluate, one-line errors, the names its help lists, and a wheel that carries the configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from backprop_lab.apps import CONF_DIR
+from backprop_lab.apps.cli import one_line
+from backprop_lab.config import _names
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = Path(sys.executable).parent / "backprop-lab"
+TINY = [
+    "data=xor",
+    "model.sizes=[2,4,1]",
+    "model.output_activation=sigmoid",
+    "loss=binary_cross_entropy",
+    "epochs=5",
+    "log_every=5",
+]
+
+
+def cli(
+    *args: str, cwd: Path, timeout: float = 300, python: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed console script from ``cwd`` (outside the checkout)."""
+    if not COMMAND.exists():
+        pytest.fail(f"{COMMAND} is missing: install the project (pip install -e .) to get the command")
+    return subprocess.run(
+        [*(python or []), str(COMMAND), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+
+
+def test_names_equal_the_tables() -> None:
+    from backprop_lab import ACTIVATIONS, DATASETS, GRADS, INITS, LOSSES, OPTIMIZERS
+    from backprop_lab.runs._experiment import DTYPES
+    from backprop_lab.trackers._registry import TRACKERS
+    from backprop_lab.training._early_stopping import MAXIMIZE
+    from backprop_lab.training._optimizers import SCHEDULES
+
+    assert _names.ACTIVATIONS == tuple(n for n, a in ACTIVATIONS.items() if not a.output_only)
+    assert _names.OUTPUT_ONLY_ACTIVATIONS == tuple(n for n, a in ACTIVATIONS.items() if a.output_only)
+    assert _names.LOSSES == {n: loss.requires for n, loss in LOSSES.items()}
+    assert _names.OPTIMIZERS == tuple(OPTIMIZERS) and _names.SCHEDULES == tuple(SCHEDULES)
+    assert _names.INITS == tuple(INITS) and _names.GRADS == tuple(GRADS)
+    assert _names.DTYPES == tuple(DTYPES) and _names.DATASETS == tuple(DATASETS)
+    assert _names.LOGGERS == tuple(TRACKERS) and _names.EARLY_STOPPING_METRICS == tuple(MAXIMIZE)
+
+
+def test_the_apps_read_the_repositorys_configs() -> None:
+    assert Path(CONF_DIR) == ROOT / "conf"
+    assert (ROOT / "src" / "backprop_lab" / "conf").resolve() == ROOT / "conf"
+
+
+def test_one_line_joins_hydras_option_lists() -> None:
+    err = Exception(
+        "In 'train': Could not find 'data/nope'\n\nAvailable options in 'data':\n\tand\n\txor\n"
+        "Config search path:\n\tprovider=hydra, path=pkg://hydra.conf"
+    )
+    assert one_line(err) == "In 'train': Could not find 'data/nope'; Available options in 'data': and, xor"
+
+
+@pytest.mark.parametrize("app", ["train", "compare", "explain"])
+def test_app_help_lists_groups_keys_and_choices_without_jax_or_hydra(app: str, tmp_path: Path) -> None:
+    result = cli(app, "--help", cwd=tmp_path, python=[sys.executable, "-X", "importtime"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert out.startswith(f"backprop-lab {app}: ")
+    assert "model:          mlp*" in out and "optimizer:" in out and "experiment:" in out
+    assert ", ".join(_names.ACTIVATIONS) in out and "binary_cross_entropy (needs sigmoid output)" in out
+    assert ", ".join(_names.DATASETS) in out
+    assert "\nseed: 0" in out and "  sizes: [64, 128, 10]" in out  # the keys, from the files
+    imported = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line
+    }
+    assert "yaml" in imported and not imported & {"jax", "jaxlib", "hydra", "omegaconf", "numpy"}
+
+
+def test_help_with_overrides_shows_the_composed_config(tmp_path: Path) -> None:
+    result = cli("train", "experiment=xor", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "composed with the overrides" in result.stdout and "name: xor" in result.stdout
+    bad = cli("train", "model.activaton=tanh", "--help", cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--help"], "usage: backprop-lab COMMAND"),
+        (["evaluate", "--help"], "usage: backprop-lab evaluate"),
+        (["summarize", "--help"], "sweep_dir"),
+        (["bench", "--help"], "--quick"),
+    ],
+)
+def test_command_and_tool_help(args: list[str], text: str, tmp_path: Path) -> None:
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert text in result.stdout
+
+
+def test_unknown_command_and_bad_overrides_are_one_line_and_status_2(tmp_path: Path) -> None:
+    unknown = cli("trian", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
+    for args, says in (
+        (["train", "model.activaton=tanh"], "Could not override 'model.activaton'"),
+        (["train", "data=nope"], "Available options in 'data': and, circles"),
+        (["train", "-m", "data=xor,nope", "model.sizes=[2,4,1]"], "Could not find 'data/nope'"),
+        (["compare", "model.sizes=[2,"], "model.sizes=[2,"),
+    ):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"backprop-lab {args[0]}: ") and says in lines[0], (
+            lines
+        )
+        assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.slow
+def test_train_from_another_directory_then_evaluate(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 5
+
+    measured = cli("evaluate", str(run), "--json", cwd=tmp_path)
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    values = json.loads(measured.stdout)
+    assert values["data"] == "xor" and values["step"] == 5 and values["n_test"] == 4
+    assert values["test_loss"] == pytest.approx(summary["final_test_loss"], rel=1e-5)
+    assert values["test_accuracy"] == summary["test_accuracy"]
+
+    table = cli("evaluate", str(run), "data=and", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "data and" in table.stdout and table.stdout.splitlines()[-1].split()[0] == "test"
+
+    for args, says in (
+        ([str(run), "data=moons"], "sizes must start with 2 and end with 2"),
+        ([str(run), "model.sizes=[2,2]"], "evaluate takes the data group only"),
+        ([str(tmp_path / "nowhere")], "does not exist"),
+    ):
+        bad = cli("evaluate", *args, cwd=tmp_path)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1 and says in lines[0], bad.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path / "dist")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("backprop_lab-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    confs = {
+        f"backprop_lab/conf/{p.relative_to(ROOT / 'conf').as_posix()}"
+        for p in (ROOT / "conf").rglob("*.yaml")
+    }
+    assert confs <= names and "backprop_lab/py.typed" in names
+    assert {
+        "backprop_lab/apps/train.py",
+        "backprop_lab/apps/cli.py",
+        "hydra_plugins/backprop_lab_vmap_launcher/vmap_launcher.py",
+    } <= names
+    assert "backprop-lab = backprop_lab.apps.cli:console" in entry_points
+
+    # The wheel's package, not the checkout's, from a directory outside it.
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    code = (
+        "import sys, backprop_lab.apps as a; from backprop_lab.apps.cli import main; "
+        "print(a.CONF_DIR); sys.exit(main(['train', '--cfg', 'job', 'data=xor']))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.splitlines()[0] == str(target / "backprop_lab" / "conf")
+    assert "name: xor" in shown.stdout
+
+
+_ENDING = """
+import atexit, logging, sys, threading, time
+from backprop_lab.apps._process import run_command
+
+out, how = sys.argv[1], sys.argv[2]
+log = logging.getLogger("ending")
+log.addHandler(logging.FileHandler(out + "/log.txt"))
+log.setLevel(logging.INFO)
+threading.Thread(target=lambda: (time.sleep(0.3), open(out + "/thread.txt", "w").write("done"))).start()
+atexit.register(lambda: open(out + "/atexit.txt", "w").write("ran"))
+
+def main():
+    log.info("logged")
+    sys.stdout.write("buffered")  # a pipe: nothing reaches it before a flush
+    if how == "raise":
+        sys.exit("a message")
+    return int(how)
+
+run_command(main)
+"""
+
+
+@pytest.mark.parametrize(("how", "status"), [("0", 0), ("3", 3), ("raise", 1)])
+def test_a_command_ends_as_pythons_exit_does_but_its_teardown(tmp_path, how, status):
+    """An app's process ends with the status its main gave (or its SystemExit), after its
+    threads ended, its atexit functions ran and its streams and log files were flushed."""
+    ended = subprocess.run(
+        [sys.executable, "-c", _ENDING, str(tmp_path), how], capture_output=True, text=True, timeout=60
+    )
+    assert ended.returncode == status, ended.stderr
+    assert ended.stdout == "buffered"
+    assert ended.stderr == ("a message\n" if how == "raise" else "")
+    assert (tmp_path / "log.txt").read_text() == "logged\n"
+    assert (tmp_path / "thread.txt").read_text() == "done"
+    assert (tmp_path / "atexit.txt").read_text() == "ran"

@@ -1,0 +1,182 @@
+"""Optuna sweeps (hydra/sweeper=optuna) through the real CLI under the basic and the vmap
+launcher: the best value Optuna records is the best trial's summary metric, and a trial
+refused for its config returns the worst value without stopping the sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+
+from backprop_lab.apps._hydra import job_objective
+from backprop_lab.config._objective import METRICS, WORST, objective
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = str(ROOT / "conf")
+TRAIN = ROOT / "experiments" / "train.py"
+TINY = (
+    "data=moons",
+    "model.sizes=[2,8,2]",
+    "epochs=3",
+    "batch_size=50",
+    "log_every=1",
+    "hydra.sweeper.n_jobs=2",
+)
+LAUNCHERS = {"basic": [], "vmap": ["hydra/launcher=vmap"]}
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+
+
+def _sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TRAIN),
+            "-m",
+            "hydra/sweeper=optuna",
+            f"hydra.sweep.dir={sweep_dir}",
+            *TINY,
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _jobs(sweep_dir: Path) -> list[tuple[dict, dict]]:
+    """(overrides as a dict, summary) of every job directory; a job refused for its config
+    has no .hydra/ (nothing ran), so no overrides."""
+    jobs = []
+    for summary in sorted(sweep_dir.glob("*/summary.json")):
+        path = summary.parent / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(path.read_text()) if path.exists() else []
+        jobs.append((dict(o.split("=", 1) for o in overrides), json.loads(summary.read_text())))
+    return jobs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_best_value_is_the_best_trials_summary_metric(tmp_path, launcher):
+    """Four trials over a log-scaled learning rate, two per batch, minimizing the test loss."""
+    sweep = tmp_path / "sweep"
+    _sweep(
+        sweep,
+        *LAUNCHERS[launcher],
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.seed=0",
+        "optimized_metric=final_test_loss",
+        "optimizer.lr=tag(log,interval(0.001,0.3))",
+    )
+    jobs = _jobs(sweep)
+    assert len(jobs) == 4
+    values = [s["final_test_loss"] if s["status"] == "completed" else math.inf for _, s in jobs]
+    best = min(range(4), key=values.__getitem__)
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(values[best], rel=1e-12)
+    assert results["best_params"]["optimizer.lr"] == pytest.approx(float(jobs[best][0]["optimizer.lr"]))
+    if launcher == "vmap":
+        assert all(s["launcher"] == "vmap" for _, s in jobs)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2's SQLAlchemy 1.4 models
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_refused_trial_scores_worst_and_the_sweep_finishes(tmp_path, launcher):
+    """A grid of two trials in one batch, one with a learning rate the config refuses."""
+    import optuna
+
+    sweep, db = tmp_path / "sweep", f"sqlite:///{tmp_path / 'study.db'}"
+    _sweep(
+        sweep,
+        *LAUNCHERS[launcher],
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.n_trials=2",
+        "optimized_metric=test_accuracy",
+        "hydra.sweeper.direction=maximize",
+        f"hydra.sweeper.storage={db}",
+        "hydra.sweeper.study_name=t",
+        "optimizer.lr=choice(0.05,-1.0)",
+    )
+    by_status = {s["status"]: (o, s) for o, s in _jobs(sweep)}
+    assert set(by_status) == {"completed", "config_error"}
+    assert "optimizer.lr=-1.0" in by_status["config_error"][1]["error"]
+    overrides, done = by_status["completed"]
+    assert float(overrides["optimizer.lr"]) == 0.05
+    trials = {t.params["optimizer.lr"]: t for t in optuna.load_study(study_name="t", storage=db).trials}
+    assert trials[-1.0].state.name == "COMPLETE" and trials[-1.0].value == -math.inf
+    assert trials[0.05].value == pytest.approx(done["test_accuracy"], rel=1e-12)
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(done["test_accuracy"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("summary", "direction", "expected"),
+    [
+        ({"status": "completed", "test_accuracy": 0.75}, "maximize", 0.75),
+        ({"status": "stopped_early", "test_accuracy": 0.5}, "maximize", 0.5),
+        ({"status": "completed", "test_accuracy": None}, "maximize", -math.inf),  # no classes
+        ({"status": "diverged", "test_accuracy": 0.9}, "maximize", -math.inf),
+        ({"status": "interrupted", "test_accuracy": 0.9}, "minimize", math.inf),
+        ({"status": "config_error"}, "minimize", math.inf),
+        (None, "maximize", -math.inf),  # a refused run directory
+    ],
+)
+def test_objective_of_a_summary(summary, direction, expected):
+    assert objective(summary, {"optimized_metric": "test_accuracy"}, direction) == expected
+
+
+def test_objective_of_a_loss_and_of_no_metric():
+    done = {"status": "completed", "final_train_loss": 0.25, "final_test_loss": float("nan")}
+    assert objective(done, {"optimized_metric": "final_train_loss"}) == 0.25
+    assert objective(done, {"optimized_metric": "final_test_loss"}) == math.inf  # its own direction
+    assert objective(done, {"optimized_metric": None}) is None
+    assert set(WORST) == set(METRICS.values())
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [
+        ("hydra.sweeper.direction=maximize", -math.inf),
+        ("hydra.sweeper.direction=[maximize]", -math.inf),
+        ("hydra.sweeper.direction=minimize", math.inf),
+    ],
+)
+def test_worst_value_follows_the_sweepers_direction(direction, expected):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/sweeper=optuna", direction, "optimized_metric=final_test_loss"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    assert job_objective({"status": "diverged"}, cfg) == expected
+
+
+def test_digits_preset_searches_rate_and_width_for_accuracy():
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=digits_optuna"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and str(sweeper.direction).endswith("maximize")
+    assert cfg.optimized_metric == "test_accuracy" and cfg.data.name == "digits"
+    assert set(sweeper.params) == {"optimizer.lr", "model.sizes"} and "log" in sweeper.params["optimizer.lr"]
+    assert sweeper.n_trials >= sweeper.n_jobs >= 2

@@ -1,0 +1,1 @@
+"""Shared test helpers: the notes' printed numbers, the scale-out worker."""

@@ -1,0 +1,46 @@
+"""The training app as the tests drive it: loaded from experiments/train.py, configs composed
+from the repository's conf/, and run as a process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = str(ROOT / "conf")
+TRAIN = ROOT / "experiments" / "train.py"
+
+
+def _load_app():
+    spec = importlib.util.spec_from_file_location("train_app", TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+app = _load_app()
+
+
+def cfg_of(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides=["jax_cache_dir=null", *overrides])
+
+
+TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_every=1")
+
+
+def run_cli(tmp_path: Path, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, str(TRAIN), f"hydra.run.dir={tmp_path}", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )

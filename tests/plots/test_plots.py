@@ -1,0 +1,236 @@
+"""The per-run plots (loss curve, gradient norms) and explain's network drawing, read back from
+the figures they draw: what is plotted, on which axis, and that labels do not overlap."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from backprop_lab.plots import _run as _plots
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+PER_EPOCH, LOG_EVERY, EPOCHS = 10, 2, 6
+
+
+@pytest.fixture
+def figures(monkeypatch) -> list:
+    """The figures the plotting code closes, kept open for inspection."""
+    kept: list = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    close("all")
+
+
+def _run(rng_seed: int = 0):
+    """A fake run: every step's loss decaying from 2 to about 0.02, evaluations every LOG_EVERY epochs."""
+    rng = np.random.default_rng(rng_seed)
+    steps = np.arange(EPOCHS * PER_EPOCH)
+    losses = 2.0 * np.exp(-steps / 12.0) * rng.uniform(0.7, 1.3, steps.size) + 0.01
+    records = [
+        {
+            "epoch": e,
+            "step": e * PER_EPOCH,
+            "train_loss": 2.0 * np.exp(-e * PER_EPOCH / 12.0),
+            "test_loss": 2.2 * np.exp(-e * PER_EPOCH / 14.0),
+            "test_accuracy": min(0.2 + 0.15 * e, 1.0),
+            "grad_norms": [0.1 / (e + 1), 1.0 / (e + 1), 0.5],
+        }
+        for e in range(0, EPOCHS + 1, LOG_EVERY)
+    ]
+    return records, list(zip(steps.tolist(), losses.tolist()))
+
+
+def _line(ax, label: str):
+    (line,) = [l for l in ax.get_lines() if l.get_label() == label]
+    return line
+
+
+def _no_overlap(boxes) -> bool:
+    return all(not a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+
+
+def test_loss_curve_from_step_0_with_epochs_test_and_accuracy(tmp_path, figures):
+    records, losses = _run()
+    title = "digits: [64, 30, 10] sigmoid, sgd lr 0.1, grad manual"
+    _plots.loss_curve(records, losses, tmp_path / "loss.png", title)
+    assert (tmp_path / "loss.png").read_bytes()[:8] == PNG
+    (fig,) = figures
+    ax, acc_ax = fig.axes[0], next(a for a in fig.axes[1:] if a.get_ylabel() == "test accuracy")
+    assert ax.get_title() == title
+    steps = [r["step"] for r in records]
+    train, test = _line(ax, "train loss (whole set)"), _line(ax, "test loss")
+    assert list(train.get_xdata()) == steps and steps[0] == 0
+    np.testing.assert_allclose(train.get_ydata(), [r["train_loss"] for r in records])
+    np.testing.assert_allclose(test.get_ydata(), [r["test_loss"] for r in records])
+    per_epoch = _line(ax, "train, mean minibatch loss per epoch")
+    expected = np.array([v for _, v in losses]).reshape(EPOCHS, PER_EPOCH).mean(axis=1)
+    np.testing.assert_allclose(per_epoch.get_xdata(), PER_EPOCH * np.arange(1, EPOCHS + 1))
+    np.testing.assert_allclose(per_epoch.get_ydata(), expected)
+    assert list(_line(ax, "minibatch loss, each step").get_xdata()) == [s for s, _ in losses]
+    np.testing.assert_allclose(
+        _line(acc_ax, "test accuracy (right)").get_ydata(), [r["test_accuracy"] for r in records]
+    )
+    assert acc_ax.get_ylim() == (0, 1.02)
+    assert ax.get_yscale() == "log"  # the losses span two decades
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    assert {t.get_text() for t in legend.get_texts()} >= {
+        "train loss (whole set)",
+        "test loss",
+        "test accuracy (right)",
+    }
+    below = min(a.get_tightbbox(renderer).y0 for a in fig.axes)
+    assert legend.get_window_extent(renderer).y1 <= below + 1  # under the plot, not on the curves
+
+
+def test_one_step_run_is_readable(tmp_path, figures):
+    records = [
+        {"epoch": 0, "step": 0, "train_loss": 0.16830, "test_loss": 0.16830, "test_accuracy": None},
+        {"epoch": 1, "step": 1, "train_loss": 0.16519, "test_loss": 0.16519, "test_accuracy": None},
+    ]
+    _plots.loss_curve(records, [(0, 0.16830)], tmp_path / "loss.png", "note003")
+    (fig,) = figures
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    assert ax.get_yscale() == "linear" and ax.yaxis.get_offset_text().get_text() == ""
+    assert [t.get_text() for t in ax.yaxis.get_ticklabels()][0].startswith("0.16")
+    assert {t.get_text() for t in ax.texts} == {f"{r['train_loss']:.4g}" for r in records}
+    test = next(l for l in ax.get_lines() if l.get_label().startswith("test loss"))
+    assert "equals train" in test.get_label() and test.get_linestyle() == "--"
+    assert [int(t) for t in ax.get_xticks() if 0 <= t <= 1] == [0, 1]
+
+
+def test_no_records_no_plot(tmp_path):
+    _plots.loss_curve([], [], tmp_path / "loss.png", "x")
+    _plots.grad_norms([{"step": 0, "train_loss": 1.0}], tmp_path / "grad.png", "x")
+    assert not list(tmp_path.iterdir())
+
+
+def test_grad_norms_one_line_per_layer(tmp_path, figures):
+    records, _ = _run()
+    _plots.grad_norms(records, tmp_path / "grad.png", "title")
+    assert (tmp_path / "grad.png").read_bytes()[:8] == PNG
+    (fig,) = figures
+    (ax,) = fig.axes
+    for layer in range(3):
+        np.testing.assert_allclose(
+            _line(ax, f"layer {layer + 1}").get_ydata(), [r["grad_norms"][layer] for r in records]
+        )
+    assert ax.get_yscale() == "log"
+
+
+@pytest.mark.parametrize("experiment", ["note003", "note004"])
+def test_network_labels_do_not_overlap(tmp_path, figures, experiment):
+    from hydra import compose, initialize_config_dir
+
+    spec = importlib.util.spec_from_file_location("_explain_app", ROOT / "experiments" / "explain.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("explain", overrides=[f"experiment={experiment}"])
+    app.explain_config(cfg, out_dir=tmp_path)
+    assert (tmp_path / "network.png").read_bytes()[:8] == PNG
+    fig = figures[-1]
+    ax = fig.axes[0]
+    fig.canvas.draw()  # lay out at the figure's own dpi (savefig drew at another)
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_bbox_patch() is not None]  # the ∂L/∂W labels
+    sizes = [int(s) for s in cfg.model.sizes]
+    edges = sum(a * b for a, b in zip(sizes, sizes[1:])) + (sum(sizes[1:]) if cfg.model.bias else 0)
+    assert len(labels) == edges
+    assert _no_overlap([t.get_window_extent(renderer) for t in labels])
+    neurons = [p.get_window_extent(renderer) for p in ax.patches if p.get_radius() > 0.3]
+    assert len(neurons) == sum(sizes)
+    assert all(not t.get_window_extent(renderer).overlaps(n) for t in labels for n in neurons)
+
+
+def _run_dirs(root, names) -> None:
+    """Run directories holding the records and losses of :func:`_run`."""
+    from backprop_lab.files._rundir import RunDir
+
+    records, losses = _run()
+    for name in names:
+        run = RunDir(root / name)
+        run.path.mkdir()
+        run.append_records(records)
+        run.append_losses(0, [v for _, v in losses])
+
+
+def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
+    """The run's plots come from worker processes; they are the files drawing them here gives,
+    and a plot that cannot be drawn is a warning, not a lost run."""
+    from backprop_lab.plots import _worker as _painter
+
+    _run_dirs(tmp_path, ("here", "a", "b", "broken"))
+    _painter.lane_plots(str(tmp_path / "here"), "title")
+    painter = _painter.Painter(3)
+    assert len(painter.workers) == _painter.WORKERS
+    for name in ("a", "b"):
+        painter.draw(tmp_path / name, "title")
+    (tmp_path / "broken" / "loss_curve.png").mkdir()  # no file can be written there
+    painter.draw(tmp_path / "broken", "title")
+    taken = list(painter.workers)
+    painter.close()
+    for name in ("a", "b"):
+        for png in ("loss_curve.png", "grad_norms.png"):
+            assert (tmp_path / name / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
+    assert "could not be drawn" in caplog.text
+    assert _painter.Painter(1).workers == taken[:1]  # a later run of the process reuses them
+
+
+def test_plots_handed_to_a_killed_worker_are_drawn_here(tmp_path, caplog):
+    """A plot worker killed (say, by the kernel's out-of-memory killer) before it drew what it
+    was handed: the run draws those plots itself, with a warning, and loses none."""
+    import signal
+
+    from backprop_lab.plots import _worker as _painter
+
+    _run_dirs(tmp_path, ("here", "a", "b", "c"))
+    _painter.lane_plots(str(tmp_path / "here"), "title")
+    _painter._end_workers()  # fresh workers: still importing matplotlib when they are killed
+    painter = _painter.Painter(2)
+    for name in ("a", "b", "c"):
+        painter.draw(tmp_path / name, "title")
+    for worker in painter.workers:
+        worker.proc.send_signal(signal.SIGKILL)  # with the jobs in its pipe, not yet drawn
+    painter.close()
+    for name in ("a", "b", "c"):
+        assert (tmp_path / name / "loss_curve.png").read_bytes() == (
+            tmp_path / "here" / "loss_curve.png"
+        ).read_bytes()
+    assert "doing them here" in caplog.text
+
+
+@pytest.mark.parametrize("rc", [{}, {"savefig.bbox": "tight"}, {"savefig.facecolor": "0.9"}])
+def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch, rc):
+    """A plot worker keeps each layout's figure and redraws it with the next run's data (its
+    legend's pixels put back, not drawn): the PNG is the one a new figure gives, whatever was
+    drawn in it before, with matplotlib's defaults or a matplotlibrc changing how savefig writes."""
+    import matplotlib
+
+    for key, value in rc.items():
+        monkeypatch.setitem(matplotlib.rcParams, key, value)
+    runs = [_run(seed) for seed in range(3)]
+    runs.append(
+        ([{**r, "train_loss": r["train_loss"] * 1e3} for r in runs[0][0]], runs[0][1])
+    )  # other limits
+    for i, (records, losses) in enumerate(runs):
+        _plots.loss_curve(records, losses, tmp_path / f"new{i}.png", f"run {i}")
+    monkeypatch.setattr(_plots, "_kept", None)
+    _plots.keep_figures()
+    for i, (records, losses) in enumerate(runs):
+        _plots.loss_curve(records, losses, tmp_path / f"kept{i}.png", f"run {i}")
+    assert len(_plots._kept) < len(runs)  # a figure was reused
+    for i in range(len(runs)):
+        assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
