@@ -52,7 +52,8 @@ def main(out: Path, kind: str, devices: str, *dist: str) -> None:
     import jax
     import numpy as np
 
-    from backprop_lab.training import _sharding, _sweep
+    from backprop_lab.training import _lanes as _sweep
+    from backprop_lab.training import _sharding
 
     specs = [RunSpec(build_experiment(c), out / f"lane{i}") for i, c in enumerate(cfgs)]
     summaries = run_experiments(specs, refuse="raise" if kind == "run" else "skip")
