@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_lab_bench import processes, runner, targets, timing
+from benchmarks import processes, runner, targets, timing
 
 ROW_KEYS = {"target", "what", "measured", "ratio", "goal", "met", "details"}
 
@@ -210,7 +210,7 @@ def _fresh(code: str) -> str:
 
 def test_importing_the_package_and_configuring_xla_starts_no_jax():
     out = _fresh(
-        "import sys, backprop_lab as bl; bl.configure_cpu(); import backprop_lab_bench; "
+        "import sys, backprop_lab as bl; bl.configure_cpu(); import benchmarks; "
         "print(sorted(m for m in ('jax', 'numpy', 'matplotlib') if m in sys.modules))"
     )
     assert out == "[]"

@@ -28,8 +28,8 @@ import numpy as np
 
 from .timing import Row, _summary, median, row, time_interleaved
 
-#: The repository: experiments/ and conf/ (scripts/bench runs from there).
-ROOT = Path(__file__).resolve().parents[2]
+#: The repository: experiments/, conf/ and this package (scripts/bench runs from there).
+ROOT = Path(__file__).resolve().parents[1]
 #: Where ``scripts/bench`` keeps the XLA_FLAGS it found, before configure_cpu() added to them.
 USER_XLA_FLAGS = "BACKPROP_LAB_BENCH_USER_XLA_FLAGS"
 #: Packages that must not load for ``--help`` or ``--cfg`` (T11). ``jaxlib`` alone

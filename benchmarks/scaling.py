@@ -1,8 +1,8 @@
 """Scaling with the number of devices: lanes/s of a vmapped sweep and samples/s of one
 data-parallel run, on 1, 2 and 4 devices, each count in a fresh process.
 
-    python -m backprop_lab_bench.scaling            # host CPU devices 1, 2, 4
-    python -m backprop_lab_bench.scaling --devices 1 2 4 8
+    python -m benchmarks.scaling            # host CPU devices 1, 2, 4
+    python -m benchmarks.scaling --devices 1 2 4 8
 
 On CPU the devices are XLA's host devices (--xla_force_host_platform_device_count)
 sharing the machine's cores, so the figure shows the sharding's overhead, not a
@@ -20,6 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+#: The repository's root, which holds this package.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _measure(devices: int) -> dict:
@@ -90,8 +94,9 @@ def main(argv=None) -> int:
     for n in args.devices:
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
         done = subprocess.run(
-            [sys.executable, "-m", "backprop_lab_bench.scaling", "--child", str(n)],
+            [sys.executable, "-m", "benchmarks.scaling", "--child", str(n)],
             env=env,
+            cwd=ROOT,  # where -m finds this package (it is not installed)
             capture_output=True,
             text=True,
             check=True,

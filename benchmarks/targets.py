@@ -1,6 +1,6 @@
 """The in-process benchmarks T1–T6: JAX against JAX or NumPy inside one interpreter.
 
-Each function returns table rows (see :func:`backprop_lab_bench.timing.row`)
+Each function returns table rows (see :func:`benchmarks.timing.row`)
 and calls the library as a user's script does, through ``import backprop_lab
 as bl`` and its public names only. The process running them has called
 ``bl.configure_cpu()`` first (unless ``scripts/bench --no-configure``), as the
