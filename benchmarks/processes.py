@@ -290,7 +290,10 @@ def bench_python_loop(
 #: OUT.json gets seconds per stage and a timeline (seconds since the probe
 #: started). The
 #: wrapped names are the engine's as of this writing; a name that is gone is
-#: listed under "missing" and the rest still count.
+#: listed under "missing" and the rest still count. They are private functions
+#: (backprop_lab.runs._engine, .plots._worker, ...) on purpose: the public API
+#: has no name for a stage inside a Hydra job, and the probe says which stage
+#: the time of a whole command goes to. The timed command itself is public.
 PROBE = r"""
 import atexit
 import functools
@@ -339,7 +342,7 @@ STAGES = {
     "checkpoint saves": ["backprop_lab.runs._lane:save", "backprop_lab.runs._engine:_save"],
     "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._lane:finish",
                                                             "backprop_lab.runs._engine:_finish"],
-    "grad_agreement (manual vs autodiff)": ["backprop_lab.apps._hydra:grad_agreement"],
+    "grad_agreement (manual vs autodiff)": ["backprop_lab.checks._agreement:grad_agreement"],
     "handing plots to the workers (or drawing them here)": ["backprop_lab.plots._worker:Painter.draw"],
     "loss_curve plot": ["backprop_lab.plots._run:loss_curve"],
     "grad_norms plot": ["backprop_lab.plots._run:grad_norms"],
