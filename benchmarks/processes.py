@@ -15,6 +15,7 @@ that says where its time goes; T11 also lists the heavy packages each command im
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -586,7 +587,7 @@ def bench_hydra_sweep(
     runs under :data:`PROBE` (the plot workers' own time shows as the wait for them).
     """
     lrs = np.geomspace(*lr_range, lr_count)
-    sweep = sweep_overrides(lrs, seeds, epochs)
+    sweep = sweep_overrides(lrs.tolist(), seeds, epochs)
     jobs = lr_count * seeds
     with tempfile.TemporaryDirectory(prefix="bench-t10-") as tmp:
         env = user_env(BACKPROP_LAB_CACHE=str(Path(tmp) / "jax_cache"))
@@ -683,7 +684,7 @@ def bench_help(
             for flag in flags:
                 cmds[f"{app} {' '.join(flag)}"] = [*_app(app), *flag]
         times = time_interleaved(
-            {k: (lambda c=c: run_command(c, env=env)) for k, c in cmds.items()}, repeats, warmup=1
+            {k: functools.partial(run_command, c, env=env) for k, c in cmds.items()}, repeats, warmup=1
         )
         heavy = {
             k: heavy_imports(run_command([c[0], "-X", "importtime", *c[1:]], env=env).stderr)
