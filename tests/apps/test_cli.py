@@ -103,13 +103,22 @@ def test_help_with_overrides_shows_the_composed_config(tmp_path: Path) -> None:
         (["--help"], "usage: backprop-lab COMMAND"),
         (["evaluate", "--help"], "usage: backprop-lab evaluate"),
         (["summarize", "--help"], "sweep_dir"),
-        (["bench", "--help"], "--quick"),
     ],
 )
 def test_command_and_tool_help(args: list[str], text: str, tmp_path: Path) -> None:
     result = cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert text in result.stdout
+
+
+def test_bench_is_not_in_the_package(tmp_path: Path) -> None:
+    """The benchmarks stay in the repository (scripts/bench); the command says so in one line."""
+    result = cli("bench", "--quick", cwd=tmp_path)
+    assert result.returncode == 2 and not result.stdout and not list(tmp_path.iterdir())
+    assert result.stderr.strip().splitlines() == [
+        "backprop-lab bench: the benchmarks are run by scripts/bench in a checkout"
+    ]
+    assert " bench " not in cli("--help", cwd=tmp_path).stdout
 
 
 def test_unknown_command_and_bad_overrides_are_one_line_and_status_2(tmp_path: Path) -> None:
@@ -183,6 +192,7 @@ def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
         "hydra_plugins/backprop_lab_vmap_launcher/vmap_launcher.py",
     } <= names
     assert "backprop-lab = backprop_lab.apps.cli:console" in entry_points
+    assert not [n for n in names if n.split("/")[0] in ("benchmarks", "backprop_lab_bench")]  # beside it
 
     # The wheel's package, not the checkout's, from a directory outside it.
     target = tmp_path / "site"

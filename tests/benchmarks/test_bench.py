@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_lab_bench import processes, runner, targets, timing
+from benchmarks import processes, runner, targets, timing
 
 ROW_KEYS = {"target", "what", "measured", "ratio", "goal", "met", "details"}
 
@@ -120,33 +120,6 @@ def test_isolated_run_reports_its_own_peak_rss():
     check_rows(res["rows"], "T2")
 
 
-def test_configure_cpu_adds_options_and_keeps_the_users():
-    from backprop_lab.training._xla import CPU_XLA_FLAGS, merge_xla_flags
-
-    new = merge_xla_flags("", CPU_XLA_FLAGS, (0, 10, 2))
-    assert "--xla_cpu_copy_insertion_use_region_analysis=true" in new.split()
-    assert "--xla_cpu_experimental_ynn_fusion_type=individual_dot" in new.split()
-    assert "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576" in new.split()
-    # a user's own value wins; other backend options are extended, not replaced
-    mine = "--xla_cpu_copy_insertion_use_region_analysis=false --xla_backend_extra_options=a=1"
-    merged = merge_xla_flags(mine, CPU_XLA_FLAGS, (0, 10, 2)).split()
-    assert "--xla_cpu_copy_insertion_use_region_analysis=false" in merged
-    assert "--xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=1048576" in merged
-    # an old jaxlib gets nothing it may not know
-    assert merge_xla_flags("", CPU_XLA_FLAGS, (0, 4, 30)) == ""
-
-
-def test_configure_cpu_after_jax_started_changes_nothing(monkeypatch):
-    import jax.numpy as jnp
-
-    from backprop_lab import configure_cpu
-
-    jnp.zeros(1).block_until_ready()
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
-    with pytest.warns(UserWarning, match="after JAX started"):
-        assert configure_cpu() == "--xla_cpu_enable_fast_math=false"
-
-
 def test_time_interleaved_settles_before_each_timed_call():
     calls = []
     timing.time_interleaved(
@@ -199,47 +172,83 @@ def test_t10_sweep_command():
     ]
 
 
-# --------------------------------------------------------------------------- T11: a lazy package
+# --------------------------------------------------------------------------- beside the package, not in it
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The benchmarks' package, and its name when it was installed with the library.
+BENCH_PACKAGES = ("benchmarks", "backprop_lab_bench")
 
 
-def _fresh(code: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+def test_importing_the_benchmarks_starts_neither_jax_nor_the_library():
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, benchmarks; print(sorted(m for m in "
+            "('jax', 'numpy', 'matplotlib', 'backprop_lab') if m in sys.modules))",
+        ],
+        cwd=ROOT,  # where the package is (it is not installed)
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
-
-
-def test_importing_the_package_and_configuring_xla_starts_no_jax():
-    out = _fresh(
-        "import sys, backprop_lab as bl; bl.configure_cpu(); import backprop_lab_bench; "
-        "print(sorted(m for m in ('jax', 'numpy', 'matplotlib') if m in sys.modules))"
-    )
     assert out == "[]"
 
 
-def test_lazy_names_resolve_and_are_listed():
-    import backprop_lab as bl
+def _imported_names(tree: ast.AST):
+    """(line, module) of each absolute import, and of each ``import_module``/``__import__`` call
+    with a literal name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.lineno, node.args[0].value
 
-    for name in bl._EXPORTS:
-        assert getattr(bl, name) is not None
-    assert set(bl._EXPORTS) <= set(dir(bl))
-    assert bl.__all__ == sorted(bl._EXPORTS)
-    from backprop_lab import MLP, reference  # noqa: F401  (the from-import form)
 
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = bl.nope
-
-
-def test_lazy_table_matches_the_type_checking_imports():
-    """The ``X as X`` lines for type checkers name the same (module, name) pairs as the table."""
-    import backprop_lab as bl
-
-    tree = ast.parse(Path(bl.__file__).read_text())
-    (block,) = [
-        n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING"
+def test_nothing_under_src_imports_the_benchmarks():
+    """The library and the Hydra plugins (all of src/) import nothing from benchmarks/:
+    lint-imports' contract sees backprop_lab only."""
+    sources = sorted((ROOT / "src").rglob("*.py"))
+    assert any(p.name == "cli.py" for p in sources)
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in sources
+        for line, name in _imported_names(ast.parse(path.read_text(), str(path)))
+        if name.split(".")[0] in BENCH_PACKAGES
     ]
-    pairs = {}
-    for node in block.body:
-        for alias in node.names:
-            assert alias.asname == alias.name  # the explicit re-export form
-            pairs[alias.name] = node.module.lstrip(".") if node.module else alias.name
-    assert pairs == bl._EXPORTS
+    assert not found
+
+
+def test_the_import_scan_sees_every_form():
+    code = "import benchmarks.timing\nfrom benchmarks import runner\nimportlib.import_module('benchmarks')\n"
+    assert [n for _, n in _imported_names(ast.parse(code))] == [
+        "benchmarks.timing",
+        "benchmarks",
+        "benchmarks",
+    ]
+
+
+def test_setuptools_finds_the_library_and_no_benchmarks():
+    """The packages pyproject's [tool.setuptools.packages.find] selects (what a wheel holds)."""
+    import tomllib
+
+    from setuptools import find_namespace_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = {
+        pkg
+        for where in find.get("where", ["."])
+        for pkg in find_namespace_packages(
+            str(ROOT / where), include=find.get("include", ["*"]), exclude=find.get("exclude", [])
+        )
+    }
+    assert {"backprop_lab", "backprop_lab.nn", "hydra_plugins.backprop_lab_vmap_launcher"} <= found
+    assert not {p for p in found if p.split(".")[0] in BENCH_PACKAGES}

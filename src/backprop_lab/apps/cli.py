@@ -5,7 +5,6 @@
     backprop-lab explain [-m] [OVERRIDES...]
     backprop-lab summarize SWEEP_DIR [--x KEY] [--y METRIC] [--no-plot]
     backprop-lab evaluate RUN_DIR [data=NAME] [data.KEY=VALUE ...] [--json]
-    backprop-lab bench [NAMES...] [--quick] [--json FILE] [--list]
 
 Importing this module imports neither JAX nor Hydra: an app's ``--help`` reads
 the config files (:mod:`._cli_help`), and JAX starts only when something runs.
@@ -30,7 +29,6 @@ from ._help import APPS, app_help
 TOOLS = {
     "summarize": "tables, summary.csv, summary.md and plots of a multirun directory",
     "evaluate": "loss and accuracy of a run's checkpoint on its test split, or on other data",
-    "bench": "the benchmark suite (targets T1-T11), a Markdown table and a JSON report",
 }
 
 USAGE = "\n".join(
@@ -68,10 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summarize(rest)
         if command == "evaluate":
             return evaluate(rest)
-        if command == "bench":
-            from backprop_lab_bench.runner import main as bench
-
-            return bench(rest)
+        if command == "bench":  # the benchmarks are not installed with the package
+            print(
+                "backprop-lab bench: the benchmarks are run by scripts/bench in a checkout", file=sys.stderr
+            )
+            return 2
     except BrokenPipeError:  # output piped into head and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -21,7 +21,7 @@ Usage::
     scripts/bench --quick         # smaller repeats and steps, a few minutes
     scripts/bench t1_small t3     # only these benchmarks
     scripts/bench --json out.json --list
-    python -m backprop_lab_bench  # the same, without scripts/bench's venv set-up
+    python -m benchmarks          # the same from the repository's root, without the venv set-up
 """
 
 from __future__ import annotations
@@ -99,10 +99,11 @@ _CHILD_TAG = "BENCH_RESULT "
 
 def run_isolated(name: str, mode: str, timeout: float = 3600, configure: bool = True) -> dict[str, Any]:
     """:func:`run_one` in a fresh interpreter (own peak RSS, cold caches)."""
-    cmd = [sys.executable, "-m", "backprop_lab_bench", "--child", name, "--mode", mode]
+    cmd = [sys.executable, "-m", "benchmarks", "--child", name, "--mode", mode]
     if not configure:
         cmd.append("--no-configure")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # From the repository's root, where ``-m benchmarks`` finds this package (it is not installed).
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=processes.ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith(_CHILD_TAG):
             return json.loads(line[len(_CHILD_TAG) :])

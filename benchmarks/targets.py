@@ -1,6 +1,6 @@
 """The in-process benchmarks T1–T6: JAX against JAX or NumPy inside one interpreter.
 
-Each function returns table rows (see :func:`backprop_lab_bench.timing.row`)
+Each function returns table rows (see :func:`benchmarks.timing.row`)
 and calls the library as a user's script does, through ``import backprop_lab
 as bl`` and its public names only. The process running them has called
 ``bl.configure_cpu()`` first (unless ``scripts/bench --no-configure``), as the
@@ -10,6 +10,7 @@ its settings per mode ("full", "quick", and "tiny" for the tests).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,10 +131,12 @@ def bench_step_ratio(
     state = opt.init(model)
     grads = ("manual", "autodiff")
     steps = {g: make_step(g, "cross_entropy", opt) for g in grads}
-    single = time_interleaved({g: (lambda g=g: steps[g](model, state, x, y)) for g in grads}, repeats)
+    single = time_interleaved({g: functools.partial(steps[g], model, state, x, y) for g in grads}, repeats)
     scan = time_interleaved(
         {
-            g: (lambda g=g: train(model, x, y, loss="cross_entropy", optimizer=opt, steps=scan_steps, grad=g))
+            g: functools.partial(
+                train, model, x, y, loss="cross_entropy", optimizer=opt, steps=scan_steps, grad=g
+            )
             for g in grads
         },
         max(3, repeats // 3),
@@ -277,12 +280,23 @@ def bench_digits(
     first = time.perf_counter() - t0
     fns: dict[str, Callable[[], Any]] = {"jax": run_jax}
     for dt in ref_dtypes:
-        fns[f"numpy_{dt}"] = lambda dt=dt: reference.train_sgd(
-            weights, biases, x, y, "tanh", "softmax", "cross_entropy", lr, steps, batch, dtype=np.dtype(dt)
+        fns[f"numpy_{dt}"] = functools.partial(
+            reference.train_sgd,
+            weights,
+            biases,
+            x,
+            y,
+            "tanh",
+            "softmax",
+            "cross_entropy",
+            lr,
+            steps,
+            batch,
+            dtype=np.dtype(dt),
         )
     times = time_interleaved(fns, repeats, warmup=1)
     rate = {k: steps * batch / median(t) for k, t in times.items()}
-    best_ref = max((k for k in rate if k != "jax"), key=rate.get)
+    best_ref = max((k for k in rate if k != "jax"), key=lambda k: rate[k])
     ratio = rate["jax"] / rate[best_ref]
     refs = ", ".join(f"{k.split('_')[1]} {rate[k]:,.0f}" for k in rate if k != "jax")
     return [

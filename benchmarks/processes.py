@@ -15,6 +15,7 @@ that says where its time goes; T11 also lists the heavy packages each command im
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -28,8 +29,8 @@ import numpy as np
 
 from .timing import Row, _summary, median, row, time_interleaved
 
-#: The repository: experiments/ and conf/ (scripts/bench runs from there).
-ROOT = Path(__file__).resolve().parents[2]
+#: The repository: experiments/, conf/ and this package (scripts/bench runs from there).
+ROOT = Path(__file__).resolve().parents[1]
 #: Where ``scripts/bench`` keeps the XLA_FLAGS it found, before configure_cpu() added to them.
 USER_XLA_FLAGS = "BACKPROP_LAB_BENCH_USER_XLA_FLAGS"
 #: Packages that must not load for ``--help`` or ``--cfg`` (T11). ``jaxlib`` alone
@@ -290,7 +291,10 @@ def bench_python_loop(
 #: OUT.json gets seconds per stage and a timeline (seconds since the probe
 #: started). The
 #: wrapped names are the engine's as of this writing; a name that is gone is
-#: listed under "missing" and the rest still count.
+#: listed under "missing" and the rest still count. They are private functions
+#: (backprop_lab.runs._engine, .plots._worker, ...) on purpose: the public API
+#: has no name for a stage inside a Hydra job, and the probe says which stage
+#: the time of a whole command goes to. The timed command itself is public.
 PROBE = r"""
 import atexit
 import functools
@@ -339,7 +343,7 @@ STAGES = {
     "checkpoint saves": ["backprop_lab.runs._lane:save", "backprop_lab.runs._engine:_save"],
     "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._lane:finish",
                                                             "backprop_lab.runs._engine:_finish"],
-    "grad_agreement (manual vs autodiff)": ["backprop_lab.apps._hydra:grad_agreement"],
+    "grad_agreement (manual vs autodiff)": ["backprop_lab.checks._agreement:grad_agreement"],
     "handing plots to the workers (or drawing them here)": ["backprop_lab.plots._worker:Painter.draw"],
     "loss_curve plot": ["backprop_lab.plots._run:loss_curve"],
     "grad_norms plot": ["backprop_lab.plots._run:grad_norms"],
@@ -583,7 +587,7 @@ def bench_hydra_sweep(
     runs under :data:`PROBE` (the plot workers' own time shows as the wait for them).
     """
     lrs = np.geomspace(*lr_range, lr_count)
-    sweep = sweep_overrides(lrs, seeds, epochs)
+    sweep = sweep_overrides(lrs.tolist(), seeds, epochs)
     jobs = lr_count * seeds
     with tempfile.TemporaryDirectory(prefix="bench-t10-") as tmp:
         env = user_env(BACKPROP_LAB_CACHE=str(Path(tmp) / "jax_cache"))
@@ -680,7 +684,7 @@ def bench_help(
             for flag in flags:
                 cmds[f"{app} {' '.join(flag)}"] = [*_app(app), *flag]
         times = time_interleaved(
-            {k: (lambda c=c: run_command(c, env=env)) for k, c in cmds.items()}, repeats, warmup=1
+            {k: functools.partial(run_command, c, env=env) for k, c in cmds.items()}, repeats, warmup=1
         )
         heavy = {
             k: heavy_imports(run_command([c[0], "-X", "importtime", *c[1:]], env=env).stderr)
