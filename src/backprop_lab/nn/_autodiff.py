@@ -60,7 +60,10 @@ def numerical_grad(model: MLP, x: Array, y: Array, loss: str | Loss, eps: float 
     The compiled program is cached per shape, loss and eps.
 
     Arguments:
-        model, x, y, loss: as :func:`manual_grad`.
+        model: as :func:`manual_grad`.
+        x: as :func:`manual_grad`.
+        y: as :func:`manual_grad`.
+        loss: as :func:`manual_grad`.
         eps: the step.
 
     Returns:

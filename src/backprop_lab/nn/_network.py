@@ -160,7 +160,8 @@ class MLP(eqx.Module):
             weights: ``weights[l]`` of shape (out_l, in_l), with in_{l+1} = out_l.
             biases: None for a network without biases (note 004), or one entry
                 per layer: an (out_l,) vector, or None for a layer without bias.
-            activation, output_activation: activation names.
+            activation: the hidden layers' activation name.
+            output_activation: the output layer's activation name.
         """
         if len(weights) == 0:
             raise ValueError("weights is empty; give at least one (out, in) matrix")

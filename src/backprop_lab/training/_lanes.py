@@ -104,8 +104,10 @@ def run_lanes(
     """:func:`run_steps` for every lane at once.
 
     Arguments:
-        models, opt_states: stacked along a leading lane axis.
-        x, y: shared data (n, in) / (n, out), or per lane (lanes, n, in) / (lanes, n, out).
+        models: stacked along a leading lane axis.
+        opt_states: stacked along a leading lane axis.
+        x: shared inputs (n, in), or per lane (lanes, n, in).
+        y: shared targets (n, out), or per lane (lanes, n, out).
         keys: (lanes, 2) PRNG keys for each lane's minibatch order.
         batch_sharding: a ``jax.sharding.Sharding`` for each minibatch (rows over
             devices: data parallel), or None.
@@ -149,8 +151,12 @@ def train_sweep(
     Arguments:
         models: one MLP (every lane starts from it) or one per lane (e.g. one
             per seed), all of the same architecture.
-        x, y: the training data, shared by every lane.
-        loss, steps, batch_size, grad: as :func:`train`.
+        x: the training inputs (n, in), shared by every lane.
+        y: the training targets (n, out), shared by every lane.
+        loss: as :func:`train`.
+        steps: as :func:`train`.
+        batch_size: as :func:`train`.
+        grad: as :func:`train`.
         optimizer: an optimizer with its learning rate in its state, from
             :func:`make_optimizer` (its own rate is replaced lane by lane).
         learning_rates: one per lane.
