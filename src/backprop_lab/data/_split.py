@@ -26,9 +26,10 @@ test rows are each permuted once more so that the classes come mixed.
 Every draw comes from one ``np.random.default_rng(seed)``, classes in order: the
 same seed gives the same split.
 
-The split changed once, in version 0.2.0: earlier versions drew the rows
-scikit-learn's ``train_test_split`` draws, so a seed now holds out other rows
-(the sizes and the per-class counts are the same or within one row).
+The split changed once, in version 0.2.0: earlier versions held out the rows
+scikit-learn's ``train_test_split`` picks; from 0.2.0 on a seed holds out as many
+rows, but other ones, so results on the split data sets (moons, circles, digits,
+files without test arrays) differ from those of earlier versions.
 """
 
 from __future__ import annotations
