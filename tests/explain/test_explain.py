@@ -247,6 +247,39 @@ def test_too_large_network_is_refused(app):
         app.explain_config(_compose(["data=digits", "model.sizes=[64,128,10]"]), out_dir="unused")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["round_each_step=13"],
+            r"^round_each_step=13 is invalid: expected null .*or an integer from 0 to 12$",
+        ),
+        (["round_each_step=true"], r"^round_each_step=true is invalid"),
+        (["decimals=-1"], r"^decimals=-1 is invalid: expected null .*or an integer from 0 to 16$"),
+        (["names=greek"], r"^names='greek' is invalid: expected one of: letters, numbers$"),
+        (["x=[1,0]"], r"^y=null is invalid: give both x and y, or neither"),
+        (["x=[1,true]", "y=[1,0]"], r"^x=\[1, True\] is invalid: expected null .*or a list of numbers"),
+        (["x=[1,0,3]", "y=[1,0]"], r"^x=\[1, 0, 3\] is invalid: expected a list of 2 numbers"),
+        (["example=1"], r"^example=1 is invalid: expected a row index from 0 to 0 of data set 'note003'$"),
+        (["example=-1"], r"^example=-1 is invalid: expected a row index >= 0"),
+        (["+exmaple=1"], r"^exmaple=1 is invalid: the config has no key 'exmaple'; its keys are: .*example"),
+    ],
+)
+def test_config_errors_are_one_line_before_any_output(app, tmp_path, overrides, message):
+    from backprop_lab.runs._experiment import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        app.explain_config(_compose(overrides), out_dir=tmp_path / "out")
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_training_presets_keys_are_accepted(app, tmp_path):
+    """experiment=xor sets epochs, batch_size and log_every, which one explained step does not use."""
+    cfg = _compose(["experiment=xor"])
+    assert {"epochs", "batch_size", "log_every"} <= set(cfg)
+    assert app.explain_config(cfg, out_dir=tmp_path)["sizes"] == list(cfg.model.sizes)
+
+
 def test_explain_command_line(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run(

@@ -91,6 +91,84 @@ def time_grads(model, x, y, loss: str, repeats: int) -> dict[str, float]:
     return out
 
 
+def _check_config(cfg: dict) -> tuple[int, int, bool | None]:
+    """``batch``, ``repeats`` (each an integer >= 1) and ``numerical`` (null, true or false)."""
+    from backprop_lab.config._checks import Check, integer
+
+    def flag_or_null(v):
+        if v is not None and not isinstance(v, bool):
+            raise ValueError
+        return v
+
+    numerical = Check("null (automatic), true or false", flag_or_null)
+    return (
+        integer(1)("batch", cfg.get("batch", 16)),
+        integer(1)("repeats", cfg.get("repeats", 20)),
+        numerical("numerical", cfg.get("numerical")),
+    )
+
+
+def _examples(cfg: dict, sizes, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch the gradients are taken on: x (batch, in) and y (batch, out).
+
+    Random examples of the network's widths for ``data.name=random``, otherwise
+    the first ``batch`` training rows of the data set (all of them when it has
+    fewer), integer labels as one-hot rows.
+    """
+    import numpy as np
+
+    from backprop_lab.runs._experiment import build_data
+
+    if (cfg.get("data") or {}).get("name") == RANDOM:
+        return random_batch(sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
+    data = build_data(cfg, sizes)
+    if batch > data.n_train:
+        log.info(
+            "batch=%d is more than the %d training rows of %r: using all of them",
+            batch,
+            data.n_train,
+            data.name,
+        )
+        batch = data.n_train
+    x, y = data.x_train[:batch], data.y_train[:batch]
+    if data.targets == "labels":
+        y = np.eye(data.out_width, dtype=x.dtype)[y]
+    return x, y
+
+
+def _summary(report, timings: dict[str, float], model, data_name: str | None, repeats: int) -> dict:
+    """What summary.json records: the verdict and errors, the timings, the network, the batch."""
+    import jax
+    import numpy as np
+
+    from backprop_lab.apps import _hydra as apps
+
+    numerical = report.numerical_max_rel_error
+    return {
+        "kind": "compare",
+        "passed": report.passed,
+        "max_abs_error": apps.finite_or_none(report.max_abs_error),
+        "max_rel_error": apps.finite_or_none(report.max_rel_error),
+        "min_cosine": apps.finite_or_none(report.min_cosine),
+        "failing": [list(f) for f in report.failing],
+        "diagonal_agrees": report.diagonal_agrees,
+        "numerical_max_rel_error": None if numerical is None else apps.finite_or_none(numerical),
+        **{k: round(v, 4) for k, v in timings.items()},
+        "speedup": timings["autodiff_time_ms"] / timings["manual_time_ms"],
+        "dtype": report.dtype,
+        "sizes": list(model.sizes),
+        "activation": model.activation,
+        "output_activation": model.output_activation,
+        "bias": any(b is not None for b in model.biases),
+        "n_params": sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model)),
+        "loss": report.loss,
+        "data": data_name,
+        "batch": report.batch,
+        "repeats": repeats,
+        "backend": jax.default_backend(),
+    }
+
+
 def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     """Check and time the gradients for a composed config; write the reports.
 
@@ -106,70 +184,18 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     Raises:
         ConfigError: a config value that cannot work (before any compute).
     """
-    import jax
-    import numpy as np
-
     from backprop_lab import check_grads
     from backprop_lab.apps import _hydra as apps
-    from backprop_lab.runs._experiment import ConfigError, build_data, build_model, plain_config
+    from backprop_lab.runs._experiment import build_model, plain_config
 
     cfg = plain_config(cfg)
     apps.setup_jax(cfg)  # float64 switched on before anything is built
-    batch, repeats = cfg.get("batch", 16), cfg.get("repeats", 20)
-    for key, value in (("batch", batch), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, value, "expected an integer >= 1")
-    numerical = cfg.get("numerical")
-    if numerical not in (None, True, False):
-        raise ConfigError("numerical", numerical, "expected null (automatic), true or false")
-    data_name = (cfg.get("data") or {}).get("name")
+    batch, repeats, numerical = _check_config(cfg)
     model = build_model(cfg)
-    if data_name == RANDOM:
-        x, y = random_batch(model.sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
-    else:
-        data = build_data(cfg, model.sizes)
-        if batch > data.n_train:
-            log.info(
-                "batch=%d is more than the %d training rows of %r: using all of them",
-                batch,
-                data.n_train,
-                data.name,
-            )
-            batch = data.n_train
-        x, y = data.x_train[:batch], data.y_train[:batch]
-        if data.targets == "labels":
-            y = np.eye(data.n_classes, dtype=x.dtype)[y]
-
+    x, y = _examples(cfg, model.sizes, batch)
     report = check_grads(model, x, y, cfg["loss"], numerical=numerical)
     timings = time_grads(model, x, y, cfg["loss"], repeats)
-    n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model))
-    summary = {
-        "kind": "compare",
-        "passed": report.passed,
-        "max_abs_error": apps.finite_or_none(report.max_abs_error),
-        "max_rel_error": apps.finite_or_none(report.max_rel_error),
-        "min_cosine": apps.finite_or_none(report.min_cosine),
-        "failing": [list(f) for f in report.failing],
-        "diagonal_agrees": report.diagonal_agrees,
-        "numerical_max_rel_error": (
-            None
-            if report.numerical_max_rel_error is None
-            else apps.finite_or_none(report.numerical_max_rel_error)
-        ),
-        **{k: round(v, 4) for k, v in timings.items()},
-        "speedup": timings["autodiff_time_ms"] / timings["manual_time_ms"],
-        "dtype": report.dtype,
-        "sizes": list(model.sizes),
-        "activation": model.activation,
-        "output_activation": model.output_activation,
-        "bias": any(b is not None for b in model.biases),
-        "n_params": n_params,
-        "loss": report.loss,
-        "data": data_name,
-        "batch": report.batch,
-        "repeats": repeats,
-        "backend": jax.default_backend(),
-    }
+    summary = _summary(report, timings, model, (cfg.get("data") or {}).get("name"), repeats)
     out = Path(out_dir or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "grad_report.json").write_text(report.to_json() + "\n")

@@ -1,4 +1,4 @@
-"""Renderings of a :class:`~backprop_lab.checks._report.GradReport`: terminal table and Markdown.
+"""Renderings of a :class:`~backprop_lab.checks._result.GradReport`: terminal table and Markdown.
 
 Both show the same rows, one per parameter tensor: norms of the manual and
 autodiff gradients, max absolute and relative error, cosine similarity, the

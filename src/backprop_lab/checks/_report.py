@@ -42,9 +42,6 @@ magnitude tighter than a wrong derivative.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 from typing import Any
 
 import jax
@@ -54,7 +51,9 @@ from ..nn._autodiff import autodiff_grad, numerical_grad
 from ..nn._backprop import check_inputs, manual_grad
 from ..nn._losses import Loss
 from ..nn._network import MLP
-from ._render import render_markdown, render_table
+from ._result import GradReport, TensorCheck
+
+__all__ = ["NUMERICAL_MAX_PARAMS", "REL_FLOOR", "TOLERANCES", "GradReport", "TensorCheck", "check_grads"]
 
 Array = jax.Array
 
@@ -69,171 +68,6 @@ TOLERANCES: dict[str, dict[str, float]] = {
 NUMERICAL_MAX_PARAMS = 5000
 
 _LOW_PRECISION = "float32"  # the row of the tables that float16/bfloat16 fall back on
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorCheck:
-    """The comparison for one parameter tensor (W or b of one layer).
-
-    Attributes:
-        layer: the layer number l = 1..L as the notes count (``model.weights[l - 1]``).
-        tensor: "W" or "b".
-        shape: the tensor's shape, (out, in) or (out,).
-        manual_norm, autodiff_norm: Frobenius norms of the two gradients.
-        max_abs_error: max |manual − autodiff|.
-        max_rel_error: max |manual − autodiff| / max(|autodiff|, floor).
-        cosine: cosine similarity of manual and autodiff (1 when both are zero).
-        floor: the floor used in the relative errors of this tensor.
-        diagonal_max_rel_error: max relative error of the diagonal variant vs the Hadamard one.
-        numerical_max_abs_error, numerical_max_rel_error: manual vs finite
-            differences (floor from the finite differences), None when not run.
-        passed: every comparison that ran is within its tolerance.
-    """
-
-    layer: int
-    tensor: str
-    shape: tuple[int, ...]
-    manual_norm: float
-    autodiff_norm: float
-    max_abs_error: float
-    max_rel_error: float
-    cosine: float
-    floor: float
-    diagonal_max_rel_error: float
-    diagonal_agrees: bool
-    numerical_max_abs_error: float | None
-    numerical_max_rel_error: float | None
-    passed: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class GradReport:
-    """The result of :func:`check_grads`; ``report.passed`` is the verdict.
-
-    Attributes:
-        checks: one :class:`TensorCheck` per parameter tensor, layer by layer, W before b.
-        dtype: the model's dtype name ("float64", "float32", …).
-        sizes, activation, output_activation, loss: the network and loss checked.
-        batch: the number of examples the gradient was taken over.
-        rel_floor: the floor fraction used (see the module docstring).
-        tolerances: allowed max relative error per comparison ("autodiff", "diagonal", "numerical").
-        numerical: whether finite differences were compared.
-        numerical_note: why they were not, when they were not.
-    """
-
-    checks: tuple[TensorCheck, ...]
-    dtype: str
-    sizes: tuple[int, ...]
-    activation: str
-    output_activation: str
-    loss: str
-    batch: int
-    rel_floor: float
-    tolerances: dict[str, float]
-    numerical: bool
-    numerical_note: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        """True when every tensor passes every comparison that ran."""
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failing(self) -> list[tuple[int, str]]:
-        """(layer, tensor) of each failing tensor, e.g. [(1, "W"), (1, "b")]."""
-        return [(c.layer, c.tensor) for c in self.checks if not c.passed]
-
-    @property
-    def max_abs_error(self) -> float:
-        """Largest |manual − autodiff| over all tensors."""
-        return _worst(c.max_abs_error for c in self.checks)
-
-    @property
-    def max_rel_error(self) -> float:
-        """Largest relative error manual vs autodiff over all tensors."""
-        return _worst(c.max_rel_error for c in self.checks)
-
-    @property
-    def min_cosine(self) -> float:
-        """Smallest cosine similarity manual vs autodiff over all tensors."""
-        values = [c.cosine for c in self.checks]
-        return float("nan") if any(math.isnan(v) for v in values) else min(values)
-
-    @property
-    def diagonal_agrees(self) -> bool:
-        """Whether the diagonal-D variant agrees with the Hadamard one everywhere."""
-        return all(c.diagonal_agrees for c in self.checks)
-
-    @property
-    def numerical_max_rel_error(self) -> float | None:
-        """Largest relative error manual vs finite differences, None when not run."""
-        if not self.numerical:
-            return None
-        return _worst(c.numerical_max_rel_error for c in self.checks)
-
-    @property
-    def floor_rule(self) -> str:
-        """The floor of the relative errors, in words."""
-        return (
-            f"rel = |manual - reference| / max(|reference|, floor), floor = max({self.rel_floor:g} "
-            f"x max|reference| in the tensor, eps({self.dtype}) x max|reference| overall)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field as JSON-ready values (non-finite numbers become None)."""
-        return _finite_only(
-            {
-                "passed": self.passed,
-                "max_abs_error": self.max_abs_error,
-                "max_rel_error": self.max_rel_error,
-                "min_cosine": self.min_cosine,
-                "failing": [list(f) for f in self.failing],
-                "dtype": self.dtype,
-                "diagonal_agrees": self.diagonal_agrees,
-                "numerical": self.numerical,
-                "numerical_note": self.numerical_note,
-                "numerical_max_rel_error": self.numerical_max_rel_error,
-                "sizes": list(self.sizes),
-                "activation": self.activation,
-                "output_activation": self.output_activation,
-                "loss": self.loss,
-                "batch": self.batch,
-                "rel_floor": self.rel_floor,
-                "floor_rule": self.floor_rule,
-                "tolerances": dict(self.tolerances),
-                "tensors": [dict(dataclasses.asdict(c), shape=list(c.shape)) for c in self.checks],
-            }
-        )
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as a JSON string (strict: no NaN literals)."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
-
-    def to_table(self) -> str:
-        """A plain, aligned terminal table with ✓/✗ marks."""
-        return render_table(self)
-
-    def to_markdown(self) -> str:
-        """A Markdown section: settings, one table row per tensor, the verdict."""
-        return render_markdown(self)
-
-    def __str__(self) -> str:
-        return self.to_table()
-
-
-def _worst(values) -> float:
-    values = [float("nan") if v is None else v for v in values]
-    return float("nan") if any(math.isnan(v) for v in values) else max(values, default=0.0)
-
-
-def _finite_only(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite_only(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_only(v) for v in obj]
-    return obj
 
 
 def _tensors(grads: MLP) -> list[tuple[int, str, np.ndarray]]:
@@ -270,6 +104,70 @@ def _floors(ref: list[np.ndarray], rel_floor: float, dtype: np.dtype) -> list[fl
     return [max(rel_floor * float(np.abs(r).max(initial=0.0)), base) for r in ref]
 
 
+def _settings(
+    dtype: np.dtype, rel_floor: float | None, tolerances: dict[str, float] | None
+) -> tuple[float, dict[str, float]]:
+    """The floor fraction and the tolerances: the dtype's defaults with the overrides given."""
+    row = dtype.name if dtype.name in TOLERANCES else _LOW_PRECISION
+    tol = dict(TOLERANCES[row])
+    unknown = set(tolerances or {}) - set(tol)
+    if unknown:
+        raise ValueError(f"unknown tolerance keys {sorted(unknown)}; valid keys are: {', '.join(tol)}")
+    tol.update(tolerances or {})
+    rel_floor = REL_FLOOR[row] if rel_floor is None else float(rel_floor)
+    if not rel_floor >= 0.0:
+        raise ValueError(f"rel_floor must be a number >= 0, got {rel_floor}")
+    return rel_floor, tol
+
+
+def _run_numerical(numerical: bool | None, dtype: np.dtype, n_params: int) -> tuple[bool, str | None]:
+    """Whether to compare with finite differences, and why not when ``numerical=None`` says no."""
+    if numerical is not None:
+        return numerical, None
+    if dtype != np.float64:
+        return False, f"skipped: model is {dtype.name} (pass numerical=True to force)"
+    if n_params > NUMERICAL_MAX_PARAMS:
+        return (
+            False,
+            f"skipped: {n_params} parameters > {NUMERICAL_MAX_PARAMS} (pass numerical=True to force)",
+        )
+    return True, None
+
+
+def _compare(
+    m: np.ndarray,
+    d: np.ndarray,
+    a: np.ndarray,
+    numeric: tuple[np.ndarray, float] | None,
+    floor: float,
+    tol: dict[str, float],
+) -> dict[str, Any]:
+    """The fields of one :class:`TensorCheck` but its name: manual ``m`` against autodiff ``a``,
+    the diagonal variant ``d`` against ``m``, and ``m`` against finite differences
+    ``numeric = (gradient, its floor)`` when they ran; all of one tensor's shape."""
+    abs_err, rel_err = _rel_error(m, a, floor)
+    _, diag_err = _rel_error(d, m, floor)
+    num_abs = num_rel = None
+    ok = rel_err <= tol["autodiff"] and diag_err <= tol["diagonal"]
+    if numeric is not None:
+        num_abs, num_rel = _rel_error(m, *numeric)
+        ok = ok and num_rel <= max(tol["numerical"], tol["autodiff"])
+    return dict(
+        shape=tuple(m.shape),
+        manual_norm=float(np.linalg.norm(m)),
+        autodiff_norm=float(np.linalg.norm(a)),
+        max_abs_error=abs_err,
+        max_rel_error=rel_err,
+        cosine=_cosine(m, a),
+        floor=floor,
+        diagonal_max_rel_error=diag_err,
+        diagonal_agrees=bool(diag_err <= tol["diagonal"]),
+        numerical_max_abs_error=num_abs,
+        numerical_max_rel_error=num_rel,
+        passed=bool(ok),
+    )
+
+
 def check_grads(
     model: MLP,
     x: Array,
@@ -302,62 +200,25 @@ def check_grads(
     """
     loss_fn = check_inputs(model, x, y, loss)
     dtype = np.dtype(model.weights[0].dtype)
-    row = dtype.name if dtype.name in TOLERANCES else _LOW_PRECISION
-    tol = dict(TOLERANCES[row])
-    unknown = set(tolerances or {}) - set(tol)
-    if unknown:
-        raise ValueError(f"unknown tolerance keys {sorted(unknown)}; valid keys are: {', '.join(tol)}")
-    tol.update(tolerances or {})
-    rel_floor = REL_FLOOR[row] if rel_floor is None else float(rel_floor)
-    if not rel_floor >= 0.0:
-        raise ValueError(f"rel_floor must be a number >= 0, got {rel_floor}")
-
+    rel_floor, tol = _settings(dtype, rel_floor, tolerances)
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model))
-    note = None
-    if numerical is None:
-        numerical = dtype == np.float64 and n_params <= NUMERICAL_MAX_PARAMS
-        if dtype != np.float64:
-            note = f"skipped: model is {dtype.name} (pass numerical=True to force)"
-        elif not numerical:
-            note = f"skipped: {n_params} parameters > {NUMERICAL_MAX_PARAMS} (pass numerical=True to force)"
+    numerical, note = _run_numerical(numerical, dtype, n_params)
 
     # Each a compiled program cached per shape when the loss is a name.
     manual = _tensors(manual_grad(model, x, y, loss, variant="hadamard"))
     diagonal = _tensors(manual_grad(model, x, y, loss, variant="diagonal"))
     auto = _tensors(autodiff_grad(model, x, y, loss))
-    numeric = _tensors(numerical_grad(model, x, y, loss)) if numerical else None
     floors = _floors([a for *_, a in auto], rel_floor, dtype)
-    num_floors = _floors([n for *_, n in numeric], rel_floor, dtype) if numeric else None
-
-    checks = []
-    for i, ((layer, name, m), (*_, d), (*_, a)) in enumerate(zip(manual, diagonal, auto)):
-        abs_err, rel_err = _rel_error(m, a, floors[i])
-        _, diag_err = _rel_error(d, m, floors[i])
-        num_abs = num_rel = None
-        ok = rel_err <= tol["autodiff"] and diag_err <= tol["diagonal"]
-        if numeric is not None:
-            num_abs, num_rel = _rel_error(m, numeric[i][2], num_floors[i])
-            ok = ok and num_rel <= max(tol["numerical"], tol["autodiff"])
-        checks.append(
-            TensorCheck(
-                layer=layer,
-                tensor=name,
-                shape=tuple(m.shape),
-                manual_norm=float(np.linalg.norm(m)),
-                autodiff_norm=float(np.linalg.norm(a)),
-                max_abs_error=abs_err,
-                max_rel_error=rel_err,
-                cosine=_cosine(m, a),
-                floor=floors[i],
-                diagonal_max_rel_error=diag_err,
-                diagonal_agrees=bool(diag_err <= tol["diagonal"]),
-                numerical_max_abs_error=num_abs,
-                numerical_max_rel_error=num_rel,
-                passed=bool(ok),
-            )
-        )
+    numeric: list[tuple[np.ndarray, float] | None] = [None] * len(auto)
+    if numerical:
+        finite_differences = [n for *_, n in _tensors(numerical_grad(model, x, y, loss))]
+        numeric = list(zip(finite_differences, _floors(finite_differences, rel_floor, dtype)))
+    checks = tuple(
+        TensorCheck(layer=layer, tensor=name, **_compare(m, d, a, num, floor, tol))
+        for (layer, name, m), (*_, d), (*_, a), num, floor in zip(manual, diagonal, auto, numeric, floors)
+    )
     return GradReport(
-        checks=tuple(checks),
+        checks=checks,
         dtype=dtype.name,
         sizes=tuple(model.sizes),
         activation=model.activation,

@@ -95,6 +95,31 @@ TRAIN_KEYS: dict[str, Check] = {
     "devices": optional(integer(1), "every local device"),
 }
 
+
+def _numbers(v: Any) -> list:
+    if not isinstance(v, (list, tuple)) or not v or not all(_is_number(t) for t in v):
+        raise ValueError
+    return list(v)
+
+
+_A_ROW = "a row of the data set, picked by example"
+#: The explain app's top-level keys: its own, and the training keys (an experiment preset sets
+#: some; they are checked, though one explained step uses only seed, loss and dtype of them).
+EXPLAIN_KEYS: dict[str, Check] = {
+    **TRAIN_KEYS,
+    "example": Check("a row index >= 0 of the data set's training rows", integer(0).convert, int),
+    "x": optional(
+        Check("a list of numbers, one per input (model.sizes[0]), e.g. [1,0]", _numbers, list[float]), _A_ROW
+    ),
+    "y": optional(
+        Check("a list of numbers, one per output (model.sizes[-1]), e.g. [0,1]", _numbers, list[float]),
+        _A_ROW,
+    ),
+    "round_each_step": optional(integer(0, 12), "exact arithmetic; note 004 rounds to 4"),
+    "decimals": optional(integer(0, 16), "8, or round_each_step when rounding"),
+    "names": choice(["numbers", "letters"]),
+}
+
 #: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,
 #: unless it is one task of a SLURM job step with several tasks).
 DISTRIBUTED_KEYS: dict[str, Check] = {

@@ -1,6 +1,6 @@
-"""Data sets made from arrays: the seeded train/test split every non-table data
-set uses, the 8x8 digits file scikit-learn ships, and your own ``.npz`` or
-``.csv`` file (``data=file data.path=...``).
+"""Data sets made from arrays (split by the seeded train/test split of
+:mod:`._split`), the 8x8 digits file scikit-learn ships, and your own ``.npz``
+or ``.csv`` file (``data=file data.path=...``).
 
 A ``.npz`` archive holds arrays ``x`` ``(n, d)`` and ``y``, and optionally a
 held-out pair ``x_test``, ``y_test``; without them the rows are split like the
@@ -21,7 +21,6 @@ import csv
 import gzip
 import importlib.util
 import io
-import math
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -30,89 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from ._dataset import Dataset
+from ._split import split_rows
 
-__all__ = ["assemble", "classification", "load_file", "read_digits", "split_rows"]
+__all__ = ["assemble", "classification", "load_file", "read_digits"]
 
 _NPZ_NAMES = ("x", "y", "x_test", "y_test")
 
 
 # --------------------------------------------------------------------------- #
-# splitting rows
+# data sets from arrays
 # --------------------------------------------------------------------------- #
-
-
-def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
-    """Rows to draw per class, shape ``(n_classes,)``, summing to ``n_draws``:
-    proportional shares rounded down, the rest given to the largest remainders
-    with ties broken by ``rng`` (scikit-learn's ``_approximate_mode``)."""
-    continuous = counts / counts.sum() * n_draws
-    floored = np.floor(continuous)
-    need = int(n_draws - floored.sum())
-    remainder = continuous - floored
-    for value in np.sort(np.unique(remainder))[::-1]:
-        if need == 0:
-            break
-        (inds,) = np.where(remainder == value)
-        add_now = min(len(inds), need)
-        floored[rng.choice(inds, size=add_now, replace=False)] += 1
-        need -= add_now
-    return floored.astype(int)
-
-
-def split_rows(
-    n: int, test_fraction: float, seed: int, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/test row indices, stratified by class when ``labels`` are given.
-
-    Draws the same indices as scikit-learn's ``train_test_split`` with
-    ``test_size=test_fraction, random_state=seed`` (and ``stratify=labels``):
-    ``ceil(test_fraction * n)`` rows are held out.
-
-    Arguments:
-        n: Number of rows.
-        test_fraction: Fraction held out, in (0, 1).
-        seed: Seed of the draw, 0 to 2**32 - 1.
-        labels: Class of each row, shape ``(n,)``, or ``None`` for a plain shuffle.
-
-    Returns:
-        ``(train, test)`` integer index arrays, disjoint, in shuffled order.
-
-    Raises:
-        ValueError: When a side would be empty, would have fewer rows than
-            there are classes, or a class has a single row.
-    """
-    n_test = math.ceil(test_fraction * n)
-    n_train = n - n_test
-    if n_train < 1:
-        raise ValueError(
-            f"test_fraction={test_fraction} of {n} rows leaves no training rows; lower test_fraction"
-        )
-    rng = np.random.RandomState(seed)
-    if labels is None:
-        order = rng.permutation(n)
-        return order[n_test:], order[:n_test]
-    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if counts.min() < 2:
-        raise ValueError(
-            f"class {classes[counts.argmin()].item()!r} has a single row; "
-            "a stratified split needs 2 or more rows per class"
-        )
-    for side, size in (("test", n_test), ("training", n_train)):
-        if size < len(classes):
-            raise ValueError(
-                f"test_fraction={test_fraction} of {n} rows leaves {size} {side} rows for "
-                f"{len(classes)} classes; give each side at least one row per class"
-            )
-    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
-    n_i = _approximate_mode(counts, n_train, rng)
-    t_i = _approximate_mode(counts - n_i, n_test, rng)
-    train: list[np.ndarray] = []
-    test: list[np.ndarray] = []
-    for rows, count, a, b in zip(by_class, counts, n_i, t_i):
-        shuffled = rows.take(rng.permutation(count), mode="clip")
-        train.extend(shuffled[:a])
-        test.extend(shuffled[a : a + b])
-    return rng.permutation(train), rng.permutation(test)
 
 
 def assemble(

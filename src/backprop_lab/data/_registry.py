@@ -8,8 +8,7 @@ examples: ``x`` has shape ``(n, in_width)`` and ``y`` has shape
 Tiny tables (the logic gates, ``swap`` and the notes' single examples) have no
 held-out data: their test arrays are the same rows as their training arrays.
 The other data sets are split into train and test rows with a seeded split,
-stratified by class (:func:`split_rows`, the same split as scikit-learn's
-``train_test_split(..., stratify=labels)``).
+stratified by class (:func:`._split.split_rows`; it changed once, in 0.2.0).
 """
 
 from __future__ import annotations
@@ -183,7 +182,7 @@ DATASETS: Mapping[str, DataSpec] = {
 }
 """The registry: each data set's loader, description and accepted options.
 :func:`load_dataset` is the front door. Tables take no options; the others
-are split with :func:`split_rows`."""
+are split with :func:`._split.split_rows`."""
 
 
 def dataset_names() -> list[str]:

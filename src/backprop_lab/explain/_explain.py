@@ -3,11 +3,11 @@
 :func:`explain` runs a small network forward and backward on a single example
 and keeps every quantity the notes print: each layer's ``net`` and ``out``, the
 output error ∂L/∂out, every δ, every gradient ("change") matrix δ·outᵀ and the
-weights after one gradient-descent step. The renderings live in
-``_explain_render``.
+weights after one gradient-descent step. The renderings live in ``_render``
+(from the document of ``_document``).
 
-The step is computed by the same few layer formulas in both of its modes,
-with f, f′ and the output δ read from the ``ACTIVATIONS``/``LOSSES`` tables:
+The step is computed by the same few layer formulas (``_formulas``) in both of
+its modes, with f, f′ and the output δ read from the ``ACTIVATIONS``/``LOSSES`` tables:
 
 * exact (``round_each_step=None``): float64 arithmetic, as note 003 works;
 * ``round_each_step=k``: every printed intermediate is rounded to k decimals
@@ -21,8 +21,6 @@ with f, f′ and the output δ read from the ``ACTIVATIONS``/``LOSSES`` tables:
 from __future__ import annotations
 
 import dataclasses
-import decimal
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +29,7 @@ import numpy as np
 from ..nn._activations import Activation, get_activation
 from ..nn._losses import Loss, get_loss
 from ..nn._network import MLP, check_width
+from ._formulas import change, forward, output_delta, round_half_up, rounder, through, update
 
 Array = jax.Array
 
@@ -38,6 +37,17 @@ Array = jax.Array
 MAX_WIDTH = 8
 #: The largest network :func:`explain` writes out: weight layers.
 MAX_LAYERS = 6
+
+__all__ = [
+    "MAX_LAYERS",
+    "MAX_WIDTH",
+    "Explanation",
+    "LayerExplanation",
+    "TooLargeToExplain",
+    "check_explainable",
+    "explain",
+    "round_half_up",
+]
 
 
 class TooLargeToExplain(ValueError):
@@ -137,81 +147,97 @@ def check_explainable(sizes) -> None:
         )
 
 
-def round_half_up(values, decimals: int) -> np.ndarray:
-    """Round as on paper: to ``decimals`` places, halves away from zero.
-
-    Float noise is removed first (13 significant digits), so 0.00185 stored as
-    0.0018499999… still rounds to 0.0019.
-
-    Arguments:
-        values: an array of any shape.
-        decimals: places after the point, >= 0.
-
-    Returns:
-        A float64 array of the same shape.
-    """
-    quantum = decimal.Decimal(1).scaleb(-decimals)
-
-    def one(v: float) -> float:
-        if not np.isfinite(v):
-            return float(v)
-        d = decimal.Decimal(f"{v:.12e}").quantize(quantum, rounding=decimal.ROUND_HALF_UP)
-        return float(d) + 0.0
-
-    arr = np.asarray(values, dtype=np.float64)
-    return np.vectorize(one, otypes=[np.float64])(arr).reshape(arr.shape)
+def _f64(v) -> Array:
+    return jnp.asarray(np.asarray(v, np.float64))
 
 
-def _rounder(decimals: int | None) -> Callable[[Array], Array]:
-    if decimals is None:
-        return lambda v: v
-    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)) or decimals < 0:
-        raise ValueError(f"round_each_step must be null or an integer >= 0, got {decimals!r}")
-    return lambda v: jnp.asarray(round_half_up(np.asarray(v), int(decimals)))
+def _example(model: MLP, x, y) -> tuple[Array, Array]:
+    """x (in,) and y (out,) as float64 arrays, checked against the network's widths."""
+    x64, y64 = _f64(x), _f64(y)
+    for name, v, width in (("x", x64, model.sizes[0]), ("y", y64, model.sizes[-1])):
+        check_width(name, v, width, "input" if name == "x" else "output")
+        if v.ndim != 1:
+            raise ValueError(f"{name} must be one example of shape ({width},), got {v.shape}")
+    return x64, y64
 
 
-# The layer formulas. ``r`` rounds (or does nothing); every result the notes print
-# passes through it once.
+def _forward_pass(
+    acts: list[Activation], Ws: list[Array], bs: list[Array | None], x: Array, r
+) -> tuple[list[Array], list[Array]]:
+    """The forward pass: ``nets`` (net of layers 1..L) and ``outs`` (out of layers 0..L, out[0] = x)."""
+    outs, nets = [x], []
+    for act, W, b in zip(acts, Ws, bs):
+        net, out = forward(act, W, b, outs[-1], r)
+        nets.append(net)
+        outs.append(out)
+    return nets, outs
 
 
-def _forward(act: Activation, W: Array, b: Array | None, out_prev: Array, r) -> tuple[Array, Array]:
-    net = r(W @ out_prev if b is None else W @ out_prev + b)
-    return net, r(act.fn(net))
+def _backward_pass(
+    acts: list[Activation],
+    loss_fn: Loss,
+    params: tuple[list[Array], list[Array | None]],
+    nets: list[Array],
+    outs: list[Array],
+    y: Array,
+    lr: float,
+    r,
+) -> list[dict]:
+    """The backward pass from the output layer down: per layer (index l - 1), its ∂L/∂out,
+    ∂L/∂(constant 1 input of the layer above), f′ or Jacobian, δ, change matrices and step."""
+    Ws, bs = params
+    n = len(Ws)
+    rows: list[dict] = [{} for _ in range(n)]
+    g, fprime, jac, delta = output_delta(acts[-1], loss_fn, nets[-1], outs[-1], y, r)
+    for l in range(n - 1, -1, -1):
+        if l < n - 1:
+            up_b = bs[l + 1]
+            g = r(Ws[l + 1].T @ delta)
+            rows[l]["dL_dconst"] = None if up_b is None else r(up_b @ delta)
+            fprime, jac, delta = through(acts[l], nets[l], outs[l + 1], g, r, printed_fprime=True)
+        dW, db = change(delta, outs[l], bs[l], r)
+        step_W, W_new = update(Ws[l], dW, lr, r)
+        step_b, b_new = update(bs[l], db, lr, r)
+        rows[l].update(
+            dL_dout=g,
+            fprime=fprime,
+            jacobian=jac,
+            delta=delta,
+            dW=dW,
+            db=db,
+            step_W=step_W,
+            W_new=W_new,
+            step_b=step_b,
+            b_new=b_new,
+        )
+    return rows
 
 
-def _output_delta(act: Activation, loss: Loss, net: Array, out: Array, y: Array, r):
-    """(∂L/∂out or None, f′ or None, Jacobian or None, δ) of the output layer."""
-    if act.name in loss.fused:
-        return None, None, None, r(loss.fused[act.name](net, out, y))
-    g = r(loss.grad_a(out, y))
-    return g, *_through(act, net, out, g, r, printed_fprime=False)
+def _npf(v) -> np.ndarray | None:
+    return None if v is None else np.asarray(v, np.float64)
 
 
-def _through(act: Activation, net: Array, out: Array, g: Array, r, *, printed_fprime: bool):
-    """(f′ or None, Jacobian or None, δ = (∂out/∂net)ᵀ g) for one layer.
-
-    With ``printed_fprime`` f′(net) is a printed intermediate: it is rounded and
-    δ is the Hadamard product of the printed g and f′ (note 004's hidden layers).
-    Otherwise δ is one expression, g ⊙ f′ from the table, rounded once (note
-    004's output layer, (out − target)·out·(1 − out)).
-    """
-    if act.deriv is None:
-        return None, r(act.jacobian(net, out)), r(act.backward(net, out, g))
-    if printed_fprime:
-        fprime = r(act.deriv(net, out))
-        return fprime, None, r(g * fprime)
-    return r(act.deriv(net, out)), None, r(act.backward(net, out, g))
-
-
-def _change(delta: Array, out_prev: Array, b: Array | None, r) -> tuple[Array, Array | None]:
-    return r(jnp.outer(delta, out_prev)), None if b is None else delta
-
-
-def _update(p: Array | None, grad: Array | None, lr: float, r):
-    if p is None:
-        return None, None
-    step = r(lr * grad)
-    return step, r(p - step)
+def _layer(act: Activation, W: Array, b: Array | None, net: Array, out: Array, row: dict) -> LayerExplanation:
+    """One layer's quantities as NumPy float64 arrays."""
+    f64 = lambda v: np.asarray(v, np.float64)  # noqa: E731
+    return LayerExplanation(
+        activation=act.name,
+        W=f64(W),
+        b=_npf(b),
+        net=f64(net),
+        out=f64(out),
+        dL_dout=_npf(row["dL_dout"]),
+        dL_dconst=None if row.get("dL_dconst") is None else float(row["dL_dconst"]),
+        fprime=_npf(row["fprime"]),
+        jacobian=_npf(row["jacobian"]),
+        delta=f64(row["delta"]),
+        dW=f64(row["dW"]),
+        db=_npf(row["db"]),
+        step_W=f64(row["step_W"]),
+        step_b=_npf(row["step_b"]),
+        W_new=f64(row["W_new"]),
+        b_new=_npf(row["b_new"]),
+    )
 
 
 def explain(
@@ -244,71 +270,17 @@ def explain(
     """
     check_explainable(model.sizes)
     loss_fn = get_loss(loss, model.output_activation)
-    r = _rounder(round_each_step)
-    hidden = get_activation(model.activation)
+    r = rounder(round_each_step)
     output = get_activation(model.output_activation, output=True)
-    n = len(model.weights)
-    acts = [hidden] * (n - 1) + [output]
+    acts = [get_activation(model.activation)] * (len(model.weights) - 1) + [output]
     with jax.enable_x64(True):
-        f64 = lambda v: None if v is None else jnp.asarray(np.asarray(v, np.float64))  # noqa: E731
-        x64, y64 = f64(x), f64(y)
-        for name, v, width in (("x", x64, model.sizes[0]), ("y", y64, model.sizes[-1])):
-            check_width(name, v, width, "input" if name == "x" else "output")
-            if v.ndim != 1:
-                raise ValueError(f"{name} must be one example of shape ({width},), got {v.shape}")
-        Ws = [f64(w) for w in model.weights]
-        bs = [f64(b) for b in model.biases]
-
-        outs, nets = [x64], []
-        for act, W, b in zip(acts, Ws, bs):
-            net, out = _forward(act, W, b, outs[-1], r)
-            nets.append(net)
-            outs.append(out)
+        x64, y64 = _example(model, x, y)
+        Ws = [_f64(w) for w in model.weights]
+        bs = [None if b is None else _f64(b) for b in model.biases]
+        nets, outs = _forward_pass(acts, Ws, bs, x64, r)
         value = float(loss_fn.value(nets[-1], outs[-1], y64))
-
-        rows: list[dict] = [{} for _ in range(n)]
-        g, fprime, jac, delta = _output_delta(output, loss_fn, nets[-1], outs[-1], y64, r)
-        for l in range(n - 1, -1, -1):
-            if l < n - 1:
-                g = r(Ws[l + 1].T @ delta)
-                const = None if bs[l + 1] is None else r(bs[l + 1] @ delta)
-                fprime, jac, delta = _through(acts[l], nets[l], outs[l + 1], g, r, printed_fprime=True)
-                rows[l]["dL_dconst"] = const
-            dW, db = _change(delta, outs[l], bs[l], r)
-            step_W, W_new = _update(Ws[l], dW, lr, r)
-            step_b, b_new = _update(bs[l], db, lr, r)
-            rows[l].update(
-                dL_dout=g,
-                fprime=fprime,
-                jacobian=jac,
-                delta=delta,
-                dW=dW,
-                db=db,
-                step_W=step_W,
-                W_new=W_new,
-                step_b=step_b,
-                b_new=b_new,
-            )
-
-        def npf(v):
-            return None if v is None else np.asarray(v, np.float64)
-
-        layers = tuple(
-            LayerExplanation(
-                activation=acts[l].name,
-                W=npf(Ws[l]),
-                b=npf(bs[l]),
-                net=npf(nets[l]),
-                out=npf(outs[l + 1]),
-                dL_dout=npf(rows[l]["dL_dout"]),
-                dL_dconst=None if rows[l].get("dL_dconst") is None else float(rows[l]["dL_dconst"]),
-                **{
-                    k: npf(rows[l][k])
-                    for k in ("fprime", "jacobian", "delta", "dW", "db", "step_W", "step_b", "W_new", "b_new")
-                },
-            )
-            for l in range(n)
-        )
+        rows = _backward_pass(acts, loss_fn, (Ws, bs), nets, outs, y64, lr, r)
+        layers = tuple(_layer(*parts) for parts in zip(acts, Ws, bs, nets, outs[1:], rows))
     return Explanation(
         x=np.asarray(x64, np.float64),
         y=np.asarray(y64, np.float64),
