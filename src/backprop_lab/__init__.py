@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public name → the submodule (relative to this package) that defines it.
 #: A name equal to its submodule's (``reference``) is the submodule itself.
