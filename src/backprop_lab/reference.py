@@ -19,22 +19,27 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+#: (batch, width) arrays in, one out.
+_Elementwise = Callable[[np.ndarray], np.ndarray]
+_Pairwise = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _sigmoid(z):
+def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _softmax(z):
+def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
 # name -> (f(z), f'(z) written with a = f(z))
-FUNCTIONS = {
+FUNCTIONS: dict[str, tuple[_Elementwise, _Pairwise]] = {
     "sigmoid": (_sigmoid, lambda z, a: a * (1.0 - a)),
     "tanh": (np.tanh, lambda z, a: 1.0 - a * a),
     "relu": (lambda z: np.where(z > 0, z, 0.0), lambda z, a: (z > 0).astype(z.dtype)),
@@ -42,7 +47,7 @@ FUNCTIONS = {
 }
 
 # name -> (per-example loss(a, y), dloss/da)
-COSTS = {
+COSTS: dict[str, tuple[_Pairwise, _Pairwise]] = {
     "half_sse": (lambda a, y: 0.5 * ((a - y) ** 2).sum(-1), lambda a, y: a - y),
     "sse": (lambda a, y: ((a - y) ** 2).sum(-1), lambda a, y: 2.0 * (a - y)),
     "mse": (lambda a, y: ((a - y) ** 2).mean(-1), lambda a, y: 2.0 * (a - y) / a.shape[-1]),
@@ -51,19 +56,20 @@ COSTS = {
 
 def forward(
     weights: Sequence[np.ndarray],
-    biases,
-    x: np.ndarray,
+    biases: Sequence[np.ndarray | None],
+    x: ArrayLike,
     activation: str,
     output_activation: str,
-    dtype=np.float64,
-):
+    dtype: DTypeLike = np.float64,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Return (zs, activations): zs[l] and activations[l + 1] of shape (batch, width).
 
     ``x`` is converted to ``dtype`` (float64 unless a benchmark asks for float32);
     the weights are used as given.
     """
     a = np.asarray(x, dtype)
-    zs, activations = [], [a]
+    zs: list[np.ndarray] = []
+    activations = [a]
     for l, (w, b) in enumerate(zip(weights, biases)):
         z = a @ w.T if b is None else a @ w.T + b
         last = l == len(weights) - 1
@@ -76,7 +82,16 @@ def forward(
     return zs, activations
 
 
-def backprop(weights, biases, x, y, activation: str, output_activation: str, loss: str, dtype=np.float64):
+def backprop(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray | None],
+    x: np.ndarray,
+    y: ArrayLike,
+    activation: str,
+    output_activation: str,
+    loss: str,
+    dtype: DTypeLike = np.float64,
+) -> tuple[list[np.ndarray], list[np.ndarray | None], float]:
     """Return (dW, db, L) of the batch-mean loss L; db[l] is None where biases[l] is.
 
     x and y are converted to ``dtype`` (default float64, the oracle's precision).
@@ -97,22 +112,21 @@ def backprop(weights, biases, x, y, activation: str, output_activation: str, los
         else:
             delta = g * FUNCTIONS[output_activation][1](zs[-1], a_out)
     n = x.shape[0]
-    dW = [None] * len(weights)
-    db = [None] * len(weights)
+    dW: list[np.ndarray] = []  # last layer first, turned round at the end
+    db: list[np.ndarray | None] = []
     for l in range(len(weights) - 1, -1, -1):
-        dW[l] = delta.T @ acts[l] / n
-        if biases[l] is not None:
-            db[l] = delta.mean(0)
+        dW.append(delta.T @ acts[l] / n)
+        db.append(None if biases[l] is None else delta.mean(0))
         if l > 0:
             delta = (delta @ weights[l]) * FUNCTIONS[activation][1](zs[l - 1], acts[l])
-    return dW, db, float(cost.mean())
+    return dW[::-1], db[::-1], float(cost.mean())
 
 
 def train_sgd(
-    weights,
-    biases,
-    x,
-    y,
+    weights: Sequence[ArrayLike],
+    biases: Sequence[ArrayLike | None],
+    x: ArrayLike,
+    y: ArrayLike,
     activation: str,
     output_activation: str,
     loss: str,
@@ -120,8 +134,8 @@ def train_sgd(
     steps: int,
     batch_size: int | None = None,
     seed: int = 0,
-    dtype=np.float64,
-):
+    dtype: DTypeLike = np.float64,
+) -> tuple[list[np.ndarray], list[np.ndarray | None], np.ndarray]:
     """Plain SGD for ``steps`` steps; minibatches drawn from a seeded permutation per epoch.
 
     ``dtype`` is the precision of the whole run (float64 by default; the
@@ -132,8 +146,8 @@ def train_sgd(
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype)
     y = np.asarray(y, dtype)
-    weights = [np.array(w, dtype) for w in weights]
-    biases = [None if b is None else np.array(b, dtype) for b in biases]
+    Ws = [np.array(w, dtype) for w in weights]  # the run's own copies, in dtype
+    Bs = [None if b is None else np.array(b, dtype) for b in biases]
     n = x.shape[0]
     bs = n if batch_size is None else batch_size
     per_epoch = n // bs
@@ -143,11 +157,10 @@ def train_sgd(
         if step % per_epoch == 0 and bs < n:
             order = rng.permutation(n)
         idx = order[(step % per_epoch) * bs : (step % per_epoch + 1) * bs]
-        dW, db, losses[step] = backprop(
-            weights, biases, x[idx], y[idx], activation, output_activation, loss, dtype
-        )
-        for l in range(len(weights)):
-            weights[l] -= lr * dW[l]
-            if biases[l] is not None:
-                biases[l] -= lr * db[l]
-    return weights, biases, losses
+        dW, db, losses[step] = backprop(Ws, Bs, x[idx], y[idx], activation, output_activation, loss, dtype)
+        for l in range(len(Ws)):
+            Ws[l] -= lr * dW[l]
+            b, g = Bs[l], db[l]
+            if b is not None and g is not None:  # g is None exactly where b is
+                b -= lr * g  # in place: Bs[l] is this array
+    return Ws, Bs, losses

@@ -67,7 +67,8 @@ def _body(text: str, drop: Sequence[str] = ("defaults", "hydra")) -> str:
 def _typed(body: str, types: Mapping[str, str], column: int = 40) -> str:
     """``body`` with ``# <type>`` after each line that sets a key of ``types`` (dotted keys for
     nested lines, two spaces an indent) and has no comment of its own."""
-    lines, path = [], []
+    lines: list[str] = []
+    path: list[str] = []
     for line in body.splitlines():
         match = re.match(r"( *)([A-Za-z_]\w*):(.*)$", line)
         if match:

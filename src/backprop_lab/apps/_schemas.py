@@ -74,7 +74,7 @@ def schema(name: str, keys: Mapping[str, Any], doc: str = "") -> type:
             by the YAML file like any other).
         doc: the class's docstring.
     """
-    fields = []
+    fields: list[tuple[str, Any, Any]] = []  # (name, type, dataclasses.field(...))
     for key, rule in keys.items():
         if isinstance(rule, type) and dataclasses.is_dataclass(rule):  # a nested schema
             fields.append((key, rule, dataclasses.field(default_factory=rule)))
@@ -155,7 +155,7 @@ def field_types(cls: type, prefix: str = "") -> dict[str, str]:
     (a field holding a group chosen from conf/ left out)."""
     out: dict[str, str] = {}
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.type):
+        if isinstance(f.type, type) and dataclasses.is_dataclass(f.type):  # a nested schema class
             out.update(field_types(f.type, f"{prefix}{f.name}."))
         elif f.name not in GROUPS or prefix:
             out[prefix + f.name] = type_name(f.type)

@@ -13,6 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ..nn._backprop import loss_value
 from ..nn._network import MLP
@@ -69,7 +70,7 @@ def _evaluate(model: MLP, x: Array, y: Array, *, loss: str) -> tuple[Array, Arra
     return loss_value(model, x, y, loss), _accuracy_traced(model(x), jnp.asarray(y))
 
 
-def evaluate(model: MLP, x: Array, y: Array, loss: str) -> tuple[Array, Array]:
+def evaluate(model: MLP, x: ArrayLike, y: ArrayLike, loss: str) -> tuple[Array, Array]:
     """``(loss, accuracy)`` of a data set in one compiled call (see :func:`accuracy`).
 
     Arguments:

@@ -67,7 +67,7 @@ def integer(low: int, high: int | None = None) -> Check:
     """An integer in ``[low, high]``."""
     rng = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
 
-    def convert(v):
+    def convert(v: Any) -> int:
         if not _is_int(v) or v < low or (high is not None and v > high):
             raise ValueError
         return int(v)
@@ -98,7 +98,7 @@ def number(
     )
     words += f", e.g. {example}" if example else ""
 
-    def convert(v):
+    def convert(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError
         v = float(v)
@@ -118,7 +118,7 @@ def number(
 def boolean() -> Check:
     """``true`` or ``false``, nothing that merely looks like one."""
 
-    def convert(v):
+    def convert(v: Any) -> bool:
         if not isinstance(v, bool):
             raise TypeError
         return v
@@ -129,7 +129,7 @@ def boolean() -> Check:
 def choice(valid: Collection[str]) -> Check:
     """One of the names in ``valid``."""
 
-    def convert(v):
+    def convert(v: Any) -> str:
         if not isinstance(v, str) or v not in valid:
             raise ValueError
         return v
@@ -140,7 +140,7 @@ def choice(valid: Collection[str]) -> Check:
 def text() -> Check:
     """A non-empty string."""
 
-    def convert(v):
+    def convert(v: Any) -> str:
         if not isinstance(v, str) or not v:
             raise TypeError
         return v

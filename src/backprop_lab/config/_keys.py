@@ -15,7 +15,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import _names
 from ._checks import Check, boolean, choice, integer, number, optional, text
@@ -160,7 +160,8 @@ OPTIMIZER_SETTINGS: dict[str, dict[str, Check]] = {
 }
 
 
-def _is_number(v: object) -> bool:
+def _is_number(v: object) -> TypeGuard[float]:
+    """A real number (NumPy's too), not a flag; typed as float, which it compares and converts as."""
     return isinstance(v, numbers.Real) and not _is_flag(v)
 
 
@@ -206,7 +207,7 @@ DATA_OPTIONS: dict[str, DataOption] = {
     ),
 }
 
-_SPLIT = {"test_fraction": 0.25, "one_hot": True}
+_SPLIT: dict[str, object] = {"test_fraction": 0.25, "one_hot": True}
 #: The options each data set takes, with their defaults (``_data.DATASETS[name].defaults``);
 #: a data set of :data:`._names.DATASETS` not here is a fixed table and takes none.
 DATA_DEFAULTS: dict[str, dict[str, object]] = {

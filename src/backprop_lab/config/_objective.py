@@ -53,5 +53,6 @@ def objective(summary: Mapping | None, cfg: Mapping, direction: str | None = Non
         return None
     direction = direction or METRICS.get(metric, "minimize")
     value = summary.get(metric) if summary and summary.get("status") in SCORED else None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else WORST[direction]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return WORST[direction]

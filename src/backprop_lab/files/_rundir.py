@@ -21,8 +21,9 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import SupportsFloat
 
 METRICS = "metrics.jsonl"
 LOSSES = "losses.csv"
@@ -39,10 +40,10 @@ class RunDirError(RuntimeError):
     """A run directory this run may not write into; the message says why and what to do."""
 
 
-def finite_or_none(x) -> float | None:
+def finite_or_none(x: SupportsFloat) -> float | None:
     """A float for JSON, None for NaN/Inf (JSON has no NaN)."""
-    x = float(x)
-    return x if math.isfinite(x) else None
+    value = float(x)
+    return value if math.isfinite(value) else None
 
 
 def _umask() -> int:
@@ -147,7 +148,7 @@ class RunDir:
 
     def records(self) -> list[dict]:
         """The metrics records written here; a torn last line is left out."""
-        out = []
+        out: list[dict] = []
         try:
             lines = (self / METRICS).read_text().splitlines()
         except OSError:
@@ -187,7 +188,7 @@ class RunDir:
         self._cut(self / LOSSES, lambda line: line.startswith("step,") or int(line.split(",")[0]) < step)
 
     @staticmethod
-    def _cut(path: Path, keep) -> None:
+    def _cut(path: Path, keep: Callable[[str], bool]) -> None:
         try:
             raw = path.read_bytes()
         except OSError:

@@ -72,6 +72,8 @@ class Activation:
         """δ = (∂a/∂z)ᵀ g, the Hadamard form: ``g ⊙ f′(z)`` for element-wise ones."""
         if self.deriv is not None:
             return g * self.deriv(z, a)
+        if self.vjp is None:  # calling the missing vjp raised this TypeError before
+            raise TypeError(f"activation {self.name!r} has neither deriv nor vjp")
         return self.vjp(z, a, g)
 
     def jacobian(self, z: Array, a: Array) -> Array:
@@ -83,6 +85,8 @@ class Activation:
         if self.deriv is not None:
             d = self.deriv(z, a)
             return jnp.einsum("...i,ij->...ij", d, jnp.eye(d.shape[-1], dtype=d.dtype))
+        if self.jac is None:  # calling the missing jac raised this TypeError before
+            raise TypeError(f"activation {self.name!r} has neither deriv nor jac")
         return self.jac(z, a)
 
 

@@ -38,10 +38,10 @@ def _autodiff_grad(model: MLP, x: Array, y: Array, *, loss: str, grad: Callable)
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "eps"))
-def _central_differences(model: MLP, x: Array, y: Array, *, loss, eps: float) -> MLP:
+def _central_differences(model: MLP, x: Array, y: Array, *, loss: str | Loss, eps: float) -> MLP:
     theta, unravel = ravel_pytree(model)
 
-    def one(i):
+    def one(i: Array) -> Array:
         step = jnp.zeros_like(theta).at[i].set(eps)
         up = loss_value(unravel(theta + step), x, y, loss)
         down = loss_value(unravel(theta - step), x, y, loss)

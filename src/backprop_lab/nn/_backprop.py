@@ -121,7 +121,7 @@ def compiled_entry(fn: Callable) -> Callable:
     jitted = jax.jit(fn, static_argnames=tuple(n for n in ("loss", "variant") if n in names))
 
     @functools.wraps(fn)
-    def run(model: MLP, x: Array, y: Array, loss: str | Loss, **static) -> object:
+    def run(model: MLP, x: Array, y: Array, loss: str | Loss, **static: str) -> object:
         if "variant" in static:
             check_variant(static["variant"])
         check_inputs(model, x, y, loss)
@@ -129,7 +129,8 @@ def compiled_entry(fn: Callable) -> Callable:
             return jitted(model, x, y, loss=loss, **static)
         return fn(model, x, y, loss, **static)
 
-    run.jitted = jitted
+    # a function keeps its attributes in its __dict__ (functools.wraps's wrapper type declares none)
+    run.__dict__["jitted"] = jitted
     return run
 
 
@@ -194,8 +195,10 @@ def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, varian
 
     if out.name in loss_fn.fused:
         delta = loss_fn.fused[out.name](z[-1], a[-1], y)
-    else:
+    elif loss_fn.grad_a is not None:
         delta = combine(out, z[-1], a[-1], loss_fn.grad_a(a[-1], y))
+    else:  # calling the missing grad_a raised this TypeError before
+        raise TypeError(f"loss {loss_fn.name!r} has no grad_a and no fused rule for {out.name!r}")
     deltas = [delta]
     for l in range(len(model.weights) - 1, 0, -1):
         delta = combine(hidden, z[l - 1], a[l], delta @ model.weights[l])
@@ -210,7 +213,8 @@ def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, varian
     )
     value = jnp.mean(loss_fn.value(z[-1], a[-1], y))
     if single:
-        z, a, deltas = ([v[0] for v in seq] for seq in (z, a, deltas))
+        z, a = tuple(v[0] for v in z), tuple(v[0] for v in a)
+        deltas = [d[0] for d in deltas]
     return BackpropTrace(tuple(z), tuple(a), tuple(deltas), grads, value)
 
 

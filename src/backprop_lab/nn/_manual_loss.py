@@ -27,6 +27,7 @@ Integer x or y (labels) get a zero cotangent. Forward mode (``jax.jvp``,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,9 @@ from ._network import MLP
 Array = jax.Array
 
 
-def _vjp_parts(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str):
+def _vjp_parts(
+    model: MLP, x: Array, y: Array, loss: str | Loss, variant: str
+) -> tuple[Array, MLP, Array | None, Array | None]:
     """The batch loss and the three cotangents for an incoming cotangent of 1."""
     loss_fn, x2, y2, single = prepare_inputs(model, x, y, loss)
     trace = backprop_trace_body(model, x2, y2, loss, variant)
@@ -59,7 +62,7 @@ _compiled_vjp_parts = compiled_entry(_vjp_parts)
 
 
 @jax.jit
-def _scale(g: Array, tree):
+def _scale(g: Array, tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda t: (g * t).astype(t.dtype), tree)
 
 
@@ -92,11 +95,11 @@ def manual_loss(loss: str | Loss, variant: str = "hadamard") -> Callable[[MLP, A
         """The batch loss; its reverse-mode gradient is the hand-written backprop."""
         return loss_value(model, x, y, loss)
 
-    def batch_loss_fwd(model: MLP, x: Array, y: Array):
+    def batch_loss_fwd(model: MLP, x: Array, y: Array) -> tuple[Array, tuple[Any, ...]]:
         value, *cotangents = _compiled_vjp_parts(model, x, y, loss, variant=variant)
         return value, tuple(cotangents)
 
-    def batch_loss_bwd(cotangents, g: Array):
+    def batch_loss_bwd(cotangents: tuple[Any, ...], g: Array) -> tuple[Any, ...]:
         return tuple(None if c is None else _scale(g, c) for c in cotangents)
 
     batch_loss.defvjp(batch_loss_fwd, batch_loss_bwd)

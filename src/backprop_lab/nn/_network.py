@@ -16,13 +16,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from ._activations import get_activation
 
 Array = jax.Array
 
 
-def _glorot(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+def _glorot(key: Array, n_out: int, n_in: int, dtype: DTypeLike) -> tuple[Array, Array]:
     limit = math.sqrt(6.0 / (n_in + n_out))
     w = jax.random.uniform(key, (n_out, n_in), dtype, -limit, limit)
     return w, jnp.zeros((n_out,), dtype)
@@ -31,17 +32,17 @@ def _glorot(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
 # The normal draws pass an optimization barrier before their scale: inside a compiled
 # initialisation XLA would otherwise fold the scale into the draw's own constants and
 # round differently from the same calls made op by op (the barrier is the identity).
-def _he(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+def _he(key: Array, n_out: int, n_in: int, dtype: DTypeLike) -> tuple[Array, Array]:
     w = jax.lax.optimization_barrier(jax.random.normal(key, (n_out, n_in), dtype)) * math.sqrt(2.0 / n_in)
     return w, jnp.zeros((n_out,), dtype)
 
 
-def _lecun(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+def _lecun(key: Array, n_out: int, n_in: int, dtype: DTypeLike) -> tuple[Array, Array]:
     w = jax.lax.optimization_barrier(jax.random.normal(key, (n_out, n_in), dtype)) * math.sqrt(1.0 / n_in)
     return w, jnp.zeros((n_out,), dtype)
 
 
-def _uniform3(key: Array, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+def _uniform3(key: Array, n_out: int, n_in: int, dtype: DTypeLike) -> tuple[Array, Array]:
     wkey, bkey = jax.random.split(key)
     w = jax.random.uniform(wkey, (n_out, n_in), dtype, -3.0, 3.0)
     return w, jax.random.uniform(bkey, (n_out,), dtype, -3.0, 3.0)
@@ -81,14 +82,14 @@ def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-def _check_finite(name: str, arr) -> None:
+def _check_finite(name: str, arr: ArrayLike) -> None:
     if isinstance(arr, jax.core.Tracer):
         return
     if not np.all(np.isfinite(np.asarray(arr))):
         raise ValueError(f"{name} contains NaN or Inf; weights must be finite numbers")
 
 
-def _as_float(arr) -> Array:
+def _as_float(arr: ArrayLike) -> Array:
     arr = jnp.asarray(arr)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
@@ -124,8 +125,8 @@ class MLP(eqx.Module):
         *,
         key: Array,
         init: str | None = None,
-        dtype=None,
-    ):
+        dtype: DTypeLike | None = None,
+    ) -> None:
         sizes = _check_sizes(sizes)
         hidden = get_activation(activation)
         out = get_activation(output_activation, output=True)
@@ -178,11 +179,12 @@ class MLP(eqx.Module):
                     f"the output width {ws[l - 1].shape[0]} of weights[{l - 1}]"
                 )
             _check_finite(f"weights[{l}]", w)
-            if bs[l] is not None:
-                bs[l] = _as_float(bs[l])
-                if bs[l].shape != (w.shape[0],):
-                    raise ValueError(f"biases[{l}] has shape {bs[l].shape}; expected ({w.shape[0]},)")
-                _check_finite(f"biases[{l}]", bs[l])
+            b = bs[l]
+            if b is not None:
+                bs[l] = b = _as_float(b)
+                if b.shape != (w.shape[0],):
+                    raise ValueError(f"biases[{l}] has shape {b.shape}; expected ({w.shape[0]},)")
+                _check_finite(f"biases[{l}]", b)
         sizes = (ws[0].shape[1],) + tuple(w.shape[0] for w in ws)
         # a network of these widths (its activations checked by the constructor), arrays replaced
         template = cls(
@@ -240,7 +242,7 @@ class MLP(eqx.Module):
             out.append(jnp.concatenate(parts, axis=1))
         return tuple(out)
 
-    def astype(self, dtype) -> MLP:
+    def astype(self, dtype: DTypeLike) -> MLP:
         """The same network with parameters cast to ``dtype``."""
         return jax.tree_util.tree_map(lambda p: p.astype(dtype), self)
 
@@ -255,7 +257,7 @@ def _bias_index(bias_column: str) -> int:
     return 0 if bias_column == "first" else -1
 
 
-def check_width(name: str, arr, width: int, what: str) -> None:
+def check_width(name: str, arr: object, width: int, what: str) -> None:
     """Raise a clear error unless ``arr`` is (width,) or (batch, width)."""
     shape = getattr(arr, "shape", None)
     if shape is None or len(shape) not in (1, 2):

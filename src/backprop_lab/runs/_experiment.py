@@ -16,13 +16,14 @@ import functools
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import DTypeLike
 
 from ..config._checks import Check, ConfigError, check_group, choice
 from ..config._keys import (
@@ -100,7 +101,7 @@ def plain_config(cfg: Mapping) -> dict:
     }
 
 
-def check_top(cfg: Mapping, schema: Mapping[str, Check], required=()) -> dict:
+def check_top(cfg: Mapping, schema: Mapping[str, Check], required: Sequence[str] = ()) -> dict:
     """Check an app's top-level keys (groups apart) against its schema."""
     top = {k: v for k, v in cfg.items() if k not in GROUPS}
     for group in GROUPS:
@@ -130,12 +131,12 @@ def check_distributed(group: Mapping | None) -> dict:
     return values
 
 
-def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
-    """Check the model group and the loss pairing; return the sizes."""
+def check_model_config(model_cfg: object, loss: object) -> tuple[int, ...]:
+    """Check the model group (a mapping) and the loss (a name) and their pairing; return the sizes."""
     if not isinstance(model_cfg, Mapping):
         raise ConfigError("model", model_cfg, "expected the model group, e.g. model=mlp")
     model = check_group("model", model_cfg, MODEL_KEYS, required=("sizes", "activation", "output_activation"))
-    choice(LOSSES)("loss", loss)
+    loss_name: str = choice(LOSSES)("loss", loss)  # the name, as given
     sizes, out = model["sizes"], model["output_activation"]
     if out == "softmax" and sizes[-1] < 2:
         raise ConfigError(
@@ -144,7 +145,7 @@ def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
             f"softmax over {sizes[-1]} output is always 1; use sigmoid for one "
             "output (with binary_cross_entropy) or give model.sizes two outputs or more",
         )
-    required = LOSSES[loss].requires
+    required = LOSSES[loss_name].requires
     if required not in (None, out):
         raise ConfigError(
             "loss",
@@ -155,7 +156,9 @@ def check_model_config(model_cfg: Mapping, loss: str) -> tuple[int, ...]:
     return sizes
 
 
-def _build_model(model_cfg: Mapping, sizes: tuple[int, ...], seed: int, dtype) -> tuple[MLP, jax.Array]:
+def _build_model(
+    model_cfg: Mapping, sizes: tuple[int, ...], seed: int, dtype: DTypeLike
+) -> tuple[MLP, jax.Array]:
     """The configured network and the seed's minibatch-order key."""
     act, out = model_cfg["activation"], model_cfg["output_activation"]
     weights = model_cfg.get("weights")
@@ -183,7 +186,7 @@ def _initial(
     output_activation: str,
     bias: bool,
     init: str | None,
-    dtype,
+    dtype: DTypeLike,
 ) -> tuple[MLP, jax.Array]:
     """A seed's initial network and minibatch-order key as one compiled program: drawn op by op
     they are a dozen small programs, each traced and lowered in every process. The same numbers
@@ -223,7 +226,7 @@ def config_learning_rate(lr: Any) -> float:
     return float(lr)
 
 
-def _keys(seed: int) -> tuple[jax.Array, jax.Array]:
+def _keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array]:
     """The initial-weights key and the minibatch-order key of a seed."""
     init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
     return init_key, order_key
@@ -280,7 +283,9 @@ def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
     return data
 
 
-def memory_estimate(sizes, batch_size: int, n_rows: int, dtype, optimizer: str, lanes: int = 1) -> int:
+def memory_estimate(
+    sizes: Sequence[int], batch_size: int, n_rows: int, dtype: DTypeLike, optimizer: str, lanes: int = 1
+) -> int:
     """Bytes a run needs at least: parameters, gradients, optimizer slots, activations, data."""
     item = np.dtype(dtype).itemsize
     params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
@@ -300,7 +305,7 @@ def memory_limit(cfg: Mapping) -> float:
         return math.inf
 
 
-def check_memory(cfg: Mapping, sizes, batch_size: int, n_rows: int, lanes: int = 1) -> None:
+def check_memory(cfg: Mapping, sizes: Sequence[int], batch_size: int, n_rows: int, lanes: int = 1) -> None:
     """Refuse a run whose memory estimate exceeds the limit, before anything is allocated."""
     optimizer = (cfg.get("optimizer") or {}).get("name", "adam")
     need = memory_estimate(sizes, batch_size, n_rows, DTYPES[cfg.get("dtype", "float32")], optimizer, lanes)

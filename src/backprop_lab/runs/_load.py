@@ -15,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -69,7 +69,8 @@ def _structure(header: Mapping, path: Path) -> tuple[MLP, Any]:
             f"checkpoint {path} does not record its network and optimizer "
             "(meta.architecture, meta.config); it was not written by a run"
         )
-    dtype = DTYPES.get(arch.get("dtype"))
+    dtype_name = arch.get("dtype")
+    dtype = DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
     if dtype is None:
         raise CheckpointError(
             f"checkpoint {path} has parameters of dtype {arch.get('dtype')!r}; "
@@ -114,9 +115,10 @@ def _config(path: Path, header: Mapping) -> dict:
         return dict(header["meta"]["config"])
     cfg = OmegaConf.load(file)
     try:
-        return OmegaConf.to_container(cfg, resolve=True)
+        config = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that cannot be resolved here (e.g. ${hydra:...})
-        return OmegaConf.to_container(cfg, resolve=False)
+        config = OmegaConf.to_container(cfg, resolve=False)
+    return cast(dict, config)  # the run's composed config: Hydra writes a mapping there
 
 
 def load_run(path: str | os.PathLike) -> Run:

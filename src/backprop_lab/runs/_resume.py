@@ -36,7 +36,7 @@ class ResumePoint:
     initial_loss: float | None = None
 
 
-def _first_difference(key: str, old, new) -> tuple[str, Any, Any] | None:
+def _first_difference(key: str, old: Any, new: Any) -> tuple[str, Any, Any] | None:
     if repr(old) == repr(new):
         return None
     if isinstance(old, dict) and isinstance(new, dict):

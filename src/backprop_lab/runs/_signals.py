@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from types import FrameType
+from typing import Any
 
 log = logging.getLogger("backprop_lab.run")
 
@@ -30,21 +32,21 @@ class RunInterrupted(Exception):
 class Signals:
     """SIGINT/SIGTERM: the first asks the engine to stop after the chunk, a second stops at once."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.received: int | None = None
-        self._old: dict = {}
+        self._old: dict[int, Any] = {}  # signal → its handler before (signal.signal's answer)
 
-    def __enter__(self):
+    def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
             raise Interrupted
         self.received = signum

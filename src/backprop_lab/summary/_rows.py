@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
     return [list(combination) for combination in itertools.product(*choices.values())]
 
 
-def _run_identity(overrides: Sequence[str]) -> frozenset[str]:
+def _run_identity(overrides: Iterable[str]) -> frozenset[str]:
     """The overrides that say which run a job is: those of keys a resume may change
     (``resume=true``, more ``epochs``, another ``logger``: NOT_RESULT_KEYS) left out."""
     return frozenset(
@@ -281,16 +281,16 @@ def _not_started(plan: list[list[str]], started: list[list[str]]) -> list[int]:
     ``epochs`` plans overrides that its resumed jobs' directories do not hold).
     """
     exact = Counter(frozenset(o) for o in started)
-    left = []
+    left: list[int] = []
     for number, overrides in enumerate(plan):
         if exact[frozenset(overrides)] > 0:
             exact[frozenset(overrides)] -= 1
         else:
             left.append(number)
-    same_run = Counter()
-    for overrides, count in exact.items():
-        same_run[_run_identity(overrides)] += count
-    missing = []
+    same_run: Counter[frozenset[str]] = Counter()
+    for held, count in exact.items():
+        same_run[_run_identity(held)] += count
+    missing: list[int] = []
     for number in left:
         if same_run[_run_identity(plan[number])] > 0:
             same_run[_run_identity(plan[number])] -= 1

@@ -182,7 +182,7 @@ def status_counts(rows: Sequence[Row]) -> str:
 
 
 def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    def line(cells):
+    def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
     return [line(header), "|" + "---|" * len(header), *(line(c) for c in body)]

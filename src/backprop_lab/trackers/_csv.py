@@ -56,7 +56,7 @@ class CsvTracker(Tracker):
         run = RunDir(self.out_dir)
         last_loss = max((s for s, _ in run.losses()), default=-1)
         last_record = max((r.get("step", -1) for r in run.records()), default=-1)
-        kept = [_METRICS_HEADER]
+        kept: list[Sequence[str]] = [_METRICS_HEADER]
         path = self.dir / METRICS
         if path.exists():
             with open(path, newline="") as f:
@@ -67,7 +67,7 @@ class CsvTracker(Tracker):
                             kept.append(tuple(row))
         write_atomic(path, _csv(kept).encode())
 
-    def _append(self, rows: list[tuple]) -> None:
+    def _append(self, rows: list[tuple[int, str, str]]) -> None:
         with open(self.dir / METRICS, "a", newline="") as f:
             f.write(_csv(rows))
             f.flush()

@@ -26,12 +26,15 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ..config._checks import optional, text
 from ..files._rundir import write_json
 from ._base import Tracker, config_text, flat_config, import_package, record_metrics
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 #: Where the tracker keeps the MLflow run it logs to.
 STATE = "mlflow_run.json"
@@ -54,7 +57,14 @@ class MlflowTracker(Tracker):
         super().__init__(out_dir, tracking_uri=tracking_uri, experiment=experiment)
         self.uri = tracking_uri or (Path(out_dir) / "mlruns").resolve().as_uri()
         self.experiment = experiment
-        self.client = self.run_id = None
+        self.client: MlflowClient | None = None
+        self.run_id: str | None = None
+
+    def _started(self) -> tuple[MlflowClient, str]:
+        """The client and the MLflow run, which :meth:`start` opened."""
+        if self.client is None or self.run_id is None:
+            raise RuntimeError("the MLflow tracker is used before start()")
+        return self.client, self.run_id
 
     def start(self, config: Mapping[str, Any]) -> None:
         import_package("mlflow", self.PACKAGE)
@@ -63,21 +73,21 @@ class MlflowTracker(Tracker):
 
         if urlparse(self.uri).scheme in ("", "file"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.run_id = self._previous_run()
+        self.client = client = MlflowClient(tracking_uri=self.uri)
+        self.run_id = self._previous_run(client)
         if self.run_id is not None:
-            self.client.update_run(self.run_id, status="RUNNING")
+            client.update_run(self.run_id, status="RUNNING")
             return
-        run = self.client.create_run(
-            self._experiment_id(), tags={"backprop_lab.output_dir": str(self.out_dir)}
+        run = client.create_run(
+            self._experiment_id(client), tags={"backprop_lab.output_dir": str(self.out_dir)}
         )
-        self.run_id = run.info.run_id
-        write_json(self.out_dir / STATE, {"tracking_uri": self.uri, "run_id": self.run_id})
+        self.run_id = run_id = run.info.run_id
+        write_json(self.out_dir / STATE, {"tracking_uri": self.uri, "run_id": run_id})
         params = [Param(k, config_text(v)) for k, v in flat_config(config).items()]
         for i in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
+            client.log_batch(run_id, params=params[i : i + 100])
 
-    def _previous_run(self) -> str | None:
+    def _previous_run(self, client: MlflowClient) -> str | None:
         """The MLflow run this run directory logged to before, if it is still in this store."""
         from mlflow.exceptions import MlflowException
 
@@ -88,28 +98,32 @@ class MlflowTracker(Tracker):
         if not isinstance(state, dict) or state.get("tracking_uri") != self.uri:
             return None
         try:
-            return self.client.get_run(state["run_id"]).info.run_id
+            return client.get_run(state["run_id"]).info.run_id
         except (MlflowException, KeyError, TypeError):
             return None
 
-    def _experiment_id(self) -> str:
+    def _experiment_id(self, client: MlflowClient) -> str:
         from mlflow.exceptions import MlflowException
 
-        found = self.client.get_experiment_by_name(self.experiment)
+        found = client.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
         try:
-            return self.client.create_experiment(self.experiment)
+            return client.create_experiment(self.experiment)
         except MlflowException:  # another job of the sweep created it meanwhile
-            return self.client.get_experiment_by_name(self.experiment).experiment_id
+            found = client.get_experiment_by_name(self.experiment)
+            if found is None:  # it was created and is gone again: the creation's error stands
+                raise
+            return found.experiment_id
 
     def _log(self, values: Sequence[tuple[str, float, int]]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = [Metric(name, value, now, step) for name, value, step in values]
+        client, run_id = self._started()
         for i in range(0, len(metrics), _BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + _BATCH])
+            client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
 
     def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
         self._log([("loss", float(v), first_step + i) for i, v in enumerate(losses)])
@@ -118,6 +132,8 @@ class MlflowTracker(Tracker):
         self._log([(name, v, record["step"]) for name, v in record_metrics(record).items()])
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-        self.client.log_dict(self.run_id, dict(summary), "summary.json")
-        self.client.set_tag(self.run_id, "status", str(summary.get("status")))
-        self.client.set_terminated(self.run_id, END_STATUS.get(summary.get("status"), "FINISHED"))
+        client, run_id = self._started()
+        status = str(summary.get("status"))  # END_STATUS's keys are strings: None finds none, as before
+        client.log_dict(run_id, dict(summary), "summary.json")
+        client.set_tag(run_id, "status", status)
+        client.set_terminated(run_id, END_STATUS.get(status, "FINISHED"))

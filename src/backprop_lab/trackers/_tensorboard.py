@@ -20,10 +20,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config._checks import text
 from ._base import Tracker, flat_config, import_package, record_metrics, tracker_dir
+
+if TYPE_CHECKING:
+    from tensorboardX import SummaryWriter
 
 #: The HParams dashboard's metric columns.
 HPARAM_METRICS = ("train_loss", "test_loss", "test_accuracy")
@@ -40,7 +43,13 @@ class TensorBoardTracker(Tracker):
     def __init__(self, out_dir: Path, dir: str = "tensorboard"):
         super().__init__(out_dir, dir=dir)
         self.dir = tracker_dir(out_dir, dir)
-        self.writer = None
+        self.writer: SummaryWriter | None = None
+
+    def _started(self) -> SummaryWriter:
+        """The writer :meth:`start` opened."""
+        if self.writer is None:
+            raise RuntimeError("the TensorBoard tracker is used before start()")
+        return self.writer
 
     def start(self, config: Mapping[str, Any]) -> None:
         tbx = import_package("tensorboard", self.PACKAGE)
@@ -50,32 +59,38 @@ class TensorBoardTracker(Tracker):
         # started within the same second would reopen (and truncate) the first
         # one's file, so each start numbers its own (the run directory is locked).
         started = len(list(self.dir.glob("events.out.tfevents.*")))
-        self.writer = tbx.SummaryWriter(logdir=str(self.dir), flush_secs=10, filename_suffix=f".{started}")
+        self.writer = writer = tbx.SummaryWriter(
+            logdir=str(self.dir), flush_secs=10, filename_suffix=f".{started}"
+        )
         experiment, session_start, _ = hparams(flat_config(config), dict.fromkeys(HPARAM_METRICS, 0.0))
-        self.writer.file_writer.add_summary(experiment, 0)
-        self.writer.file_writer.add_summary(session_start, 0)
+        writer.file_writer.add_summary(experiment, 0)
+        writer.file_writer.add_summary(session_start, 0)
 
     def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
+        writer = self._started()
         for i, value in enumerate(losses):
-            self.writer.add_scalar("loss", float(value), first_step + i)
+            writer.add_scalar("loss", float(value), first_step + i)
 
     def log_record(self, record: Mapping[str, Any]) -> None:
+        writer = self._started()
         for name, value in record_metrics(record).items():
-            self.writer.add_scalar(name, value, record["step"])
-        self.writer.flush()
+            writer.add_scalar(name, value, record["step"])
+        writer.flush()
 
     def finish(self, summary: Mapping[str, Any]) -> None:
         from tensorboardX.proto.api_pb2 import Status
         from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
         from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
+        writer = self._started()
         step = int(summary.get("steps") or 0)
         lines = json.dumps(summary, indent=2).splitlines()
-        self.writer.add_text("summary", "\n".join("    " + line for line in lines), step)
-        end = SessionEndInfo(status=Status.Value(END_STATUS.get(summary.get("status"), "STATUS_UNKNOWN")))
+        writer.add_text("summary", "\n".join("    " + line for line in lines), step)
+        status = str(summary.get("status"))  # END_STATUS's keys are strings: None finds none, as before
+        end = SessionEndInfo(status=Status.Value(END_STATUS.get(status, "STATUS_UNKNOWN")))
         content = HParamsPluginData(session_end_info=end, version=0).SerializeToString()
         meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=content))
-        self.writer.file_writer.add_summary(
+        writer.file_writer.add_summary(
             Summary(value=[Summary.Value(tag="_hparams_/session_end_info", metadata=meta)]), step
         )
-        self.writer.close()
+        writer.close()

@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config._checks import choice, optional, text
 from ..files._rundir import write_json
 from ._base import Tracker, import_package, record_metrics, tracker_dir
+
+if TYPE_CHECKING:
+    from wandb import Run
 
 #: Where the tracker keeps the W&B run id.
 STATE = "wandb_run.json"
@@ -55,7 +58,13 @@ class WandbTracker(Tracker):
     ):
         super().__init__(out_dir, project=project, entity=entity, mode=mode, group=group, dir=dir)
         self.dir = tracker_dir(out_dir, dir)
-        self.run = None
+        self.run: Run | None = None
+
+    def _started(self) -> Run:
+        """The W&B run :meth:`start` opened."""
+        if self.run is None:
+            raise RuntimeError("the W&B tracker is used before start()")
+        return self.run
 
     def _previous_id(self) -> str | None:
         try:
@@ -68,7 +77,7 @@ class WandbTracker(Tracker):
         wandb = import_package("wandb", self.PACKAGE)
         self.dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        self.run = wandb.init(
+        self.run = run = wandb.init(
             project=s["project"],
             entity=s["entity"],
             mode=s["mode"],
@@ -80,15 +89,17 @@ class WandbTracker(Tracker):
             reinit="create_new",
             settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, save_code=False),
         )
-        write_json(self.out_dir / STATE, {"id": self.run.id})
+        write_json(self.out_dir / STATE, {"id": run.id})
 
     def log_losses(self, first_step: int, losses: Sequence[float]) -> None:
+        run = self._started()
         for i, value in enumerate(losses):
-            self.run.log({"loss": float(value)}, step=first_step + i)
+            run.log({"loss": float(value)}, step=first_step + i)
 
     def log_record(self, record: Mapping[str, Any]) -> None:
-        self.run.log(record_metrics(record), step=record["step"])
+        self._started().log(record_metrics(record), step=record["step"])
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-        self.run.summary.update(dict(summary))
-        self.run.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+        run = self._started()
+        run.summary.update(dict(summary))
+        run.finish(exit_code=0 if summary.get("status") == "completed" else 1)

@@ -49,7 +49,9 @@ class EarlyStopping:
 
     def update(self, record: Mapping) -> bool:
         """Take one evaluation record; return whether the run should stop now."""
-        value = record.get(self.metric) if self.metric else None
+        if not self.metric:
+            return False
+        value = record.get(self.metric)
         if value is None or not math.isfinite(value):
             return False
         sign = 1.0 if MAXIMIZE[self.metric] else -1.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -25,19 +26,21 @@ from ._optimizers import Static, check_learning_rate
 from ._train import check_train_args, scan_steps
 
 Array = jax.Array
+#: A pytree (an MLP, an optimizer state): stacking keeps its structure.
+Tree = TypeVar("Tree")
 
 
-def stack_lanes(trees: Sequence) -> object:
+def stack_lanes(trees: Sequence[Tree]) -> Tree:
     """Stack pytrees of equal structure along a new leading (lane) axis."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def unstack_lanes(tree, n: int) -> list:
+def unstack_lanes(tree: Tree, n: int) -> list[Tree]:
     """The inverse of :func:`stack_lanes`: a list of n pytrees."""
     return [jax.tree.map(lambda leaf: leaf[i], tree) for i in range(n)]
 
 
-def with_learning_rate(opt_state, lr: Array):
+def with_learning_rate(opt_state: Any, lr: Array) -> Any:
     """An ``inject_hyperparams`` optimizer state with its learning rate replaced."""
     if not hasattr(opt_state, "hyperparams") or "learning_rate" not in opt_state.hyperparams:
         raise ValueError(
@@ -49,7 +52,7 @@ def with_learning_rate(opt_state, lr: Array):
     return opt_state._replace(hyperparams=hyper)
 
 
-def init_lanes(models, optimizer: optax.GradientTransformation, learning_rates: Array):
+def init_lanes(models: MLP, optimizer: optax.GradientTransformation, learning_rates: Array) -> optax.OptState:
     """Optimizer states for stacked models, lane i with ``learning_rates[i]``."""
     return jax.vmap(lambda m, lr: with_learning_rate(optimizer.init(m), lr))(models, learning_rates)
 
@@ -87,8 +90,8 @@ def _run_lanes(
 
 
 def run_lanes(
-    models,
-    opt_states,
+    models: MLP,
+    opt_states: optax.OptState,
     x: Array,
     y: Array,
     keys: Array,
@@ -99,8 +102,8 @@ def run_lanes(
     steps: int,
     batch_size: int | None = None,
     grad: str = "manual",
-    batch_sharding=None,
-):
+    batch_sharding: jax.sharding.Sharding | None = None,
+) -> tuple[MLP, optax.OptState, Array]:
     """:func:`run_steps` for every lane at once.
 
     Arguments:
@@ -201,7 +204,7 @@ def train_sweep(
     return unstack_lanes(stacked, lanes), losses
 
 
-def _finite(tree) -> Array:
+def _finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
@@ -234,7 +237,7 @@ def _measure(models, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_a
 
 
 def measure_lanes(
-    models,
+    models: MLP,
     x: Array,
     y: Array,
     x_test: Array,
@@ -272,10 +275,10 @@ def measure_lanes(
 
 
 @jax.jit
-def keep_where(ok: Array, new, old):
+def keep_where(ok: Array, new: Tree, old: Tree) -> Tree:
     """Per lane: the new pytree where ``ok`` (lanes,), else the old one."""
 
-    def pick(n, o):
+    def pick(n: Array, o: Array) -> Array:
         mask = ok.reshape(ok.shape + (1,) * (n.ndim - 1))
         return jnp.where(mask, n, o)
 

@@ -26,6 +26,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from inspect import Parameter
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -87,13 +88,13 @@ SCHEDULES: dict[str, Schedule] = {
 
 def descent(
     direction: optax.GradientTransformation,
-    learning_rate,
+    learning_rate: float | jax.Array,
     *,
     schedule: str = "constant",
     warmup_steps: int = 0,
     decay_steps: int | None = None,
     decay_rate: float = 0.1,
-    weight_decay=0.0,
+    weight_decay: float | jax.Array = 0.0,
 ) -> optax.GradientTransformation:
     """``w ← w − η_t (u_t + λ w)`` with ``u_t = direction(g_t)`` and ``η_t = learning_rate · s(t)``.
 
@@ -133,12 +134,14 @@ def _factory(
     own = [p.replace(kind=Parameter.KEYWORD_ONLY) for p in inspect.signature(direction).parameters.values()]
     names = tuple(p.name for p in own)
 
-    def build(learning_rate, **settings):
+    def build(learning_rate: Any, **settings: Any) -> optax.GradientTransformation:
         return descent(
             direction(**{k: settings.pop(k) for k in names if k in settings}), learning_rate, **settings
         )
 
-    build.__signature__ = inspect.Signature(
+    # What inspect.signature reads; a function keeps its attributes in its __dict__
+    # (typeshed's FunctionType does not declare this one).
+    build.__dict__["__signature__"] = inspect.Signature(
         [
             Parameter("learning_rate", Parameter.POSITIONAL_OR_KEYWORD),
             *own,
@@ -167,15 +170,15 @@ class Optimizer:
     def build(self) -> Callable[..., optax.GradientTransformation]:
         return _factory(self.direction)
 
-    def __call__(self, learning_rate, **kwargs) -> optax.GradientTransformation:
+    def __call__(self, learning_rate: float | jax.Array, **kwargs: Any) -> optax.GradientTransformation:
         return self.build(learning_rate, **kwargs)
 
 
-def _momentum(momentum=0.9, nesterov=False):
+def _momentum(momentum: float = 0.9, nesterov: bool = False) -> optax.GradientTransformation:
     return optax.trace(decay=momentum, nesterov=nesterov)
 
 
-def _adam(b1=0.9, b2=0.999, eps=1e-8):
+def _adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
@@ -203,7 +206,7 @@ def check_schedule(settings: Mapping) -> None:
         raise ConfigError(f"optimizer.{problem[0]}", s[problem[0]], problem[1])
 
 
-def make_optimizer(name: str, lr: float, **kwargs) -> optax.GradientTransformation:
+def make_optimizer(name: str, lr: float, **kwargs: Any) -> optax.GradientTransformation:
     """An optax optimizer whose peak learning rate is a traced value in its state.
 
     Arguments:
@@ -231,7 +234,7 @@ def make_optimizer(name: str, lr: float, **kwargs) -> optax.GradientTransformati
     )
 
 
-def check_learning_rate(lr) -> None:
+def check_learning_rate(lr: object) -> None:
     """Raise unless lr is a finite number > 0."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
         raise ValueError(f"learning rate must be a number > 0, got {lr!r}")
@@ -239,7 +242,7 @@ def check_learning_rate(lr) -> None:
         raise ValueError(f"learning rate must be finite and > 0, got {lr!r}")
 
 
-def _fingerprint(obj, depth: int = 0):
+def _fingerprint(obj: Any, depth: int = 0) -> tuple[Any, ...]:
     """A hashable description of an optimizer's structure and settings.
 
     Two ``optax.sgd(0.1)`` built separately have equal fingerprints; anything
@@ -274,12 +277,12 @@ def _fingerprint(obj, depth: int = 0):
 class Static:
     """Wrap an optimizer so jit's cache compares it by structure, not identity."""
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         self.value = value
         self._key = _fingerprint(value)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Static) and self._key == other._key

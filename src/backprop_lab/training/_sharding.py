@@ -15,12 +15,15 @@ On one process with one device everything here is the identity.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 AXIS = "devices"
+#: A pytree of arrays (a model, an optimizer state, data); typed as jax types them, Any.
+PyTree = Any
 
 
 def local_devices(devices: int | None) -> int:
@@ -69,10 +72,10 @@ class Placement:
     def devices(self) -> int:
         return int(self.mesh.devices.size)
 
-    def _put(self, tree, spec: PartitionSpec):
+    def _put(self, tree: PyTree, spec: PartitionSpec) -> PyTree:
         sharding = NamedSharding(self.mesh, spec)
 
-        def put(leaf):
+        def put(leaf: Any) -> jax.Array:
             host = np.asarray(leaf)
             if jax.process_count() == 1:
                 return jax.device_put(host, sharding)
@@ -80,15 +83,15 @@ class Placement:
 
         return jax.tree.map(put, tree)
 
-    def put_lanes(self, tree):
+    def put_lanes(self, tree: PyTree) -> PyTree:
         """Host values with a leading lanes axis (padded already), laid out lane-sharded."""
         return self._put(tree, PartitionSpec(AXIS) if self.shard_lanes else PartitionSpec())
 
-    def replicate(self, tree):
+    def replicate(self, tree: PyTree) -> PyTree:
         """Host values every device holds whole."""
         return self._put(tree, PartitionSpec())
 
-    def gather(self, tree):
+    def gather(self, tree: PyTree) -> PyTree:
         """Device values back to host NumPy arrays on every process, padding dropped."""
         if jax.process_count() == 1:
             host = jax.tree.map(np.asarray, tree)

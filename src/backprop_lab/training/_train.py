@@ -31,7 +31,7 @@ from ._optimizers import Static
 Array = jax.Array
 
 
-def _autodiff_value_and_grad(model: MLP, x: Array, y: Array, loss: str | Loss):
+def _autodiff_value_and_grad(model: MLP, x: Array, y: Array, loss: str | Loss) -> tuple[Array, MLP]:
     return loss_value(model, x, y, loss), autodiff_grad(model, x, y, loss)
 
 
@@ -64,8 +64,20 @@ def _epoch_permutation(key: Array, epoch: Array, n: int) -> Array:
 
 
 def scan_steps(
-    model, opt_state, x, y, key, start, *, loss, optimizer, steps, batch_size, grad, batch_sharding=None
-):
+    model: MLP,
+    opt_state: optax.OptState,
+    x: Array,
+    y: Array,
+    key: Array,
+    start: Array,
+    *,
+    loss: str,
+    optimizer: Static,
+    steps: int,
+    batch_size: int | None,
+    grad: str,
+    batch_sharding: jax.sharding.Sharding | None = None,
+) -> tuple[MLP, optax.OptState, Array]:
     """``steps`` optimizer steps from global step ``start`` as one ``lax.scan`` (traceable; the
     body :func:`run_steps` compiles and the sweeps vmap). ``optimizer`` is a :class:`Static`;
     ``batch_sharding`` shards each minibatch's rows over devices (data parallel) or is None.
@@ -113,7 +125,17 @@ def scan_steps(
 _run = jax.jit(scan_steps, static_argnames=("loss", "optimizer", "steps", "batch_size", "grad"))
 
 
-def check_train_args(model: MLP, x, y, *, loss, optimizer, steps, batch_size, grad) -> None:
+def check_train_args(
+    model: MLP,
+    x: Array,
+    y: Array,
+    *,
+    loss: str | Loss,
+    optimizer: object,
+    steps: object,
+    batch_size: object,
+    grad: object,
+) -> None:
     """All the checks :func:`train` makes before compiling anything."""
     prepare_inputs(model, x, y, loss)
     if grad not in GRADS:
@@ -135,7 +157,7 @@ def check_train_args(model: MLP, x, y, *, loss, optimizer, steps, batch_size, gr
 
 def run_steps(
     model: MLP,
-    opt_state,
+    opt_state: optax.OptState,
     x: Array,
     y: Array,
     key: Array,
@@ -146,7 +168,7 @@ def run_steps(
     steps: int,
     batch_size: int | None = None,
     grad: str = "manual",
-):
+) -> tuple[MLP, optax.OptState, Array]:
     """Continue training for ``steps`` steps from global step ``start``.
 
     Arguments:
