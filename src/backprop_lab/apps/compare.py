@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from . import CONF_DIR
 
 if TYPE_CHECKING:  # JAX and NumPy load when a job runs, not for --help or --cfg
+    import jax
     import numpy as np
 
 log = logging.getLogger("backprop_lab.compare")
@@ -108,19 +109,21 @@ def _check_config(cfg: dict) -> tuple[int, int, bool | None]:
     )
 
 
-def _examples(cfg: dict, sizes, batch: int) -> tuple[np.ndarray, np.ndarray]:
+def _examples(cfg: dict, sizes, batch: int) -> tuple[jax.Array, jax.Array]:
     """The batch the gradients are taken on: x (batch, in) and y (batch, out).
 
     Random examples of the network's widths for ``data.name=random``, otherwise
     the first ``batch`` training rows of the data set (all of them when it has
     fewer), integer labels as one-hot rows.
     """
+    import jax.numpy as jnp
     import numpy as np
 
     from backprop_lab.runs._experiment import build_data
 
     if (cfg.get("data") or {}).get("name") == RANDOM:
-        return random_batch(sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
+        x, y = random_batch(sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
+        return jnp.asarray(x), jnp.asarray(y)
     data = build_data(cfg, sizes)
     if batch > data.n_train:
         log.info(
@@ -133,7 +136,7 @@ def _examples(cfg: dict, sizes, batch: int) -> tuple[np.ndarray, np.ndarray]:
     x, y = data.x_train[:batch], data.y_train[:batch]
     if data.targets == "labels":
         y = np.eye(data.out_width, dtype=x.dtype)[y]
-    return x, y
+    return jnp.asarray(x), jnp.asarray(y)  # the dtype the config built
 
 
 def _summary(report, timings: dict[str, float], model, data_name: str | None, repeats: int) -> dict:

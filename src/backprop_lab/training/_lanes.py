@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from ..checks._evaluation import accuracy_of
 from ..nn._backprop import backprop_trace, loss_value
@@ -143,7 +144,7 @@ def train_sweep(
     *,
     loss: str,
     optimizer: optax.GradientTransformation,
-    learning_rates: Sequence[float] | Array,
+    learning_rates: Sequence[float] | ArrayLike,
     steps: int,
     batch_size: int | None = None,
     grad: str = "manual",
