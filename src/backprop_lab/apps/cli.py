@@ -314,10 +314,8 @@ def evaluate(argv: Sequence[str]) -> int:
 
 
 def console() -> None:
-    """The ``backprop-lab`` console script: :func:`main`, then the process ends (``_process``)."""
-    from ._process import run_command
-
-    run_command(main)
+    """The ``backprop-lab`` console script: :func:`main`, its return value the exit status."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -95,7 +95,6 @@ task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs her
 main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task)
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train
-    from backprop_lab.apps._process import run_command
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("train"))
+    sys.exit(run_app("train"))
