@@ -66,14 +66,12 @@ def setup_distributed(group) -> bool:
     environment as ``jax.distributed.initialize()`` reads it. On CPU the
     collectives go through gloo. Calling it again is harmless.
     """
-    from jax._src import distributed
-
     from ..runs._experiment import check_distributed
 
     keys = {k: v for k, v in check_distributed(group).items() if v is not None}
     if not keys and _slurm_tasks() < 2:
         return False
-    if distributed.global_state.client is not None:
+    if jax.distributed.is_initialized():
         return True
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**keys)
