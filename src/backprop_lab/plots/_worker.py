@@ -48,7 +48,7 @@ def lane_plots(folder: str, title: str) -> None:
     run = RunDir(Path(folder))
     with _drawing:
         records = run.records()
-        _run.loss_curve(records, [tuple(pair) for pair in run.losses()], Path(folder) / PLOT, title)
+        _run.loss_curve(records, run.losses(), Path(folder) / PLOT, title)
         _run.grad_norms(records, Path(folder) / GRAD_PLOT, title)
 
 
