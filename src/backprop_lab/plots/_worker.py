@@ -121,8 +121,8 @@ def stop_workers() -> None:
 
 
 def _lost(pool: ProcessPoolExecutor) -> None:
-    """A pool broken by a worker's death: ended (its other workers too) before the run draws
-    what it lost, and not handed anything again."""
+    """A pool that takes no more jobs (a worker died, or it was shut down): ended, its other
+    workers too, before the run draws what it lost, and not handed anything again."""
     global _pool
     if _pool is pool:
         _pool = None
@@ -136,6 +136,7 @@ def _hand(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], args: tuple)
             return pool.submit(fn, *args)
         except (BrokenProcessPool, RuntimeError) as err:  # broken, or shut down
             log.warning("the plot workers are gone (%s); drawing here", err)
+            _lost(pool)
     done: Future = Future()
     try:
         done.set_result(fn(*args))
