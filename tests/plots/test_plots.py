@@ -263,3 +263,42 @@ def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
     assert len(_plots._kept) < len(runs)  # a figure was reused
     for i in range(len(runs)):
         assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
+
+
+_JOBLIB_JOBS = """
+import logging, sys
+from joblib import Parallel, delayed
+
+def job(folder):
+    from backprop_lab.plots._worker import Painter
+
+    logging.basicConfig()
+    painter = Painter(1)
+    painter.draw(folder, "title")
+    painter.close()
+    return sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib")
+
+print(Parallel(n_jobs=2, backend="loky")(delayed(job)(folder) for folder in sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_jobs_in_joblibs_workers_hand_their_plots_to_workers_too(tmp_path):
+    """Jobs of the parallel launcher run in joblib's loky workers, whose multiprocessing start
+    method a spawned child does not know: their plots are drawn by workers all the same."""
+    import subprocess
+    import sys
+
+    _run_dirs(tmp_path, ("a", "b"))
+    done = subprocess.run(
+        [sys.executable, "-c", _JOBLIB_JOBS, str(tmp_path / "a"), str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=180,  # (a pool left in a joblib worker would keep it, and this, from ending)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[[], []]", done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-3000:]
+    _plots.loss_curve(*_run(), tmp_path / "here.png", "title")
+    for name in ("a", "b"):
+        assert (tmp_path / name / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()

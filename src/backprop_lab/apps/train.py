@@ -36,11 +36,9 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
         RunInterrupted: SIGINT/SIGTERM ended the run (its files say so).
     """
     from backprop_lab.apps import _hydra as apps
-    from backprop_lab.plots._worker import start_workers
     from backprop_lab.runs._engine import RunSpec, run_experiments
     from backprop_lab.runs._experiment import build_experiment
 
-    start_workers(1)  # the plot worker's start overlaps the set-up and the training
     apps.setup_jax(cfg)
     exp = build_experiment(cfg)
     out = Path(out_dir) if out_dir is not None else apps.output_dir()

@@ -7,7 +7,8 @@ each lane's plots are handed over as soon as its records are final, and
 :meth:`Painter.close` waits until every one is written. The pool is a
 ``concurrent.futures.ProcessPoolExecutor`` of spawned processes; it stays for
 the process's later runs (a sweep's jobs under Hydra's basic launcher) and its
-summary plots (:func:`submit`), and ends with the process.
+summary plots (:func:`submit`), and ends with the process (with the run, in a
+process that multiprocessing started: a job of Hydra's parallel launcher).
 
 Nothing is lost to a worker that dies (killed, out of memory): the plots the
 pool did not draw are drawn in the run's process, with a warning. A worker
@@ -96,13 +97,20 @@ _pool_size = 0
 
 def start_workers(n: int) -> ProcessPoolExecutor | None:
     """This process's pool of (at least) ``n`` plot workers, started now so that their imports
-    overlap the work (an app may start them before it builds its run); None for ``n`` = 0."""
+    overlap the work; None for ``n`` = 0."""
     global _pool, _pool_size
     if n <= 0:
         return None
     if _pool is None or _pool_size < n:
         if _pool is not None:
             _pool.shutdown(wait=False)  # what it was handed is still drawn
+        if multiprocessing.get_start_method(allow_none=True) not in (
+            None,
+            *multiprocessing.get_all_start_methods(),
+        ):
+            # a process started by another library's method (a job in joblib's loky workers):
+            # a spawned child is told to use that method and cannot, so this process's is spawn
+            multiprocessing.set_start_method("spawn", force=True)
         _pool = ProcessPoolExecutor(
             n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
         )
@@ -178,13 +186,19 @@ class Painter:
         self.jobs.append((_hand(self.pool, lane_plots, args), args))
 
     def close(self) -> None:
-        """Wait until every plot handed over is written; one that failed is a warning, not an error."""
+        """Wait until every plot handed over is written; one that failed is a warning, not an error.
+
+        In a process that multiprocessing started (a job in joblib's workers) the workers end
+        here: such a process, when it ends, waits for its children before it would end the pool.
+        """
         jobs, self.jobs = self.jobs, []
         for job, args in jobs:
             try:
                 _value(self.pool, job, lane_plots, args)
             except Exception as err:  # a plot is not worth losing the run's results
                 log.warning("the plots of %s could not be drawn: %s", args[0], str(err).replace("\n", " "))
+        if self.pool is not None and multiprocessing.parent_process() is not None:
+            stop_workers()
 
 
 def submit(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
