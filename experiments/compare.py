@@ -15,7 +15,8 @@ from backprop_lab.apps.compare import compare, log, main, random_batch, time_gra
 __all__ = ["compare", "log", "main", "random_batch", "time_grads"]
 
 if __name__ == "__main__":
-    from backprop_lab.apps._process import run_command
+    import sys
+
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("compare", check_overrides=False))
+    sys.exit(run_app("compare", check_overrides=False))

@@ -15,7 +15,8 @@ from backprop_lab.apps.explain import draw_network, explain_config, log, main
 __all__ = ["draw_network", "explain_config", "log", "main"]
 
 if __name__ == "__main__":
-    from backprop_lab.apps._process import run_command
+    import sys
+
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("explain", check_overrides=False))
+    sys.exit(run_app("explain", check_overrides=False))

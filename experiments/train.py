@@ -15,7 +15,8 @@ from backprop_lab.apps.train import log, main, task, train, train_lanes
 __all__ = ["log", "main", "task", "train", "train_lanes"]
 
 if __name__ == "__main__":
-    from backprop_lab.apps._process import run_command
+    import sys
+
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("train", check_overrides=False))
+    sys.exit(run_app("train", check_overrides=False))

@@ -167,60 +167,89 @@ def _run_dirs(root, names) -> None:
         run.append_losses(0, [v for _, v in losses])
 
 
-def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog):
+def test_painter_workers_draw_the_same_files_as_this_process(tmp_path, caplog, monkeypatch):
     """The run's plots come from worker processes; they are the files drawing them here gives,
     and a plot that cannot be drawn is a warning, not a lost run."""
     from backprop_lab.plots import _worker as _painter
 
     _run_dirs(tmp_path, ("here", "a", "b", "broken"))
     _painter.lane_plots(str(tmp_path / "here"), "title")
-    painter = _painter.Painter(3)
-    assert len(painter.workers) == _painter.WORKERS
-    for name in ("a", "b"):
-        painter.draw(tmp_path / name, "title")
-    (tmp_path / "broken" / "loss_curve.png").mkdir()  # no file can be written there
-    painter.draw(tmp_path / "broken", "title")
-    taken = list(painter.workers)
-    painter.close()
+    monkeypatch.setattr(_plots, "loss_curve", None)  # nothing is drawn here from now on
+    _painter.stop_workers()
+    try:
+        painter = _painter.Painter(3)
+        for name in ("a", "b"):
+            painter.draw(tmp_path / name, "title")
+        (tmp_path / "broken" / "loss_curve.png").mkdir()  # no file can be written there
+        painter.draw(tmp_path / "broken", "title")
+        pool = painter.pool
+        painter.close()
+        assert _painter.Painter(1).pool is pool  # a later run of the process reuses the workers
+    finally:
+        _painter.stop_workers()
     for name in ("a", "b"):
         for png in ("loss_curve.png", "grad_norms.png"):
             assert (tmp_path / name / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
-    assert "could not be drawn" in caplog.text
-    assert _painter.Painter(1).workers == taken[:1]  # a later run of the process reuses them
+    assert "broken could not be drawn" in caplog.text
 
 
 def test_plots_handed_to_a_killed_worker_are_drawn_here(tmp_path, caplog):
     """A plot worker killed (say, by the kernel's out-of-memory killer) before it drew what it
     was handed: the run draws those plots itself, with a warning, and loses none."""
+    import os
     import signal
 
     from backprop_lab.plots import _worker as _painter
 
     _run_dirs(tmp_path, ("here", "a", "b", "c"))
     _painter.lane_plots(str(tmp_path / "here"), "title")
-    _painter._end_workers()  # fresh workers: still importing matplotlib when they are killed
-    painter = _painter.Painter(2)
-    for name in ("a", "b", "c"):
-        painter.draw(tmp_path / name, "title")
-    for worker in painter.workers:
-        worker.proc.send_signal(signal.SIGKILL)  # with the jobs in its pipe, not yet drawn
-    painter.close()
+    _painter.stop_workers()
+    try:
+        painter = _painter.Painter(2)
+        worker = painter.pool.submit(os.getpid).result()
+        for name in ("a", "b", "c"):
+            painter.draw(tmp_path / name, "title")
+        os.kill(worker, signal.SIGKILL)  # with the jobs handed over, not yet drawn
+        painter.close()
+    finally:
+        _painter.stop_workers()
     for name in ("a", "b", "c"):
         assert (tmp_path / name / "loss_curve.png").read_bytes() == (
             tmp_path / "here" / "loss_curve.png"
         ).read_bytes()
-    assert "doing them here" in caplog.text
+    assert "drawing them here" in caplog.text
 
 
-@pytest.mark.parametrize("rc", [{}, {"savefig.bbox": "tight"}, {"savefig.facecolor": "0.9"}])
-def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch, rc):
-    """A plot worker keeps each layout's figure and redraws it with the next run's data (its
-    legend's pixels put back, not drawn): the PNG is the one a new figure gives, whatever was
-    drawn in it before, with matplotlib's defaults or a matplotlibrc changing how savefig writes."""
-    import matplotlib
+@pytest.mark.slow
+def test_a_run_whose_plots_a_worker_draws_never_imports_matplotlib(tmp_path):
+    import subprocess
+    import sys
 
-    for key, value in rc.items():
-        monkeypatch.setitem(matplotlib.rcParams, key, value)
+    """The point of the workers: a run's process draws nothing, so it never pays matplotlib's import."""
+    _run_dirs(tmp_path, ("a",))
+    code = (
+        "import sys\n"
+        "from backprop_lab.plots._worker import Painter\n"
+        "painter = Painter(1)\n"
+        "painter.draw(sys.argv[1], 'title')\n"
+        "painter.close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]" and not done.stderr
+    _plots.loss_curve(*_run(), tmp_path / "here.png", "title")
+    assert (tmp_path / "a" / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+
+
+def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
+    """A plot worker keeps each layout's figure and redraws it with the next run's data: the PNG
+    is the one a new figure gives, whatever was drawn in it before."""
     runs = [_run(seed) for seed in range(3)]
     runs.append(
         ([{**r, "train_loss": r["train_loss"] * 1e3} for r in runs[0][0]], runs[0][1])
@@ -234,3 +263,42 @@ def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch, rc)
     assert len(_plots._kept) < len(runs)  # a figure was reused
     for i in range(len(runs)):
         assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
+
+
+_JOBLIB_JOBS = """
+import logging, sys
+from joblib import Parallel, delayed
+
+def job(folder):
+    from backprop_lab.plots._worker import Painter
+
+    logging.basicConfig()
+    painter = Painter(1)
+    painter.draw(folder, "title")
+    painter.close()
+    return sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib")
+
+print(Parallel(n_jobs=2, backend="loky")(delayed(job)(folder) for folder in sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_jobs_in_joblibs_workers_hand_their_plots_to_workers_too(tmp_path):
+    """Jobs of the parallel launcher run in joblib's loky workers, whose multiprocessing start
+    method a spawned child does not know: their plots are drawn by workers all the same."""
+    import subprocess
+    import sys
+
+    _run_dirs(tmp_path, ("a", "b"))
+    done = subprocess.run(
+        [sys.executable, "-c", _JOBLIB_JOBS, str(tmp_path / "a"), str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=180,  # (a pool left in a joblib worker would keep it, and this, from ending)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[[], []]", done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-3000:]
+    _plots.loss_curve(*_run(), tmp_path / "here.png", "title")
+    for name in ("a", "b"):
+        assert (tmp_path / name / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()

@@ -435,18 +435,20 @@ def test_summarize_writes_everything(seeded: Path) -> None:
 def test_a_plot_worker_draws_the_sweeps_plots_as_this_process_does(seeded: Path, monkeypatch) -> None:
     """In a sweep's process the summary plots are drawn by its plot worker (the process never
     imports matplotlib): the same files, and the same summary.md, as drawing them here."""
+    from backprop_lab.plots import _sweep
     from backprop_lab.plots import _worker as _painter
 
     here = summarize(seeded, x="model.activation", y="test_accuracy")
     files = {p.name: p.read_bytes() for p in here.files}
     for p in here.files:
         p.unlink()
-    monkeypatch.setitem(_painter.JOBS, "sweep", None)  # not drawn here from now on
+    monkeypatch.setattr(_sweep, "plot_metric", None)  # not drawn here from now on
+    _painter.stop_workers()
     _painter.start_workers(1)
     try:
         there = summarize(seeded, x="model.activation", y="test_accuracy")
     finally:
-        _painter._end_workers()
+        _painter.stop_workers()
     assert [p.name for p in there.files] == [p.name for p in here.files]
     assert {p.name: p.read_bytes() for p in there.files} == files
     assert (there.text, there.counts, there.notes) == (here.text, here.counts, here.notes)
@@ -495,13 +497,13 @@ def test_a_plot_that_fails_is_a_note_and_the_tables_are_written(
     gone) is a note; summary.csv and summary.md are written all the same."""
     from backprop_lab.plots import _worker as _painter
 
-    _painter._end_workers()
+    _painter.stop_workers()
     if worker:
         _painter.start_workers(1)
     try:
         result = summarize(seeded, png=tmp_path / "gone" / "summary.png")
     finally:
-        _painter._end_workers()
+        _painter.stop_workers()
     assert {p.name for p in result.files} == {"summary.csv", "summary.md"}
     (note,) = result.notes
     assert note.startswith(f"no plots: the plots of {seeded.resolve()} could not be drawn: [Errno 2]"), note
@@ -593,22 +595,27 @@ def test_real_sweep_summarizes_itself_and_a_killed_one_shows_its_gaps(tmp_path: 
     assert rows[3]["overrides"] == " ".join(plan[3])
 
 
-def test_a_sweeps_plots_are_drawn_here_when_the_worker_dies(seeded: Path, monkeypatch) -> None:
+def test_a_sweeps_plots_are_drawn_here_when_the_worker_dies(seeded: Path, monkeypatch, caplog) -> None:
     """A plot worker killed while the summary waits for it: the plots are drawn in this process."""
     import signal as signals
 
     from backprop_lab.plots import _worker as _painter
 
-    (worker,) = _painter.start_workers(1)
+    _painter.stop_workers()
+    pool = _painter.start_workers(1)
     try:
-        monkeypatch.setattr(
-            _painter._Worker,
-            "send",
-            lambda self, kind, args: (self.jobs.append((kind, args)), self.proc.send_signal(signals.SIGKILL)),
-        )
+        worker = pool.submit(os.getpid).result()
+        hand = pool.submit
+
+        def hand_and_kill(*args):  # the job handed over, then its worker killed
+            job = hand(*args)
+            os.kill(worker, signals.SIGKILL)
+            return job
+
+        monkeypatch.setattr(pool, "submit", hand_and_kill)
         result = summarize(seeded, x="model.activation", y="test_accuracy")
     finally:
-        _painter._end_workers()
-    assert worker.proc.returncode == -signals.SIGKILL
+        _painter.stop_workers()
+    assert "drawing them here" in caplog.text
     assert {p.name for p in result.files} >= {"summary.png", "summary_grad_norms.png"}
     assert (seeded / "summary.png").read_bytes()[:8] == PNG

@@ -7,7 +7,6 @@ helpers are the only place that reads Hydra's runtime state.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -67,14 +66,12 @@ def setup_distributed(group) -> bool:
     environment as ``jax.distributed.initialize()`` reads it. On CPU the
     collectives go through gloo. Calling it again is harmless.
     """
-    from jax._src import distributed
-
     from ..runs._experiment import check_distributed
 
     keys = {k: v for k, v in check_distributed(group).items() if v is not None}
     if not keys and _slurm_tasks() < 2:
         return False
-    if distributed.global_state.client is not None:
+    if jax.distributed.is_initialized():
         return True
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**keys)
@@ -161,34 +158,10 @@ def hydra_files(cfg) -> dict[str, str]:
 
 
 def to_yaml(node) -> str:
-    """``OmegaConf.to_yaml(node)``'s text (``node``: a config, or a dict or list of them), written
-    by PyYAML's C emitter when it has one: about five times faster for Hydra's config, which
-    every job of a sweep writes (tests compare the texts)."""
-    import yaml
+    """``node`` (a config, or a dict or list holding configs) as the YAML text Hydra writes."""
     from omegaconf import OmegaConf
 
-    def plain(value):
-        if OmegaConf.is_config(value):
-            return OmegaConf.to_container(value, resolve=False, enum_to_str=True)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return yaml.dump(
-        plain(node), Dumper=_dumper(), default_flow_style=False, allow_unicode=True, sort_keys=False
-    )
-
-
-@functools.cache
-def _dumper():
-    """PyYAML's dumper (its C emitter when it has one) with OmegaConf's string representer."""
-    import yaml
-    from omegaconf._utils import OmegaConfDumper
-
-    base = getattr(yaml, "CDumper", yaml.Dumper)
-    dumper = type("_Dumper", (base,), {})
-    dumper.add_representer(str, OmegaConfDumper.str_representer)
-    return dumper
+    return OmegaConf.to_yaml(node)
 
 
 def sweep_direction(metric: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..plots._sweep import default_x
-from ..plots._worker import submit
+from ..plots._worker import submit, sweep_plots
 from ..summary._rows import collect_rows
 from ..summary._stats import swept_keys
 from ..summary._table import format_groups, format_table, markdown, status_counts, write_csv
@@ -68,10 +68,12 @@ def summarize(
     """
     root = Path(sweep_dir)
     rows = collect_rows(root)
-    # the plots are drawn by a plot worker of this process when it has one (a sweep's), while
+    # the plots are drawn by the plot workers of this process when it has them (a sweep's), while
     # the tables are made here; otherwise here, first
     targets = [Path(png or root / METRIC_PLOT), root / GRAD_PLOT]
-    plots = submit("sweep", str(root.resolve()), *(str(p.resolve()) for p in targets), x, y) if plot else None
+    plots = (
+        submit(sweep_plots, str(root.resolve()), *(str(p.resolve()) for p in targets), x, y) if plot else None
+    )
     tables = [format_table(rows)]
     if (groups := format_groups(rows)) is not None:
         tables.append(groups)

@@ -185,10 +185,10 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     the jobs before it ran). Command lines Hydra reads differently (``--config-dir``,
     ``--experimental-rerun``, ...) are left to Hydra.
     """
-    from hydra._internal.utils import get_args_parser
+    from ..compat._hydra import args_parser, basic_sweep_jobs
 
     try:
-        args, _ = get_args_parser().parse_known_args(list(argv))
+        args, _ = args_parser().parse_known_args(list(argv))
     except SystemExit:
         return  # Hydra's own parser will say what is wrong
     if (
@@ -204,12 +204,10 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     cfg = _compose(name, args.overrides, multirun=args.multirun)
     if not args.multirun or not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
-        jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+        jobs = basic_sweep_jobs(OverridesParser.create().parse_overrides(args.overrides))
     except Exception as err:  # noqa: BLE001
         raise UsageError(one_line(err)) from None
     if not jobs:
@@ -313,10 +311,8 @@ def evaluate(argv: Sequence[str]) -> int:
 
 
 def console() -> None:
-    """The ``backprop-lab`` console script: :func:`main`, then the process ends (``_process``)."""
-    from ._process import run_command
-
-    run_command(main)
+    """The ``backprop-lab`` console script: :func:`main`, its return value the exit status."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -167,7 +167,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.explain, as backprop-lab explain
-    from backprop_lab.apps._process import run_command
+    import sys
+
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("explain"))
+    sys.exit(run_app("explain"))

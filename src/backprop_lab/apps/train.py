@@ -36,11 +36,9 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
         RunInterrupted: SIGINT/SIGTERM ended the run (its files say so).
     """
     from backprop_lab.apps import _hydra as apps
-    from backprop_lab.plots._worker import start_workers
     from backprop_lab.runs._engine import RunSpec, run_experiments
     from backprop_lab.runs._experiment import build_experiment
 
-    start_workers(1)  # the plot worker's start overlaps the set-up and the training
     apps.setup_jax(cfg)
     exp = build_experiment(cfg)
     out = Path(out_dir) if out_dir is not None else apps.output_dir()
@@ -95,7 +93,6 @@ task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs her
 main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task)
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train
-    from backprop_lab.apps._process import run_command
     from backprop_lab.apps.cli import run_app
 
-    run_command(lambda: run_app("train"))
+    sys.exit(run_app("train"))

@@ -143,71 +143,26 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
     kept = None if _kept is None or few else _kept.get(layout)
     if kept is None:
         fig, axes, lines = _new_loss_figure(data, per_epoch, few, same, log)
-        legend = None
     else:
-        fig, axes, lines, legend = kept
+        fig, axes, lines = kept
         for name, line in lines.items():
             line.set_data(*data[name])
         for a in axes:
             a.relim()
         axes[0].autoscale_view()
     axes[0].title.set_text(title)
-    if legend is None:
-        fig.savefig(path, dpi=100)
-    else:
-        _save_with_legend(fig, legend, path)
+    fig.savefig(path, dpi=100)
     if _kept is not None and not few:
-        _kept[layout] = (fig, axes, lines, legend or (_legend_pixels(fig) if _plain_savefig() else None))
+        _kept[layout] = (fig, axes, lines)
     else:
         _pyplot().close(fig)
-
-
-def _legend_pixels(fig) -> tuple[slice, slice, np.ndarray]:
-    """The rows, columns and pixels of the figure's legend as last drawn, with a margin: the
-    legend (below the axes, the same for every run of a layout) costs a fifth of a drawing."""
-    box = fig.legends[0].get_window_extent()
-    height, width = fig.canvas.get_width_height()[::-1]
-    rows = slice(max(int(height - box.y1) - 2, 0), min(int(np.ceil(height - box.y0)) + 2, height))
-    cols = slice(max(int(box.x0) - 2, 0), min(int(np.ceil(box.x1)) + 2, width))
-    return rows, cols, np.asarray(fig.canvas.buffer_rgba())[rows, cols].copy()
-
-
-def _plain_savefig() -> bool:
-    """Whether savefig writes the canvas as drawn (matplotlib's defaults: no tight bounding box,
-    the figure's own colours), so a figure drawn here and pasted is what savefig would write."""
-    import matplotlib
-
-    rc = matplotlib.rcParams
-    return (
-        rc["savefig.bbox"] in (None, "standard")
-        and not rc["savefig.transparent"]
-        and rc["savefig.facecolor"] == "auto"
-        and rc["savefig.edgecolor"] == "auto"
-    )
-
-
-def _save_with_legend(fig, legend: tuple[slice, slice, np.ndarray], path: Path) -> None:
-    """``fig.savefig(path, dpi=100)`` with the legend's pixels put back instead of drawn: the
-    figure drawn without its legend, the kept pixels pasted, the PNG written as savefig
-    writes it (the same bytes: tested against a new figure)."""
-    import matplotlib.image
-
-    rows, cols, pixels = legend
-    fig.legends[0].set_visible(False)
-    try:
-        fig.canvas.draw()
-    finally:
-        fig.legends[0].set_visible(True)
-    image = np.asarray(fig.canvas.buffer_rgba())
-    image[rows, cols] = pixels
-    matplotlib.image.imsave(path, image, format="png", origin="upper", dpi=fig.dpi)
 
 
 def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, log: bool):
     """The loss curve's figure for ``data`` (name → (x, y) or None): ``(figure, its axes with
     lines, the lines by name)``."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)  # the dpi savefig and the kept legend use
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
     lines = {}
     if data["minibatch"] is not None:
         (lines["minibatch"],) = ax.plot(

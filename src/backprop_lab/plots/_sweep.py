@@ -8,8 +8,10 @@ imported when a plot is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..summary._rows import Row, read_metrics
 from ..summary._stats import (
@@ -87,68 +89,97 @@ def plot_metric(
     others = [k for k in swept_keys(rows) if k not in (x, *REPLICATE_KEYS)]
     lines = group_rows(rows, others)
     cells = group_rows(rows, [*others, x])
-    xs = list(dict.fromkeys(str(value_of(r, x)) for r in rows))  # the sweep's order
-    numeric = all(number(v) is not None for v in xs)
-    if numeric:
-        xs.sort(key=number)
-    position = {v: (number(v) if numeric else i) for i, v in enumerate(xs)}
+    axis = _x_axis(rows, x)
     values = [s.mean for c in cells if (s := c.stat(y)).mean is not None]
     log_y = y in _LOG_Y and _spans_decade(values)
     top = max(values) * (2.0 if log_y else 1.0) + (0 if log_y else 0.08 * (max(values) - min(values) or 1))
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    width = 0.6 / max(len(lines), 1)
     diverged_any = False
     for k, line in enumerate(lines):
-        points = [
-            (position[v], line_stat)
-            for v in xs
-            if (line_stat := Group((), [r for r in line.rows if str(value_of(r, x)) == v]).stat(y)).mean
-            is not None
-        ]
         name = line.short_label if others else label(y)
-        color = f"C{k % 10}"
-        if points:
-            px = [p + (0 if numeric else (k - (len(lines) - 1) / 2) * width) for p, _ in points]
-            mean = [s.mean for _, s in points]
-            std = [s.std for _, s in points]
-            if numeric:
-                ax.plot(px, mean, marker="o", color=color, label=name)
-                low = [max(m - s, min(mean) * 1e-3) if log_y else m - s for m, s in zip(mean, std)]
-                ax.fill_between(px, low, [m + s for m, s in zip(mean, std)], color=color, alpha=0.2, lw=0)
-            else:
-                ax.errorbar(px, mean, yerr=std, marker="o", ls="none", capsize=4, color=color, label=name)
-        bad = [position[str(value_of(r, x))] for r in line.rows if r.get("status") == "diverged"]
-        if bad:
-            diverged_any = True
-            y_bad = top * (1.25**k if log_y else 1.0) + (0 if log_y else 0.03 * k * (top or 1))
-            ax.plot(
-                bad,
-                [y_bad] * len(bad),
-                ls="none",
-                marker="x",
-                markersize=9,
-                color=color,
-                label=f"{name}: diverged",
-            )
-    if numeric and _spans_decade([position[v] for v in xs]):
+        diverged_any |= _draw_line(ax, axis, line, y, (k, len(lines)), name, log_y, top)
+    _label_axes(ax, axis, y, log_y)
+    note = replicate_note(cells, "band" if axis.numeric else "error bars")
+    ax.set_title(f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else ""), fontsize=10)
+    ax.legend(fontsize="small", title=", ".join(others) or None, title_fontsize="small")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+@dataclasses.dataclass
+class _XAxis:
+    """The swept key on the x axis: its values in plotting order (the sweep's, or sorted when
+    numeric) and where each is drawn (the value itself, or its index for named values)."""
+
+    key: str
+    values: list[str]
+    numeric: bool
+    position: dict[str, Any]
+
+
+def _x_axis(rows: Sequence[Row], x: str) -> _XAxis:
+    values = list(dict.fromkeys(str(value_of(r, x)) for r in rows))  # the sweep's order
+    numeric = all(number(v) is not None for v in values)
+    if numeric:
+        values.sort(key=number)
+    position = {v: (number(v) if numeric else i) for i, v in enumerate(values)}
+    return _XAxis(x, values, numeric, position)
+
+
+def _draw_line(ax, axis: _XAxis, line: Group, y: str, k_of: tuple[int, int], name: str, log_y: bool, top):
+    """Line ``k`` of ``n`` (``k_of``): each x value's mean and ± 1 s.d. of ``y`` over the seeds
+    (a band, or error bars side by side for named values), and its diverged runs as ``x``
+    marks above ``top``. Returns whether it has diverged runs."""
+    k, n = k_of
+    color = f"C{k % 10}"
+    points = [
+        (axis.position[v], stat)
+        for v in axis.values
+        if (stat := Group((), [r for r in line.rows if str(value_of(r, axis.key)) == v]).stat(y)).mean
+        is not None
+    ]
+    if points:
+        width = 0.6 / max(n, 1)
+        px = [p + (0 if axis.numeric else (k - (n - 1) / 2) * width) for p, _ in points]
+        mean = [s.mean for _, s in points]
+        std = [s.std for _, s in points]
+        if axis.numeric:
+            ax.plot(px, mean, marker="o", color=color, label=name)
+            low = [max(m - s, min(mean) * 1e-3) if log_y else m - s for m, s in zip(mean, std)]
+            ax.fill_between(px, low, [m + s for m, s in zip(mean, std)], color=color, alpha=0.2, lw=0)
+        else:
+            ax.errorbar(px, mean, yerr=std, marker="o", ls="none", capsize=4, color=color, label=name)
+    bad = [axis.position[str(value_of(r, axis.key))] for r in line.rows if r.get("status") == "diverged"]
+    if bad:
+        y_bad = top * (1.25**k if log_y else 1.0) + (0 if log_y else 0.03 * k * (top or 1))
+        ax.plot(
+            bad,
+            [y_bad] * len(bad),
+            ls="none",
+            marker="x",
+            markersize=9,
+            color=color,
+            label=f"{name}: diverged",
+        )
+    return bool(bad)
+
+
+def _label_axes(ax, axis: _XAxis, y: str, log_y: bool) -> None:
+    """The axes' scales, ticks, limits, labels and grid."""
+    if axis.numeric and _spans_decade([axis.position[v] for v in axis.values]):
         ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(range(len(xs)), xs)
-        ax.set_xlim(-0.5, len(xs) - 0.5)
+    if not axis.numeric:
+        ax.set_xticks(range(len(axis.values)), axis.values)
+        ax.set_xlim(-0.5, len(axis.values) - 0.5)
     if log_y:
         ax.set_yscale("log")
     if y == "test_accuracy":
         ax.set_ylim(top=min(1.02, ax.get_ylim()[1]))
-    ax.set_xlabel(x)
+    ax.set_xlabel(axis.key)
     ax.set_ylabel(label(y))
-    note = replicate_note(cells, "band" if numeric else "error bars")
-    ax.set_title(f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else ""), fontsize=10)
-    ax.legend(fontsize="small", title=", ".join(others) or None, title_fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, Path(path))
 
 
 def _job_dir(root: Path, row: Row) -> Path:

@@ -1,31 +1,31 @@
-"""Drawing the lanes' plots in worker processes, beside the run rather than after it.
+"""Drawing the plots in a pool of worker processes, beside the run rather than after it.
 
-Plotting is the costliest part of finishing a run: importing matplotlib costs
-more than half a second and each loss curve a fifth of one. So the run's
-process never imports it. A :class:`Painter` takes its workers (one for a
-single run, two for a sweep: one per core of a small machine) when the run
-starts, so their imports overlap the training; each lane's plots are handed to
-a worker as soon as its records are final, so the drawing overlaps the rest of
-finishing (the gradient-agreement checks, the summaries), and
-:meth:`Painter.close` waits until every plot of the run is written. A worker
-is ``python -m backprop_lab.plots._worker``: it reads one JSON job a line on its
-stdin (a kind of :data:`JOBS` and its arguments) and answers each with one JSON
-line on its stdout. Workers stay for the process's later runs (a sweep's jobs
-under Hydra's basic launcher import matplotlib once, as they did in-process)
-and end with it; the sweep's own plots (:func:`submit`) are drawn by them too.
+The run's process never imports matplotlib: importing it costs more than half
+a second. A :class:`Painter` starts the pool's workers when the run starts (one
+for a single run, two for a sweep), so that their imports overlap the training;
+each lane's plots are handed over as soon as its records are final, and
+:meth:`Painter.close` waits until every one is written. The pool is a
+``concurrent.futures.ProcessPoolExecutor`` of spawned processes; it stays for
+the process's later runs (a sweep's jobs under Hydra's basic launcher) and its
+summary plots (:func:`submit`), and ends with the process (with the run, in a
+process that multiprocessing started: a job of Hydra's parallel launcher).
+
+Nothing is lost to a worker that dies (killed, out of memory): the plots the
+pool did not draw are drawn in the run's process, with a warning. A worker
+whose run's process is gone (``kill -9``) finishes the plot it is writing and
+ends.
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
-import json
 import logging
-import os
+import multiprocessing
+import multiprocessing.connection
 import signal
-import subprocess
-import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,21 @@ log = logging.getLogger("backprop_lab.run")
 #: Workers of a run with many lanes.
 WORKERS = 2
 
+#: Held while a plot is drawn, so that a worker whose run is gone ends between plots.
+_drawing = threading.Lock()
 
-def draw(records: list[dict], losses: list, folder: str | Path, title: str) -> None:
-    """A lane's plots: loss_curve.png and, when the records carry gradient norms, grad_norms.png."""
-    from . import _run as _plots
 
-    _plots.loss_curve(records, [tuple(pair) for pair in losses], Path(folder) / PLOT, title)
-    _plots.grad_norms(records, Path(folder) / GRAD_PLOT, title)
+def lane_plots(folder: str, title: str) -> None:
+    """A run's loss_curve.png and, when its records carry gradient norms, grad_norms.png, from
+    the files in its directory (metrics.jsonl, losses.csv): a job names the directory only."""
+    from ..files._rundir import RunDir
+    from . import _run
+
+    run = RunDir(Path(folder))
+    with _drawing:
+        records = run.records()
+        _run.loss_curve(records, run.losses(), Path(folder) / PLOT, title)
+        _run.grad_norms(records, Path(folder) / GRAD_PLOT, title)
 
 
 def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) -> list[bool]:
@@ -52,186 +60,160 @@ def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) 
     from ._sweep import plot_grad_flow, plot_metric
 
     rows = collect_rows(Path(sweep_dir))
-    return [
-        plot_metric(rows, Path(png), x=x, y=y) is not None,
-        plot_grad_flow(rows, Path(sweep_dir), Path(flow_png)) is not None,
-    ]
+    with _drawing:
+        return [
+            plot_metric(rows, Path(png), x=x, y=y) is not None,
+            plot_grad_flow(rows, Path(sweep_dir), Path(flow_png)) is not None,
+        ]
 
 
-def lane_plots(folder: str, title: str) -> None:
-    """A run's plots from the files in its directory (metrics.jsonl, losses.csv): a job names
-    the directory only, so handing it over never waits for a worker to read it."""
-    from ..files._rundir import RunDir
+def _start_worker() -> None:
+    """A worker's start: interrupts are the run's to handle, the worker ends with the run's
+    process, and matplotlib is imported before the first job comes."""
+    from . import _run
 
-    run = RunDir(Path(folder))
-    draw(run.records(), run.losses(), folder, title)
-
-
-#: What a worker draws: a job's kind → the function of its (JSON) arguments.
-JOBS: dict[str, Callable[..., Any]] = {"lane": lane_plots, "sweep": sweep_plots}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with_parent, daemon=True).start()
+    _run._pyplot()
+    _run.keep_figures()  # a worker draws many runs alike: their figures are built once
 
 
-class _Worker:
-    """One worker process and the jobs it was sent and has not answered yet."""
+def _end_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    multiprocessing.connection.wait([parent.sentinel])  # ready when the parent is gone
+    with _drawing:  # the plot being written is finished
+        signal.raise_signal(signal.SIGTERM)
 
-    def __init__(self) -> None:
-        package_root = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backprop_lab.plots._worker"],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
+
+def _ready() -> None:
+    """A job that only starts a worker."""
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def start_workers(n: int) -> ProcessPoolExecutor | None:
+    """This process's pool of (at least) ``n`` plot workers, started now so that their imports
+    overlap the work; None for ``n`` = 0."""
+    global _pool, _pool_size
+    if n <= 0:
+        return None
+    if _pool is None or _pool_size < n:
+        if _pool is not None:
+            _pool.shutdown(wait=False)  # what it was handed is still drawn
+        if multiprocessing.get_start_method(allow_none=True) not in (
+            None,
+            *multiprocessing.get_all_start_methods(),
+        ):
+            # a process started by another library's method (a job in joblib's loky workers):
+            # a spawned child is told to use that method and cannot, so this process's is spawn
+            multiprocessing.set_start_method("spawn", force=True)
+        _pool = ProcessPoolExecutor(
+            n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
         )
-        self.jobs: collections.deque = collections.deque()
+        _pool_size = n
+        for _ in range(n):  # a pool starts a worker for each job handed to it while none is free
+            _pool.submit(_ready)
+    return _pool
 
-    @property
-    def pending(self) -> int:
-        return len(self.jobs)
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+def stop_workers() -> None:
+    """End this process's plot workers (after what they were handed); the next run starts new ones."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
 
-    def send(self, kind: str, args: list) -> None:
-        self.proc.stdin.write(json.dumps([kind, args]) + "\n")
-        self.proc.stdin.flush()
-        self.jobs.append((kind, args))
 
-    def wait(self) -> dict:
-        """Until every job sent is done; the last one's answer (``{"value": …}`` or ``{"error":
-        …}``). A lane's plot that failed is a warning, not an error; the jobs of a worker that
-        ended before answering them (killed) are done here."""
-        answer: dict = {"value": None}
-        while self.jobs:
-            line = self.proc.stdout.readline()
-            if not line:
-                log.warning("the plot worker ended before doing %d job(s); doing them here", len(self.jobs))
-                while self.jobs:
-                    answer = _do(*self.jobs.popleft())
-                    if "error" in answer and self.jobs:
-                        log.warning("%s", answer["error"])
-                return answer
-            self.jobs.popleft()
-            answer = json.loads(line)
-            if "error" in answer and self.jobs:
-                log.warning("%s", answer["error"])
-        return answer
+def _lost(pool: ProcessPoolExecutor) -> None:
+    """A pool that takes no more jobs (a worker died, or it was shut down): ended, its other
+    workers too, before the run draws what it lost, and not handed anything again."""
+    global _pool
+    if _pool is pool:
+        _pool = None
+    pool.shutdown(wait=True)
 
-    def end(self) -> None:
-        """Stop the worker: at once when it has nothing left to draw (it may still be importing)."""
+
+def _hand(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], args: tuple) -> Future:
+    """``fn(*args)`` handed to ``pool``, or done here (a future already done) without one."""
+    if pool is not None:
         try:
-            self.proc.stdin.close()
-            if not self.pending:
-                self.proc.kill()
-            self.proc.wait()
-        except OSError:
-            pass
+            return pool.submit(fn, *args)
+        except (BrokenProcessPool, RuntimeError) as err:  # broken, or shut down
+            log.warning("the plot workers are gone (%s); drawing here", err)
+            _lost(pool)
+    done: Future = Future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as err:
+        done.set_exception(err)
+    return done
 
 
-_workers: list[_Worker] = []
-
-
-@atexit.register
-def _end_workers() -> None:
-    while _workers:
-        _workers.pop().end()
-
-
-def start_workers(n: int) -> list[_Worker]:
-    """``n`` live workers of this process, started as needed (an app may start them before it
-    builds its run, so that their imports overlap more of the work)."""
-    _workers[:] = [w for w in _workers if w.alive()]
-    while len(_workers) < n:
-        _workers.append(_Worker())
-    return _workers[:n]
+def _value(pool: ProcessPoolExecutor | None, job: Future, fn: Callable[..., Any], args: tuple) -> Any:
+    """The value of ``fn(*args)`` handed over as ``job``: the worker's, or, when the worker
+    died before it was done, this process's. Raises what ``fn`` raised."""
+    try:
+        return job.result()
+    except BrokenProcessPool:
+        log.warning("a plot worker ended before drawing the plots of %s; drawing them here", args[0])
+        if pool is not None:
+            _lost(pool)
+        return fn(*args)
 
 
 class Painter:
-    """Draws each lane's plots in worker processes taken when the run starts.
+    """Draws each lane's plots in the pool's workers, started when the run starts.
 
     Arguments:
-        lanes: the lanes that will be drawn (0: none, and no worker is taken).
+        lanes: the lanes that will be drawn (0: no worker is started; plots are drawn here).
     """
 
     def __init__(self, lanes: int):
-        self.workers: list[_Worker] = []
-        self.turn = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.jobs: list[tuple[Future, tuple]] = []
         try:
-            self.workers = start_workers(min(lanes, WORKERS))
+            self.pool = start_workers(min(lanes, WORKERS))
         except OSError as err:  # no process to spare: draw here
             log.warning("plots are drawn in this process (no worker: %s)", err)
 
     def draw(self, folder: str | Path, title: str) -> None:
-        """Hand the plots of the run in ``folder`` (its records and losses written) to the next
-        worker, or draw them here when there is none."""
-        job = [str(folder), title]
-        if self.workers:
-            worker = self.workers[self.turn % len(self.workers)]
-            self.turn += 1
-            try:
-                worker.send("lane", job)
-                return
-            except OSError as err:
-                log.warning("the plot worker is gone (%s); drawing here", err)
-        answer = _do("lane", job)
-        if "error" in answer:  # a plot is not worth losing the run's results
-            log.warning("%s", answer["error"])
+        """Hand the plots of the run in ``folder`` (its records and losses written) to the pool."""
+        args = (str(folder), title)
+        self.jobs.append((_hand(self.pool, lane_plots, args), args))
 
     def close(self) -> None:
-        """Wait until every plot handed over is written."""
-        for worker in self.workers:
-            answer = worker.wait()
-            if "error" in answer:
-                log.warning("%s", answer["error"])
-        self.workers = []
+        """Wait until every plot handed over is written; one that failed is a warning, not an error.
+
+        In a process that multiprocessing started (a job in joblib's workers) the workers end
+        here: such a process, when it ends, waits for its children before it would end the pool.
+        """
+        jobs, self.jobs = self.jobs, []
+        for job, args in jobs:
+            try:
+                _value(self.pool, job, lane_plots, args)
+            except Exception as err:  # a plot is not worth losing the run's results
+                log.warning("the plots of %s could not be drawn: %s", args[0], str(err).replace("\n", " "))
+        if self.pool is not None and multiprocessing.parent_process() is not None:
+            stop_workers()
 
 
-def _do(kind: str, args: list) -> dict:
-    """Job ``kind`` done here: its answer, as a worker gives it."""
-    try:
-        return {"value": JOBS[kind](*args)}
-    except Exception as err:  # the other jobs are still done
-        where = args[0]
-        return {"error": f"the plots of {where} could not be drawn: {err}".replace("\n", " ")}
-
-
-def submit(kind: str, *args: Any) -> Callable[[], Any]:
-    """Hand job ``kind`` to a live worker of this process (drawing it here when there is none);
-    a function that waits for it and returns its value (raising ``RuntimeError`` with what
-    went wrong). The caller does other work between the two."""
-    worker = next((w for w in _workers if w.alive()), None)
-    if worker is not None:
-        try:
-            worker.send(kind, list(args))
-        except OSError:
-            worker = None
-    answer = None if worker is not None else _do(kind, list(args))
+def submit(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """Hand ``fn(*args)`` (``args[0]``: where it draws) to this process's pool when it has one,
+    else do it here now; a function that waits for it and returns its value (raising
+    ``RuntimeError`` with what went wrong). The caller does other work between the two."""
+    pool = _pool
+    job = _hand(pool, fn, args)
 
     def result() -> Any:
-        got = worker.wait() if worker is not None else answer
-        if "error" in got:
-            raise RuntimeError(got["error"])
-        return got["value"]
+        try:
+            return _value(pool, job, fn, args)
+        except Exception as err:
+            raise RuntimeError(
+                f"the plots of {args[0]} could not be drawn: {err}".replace("\n", " ")
+            ) from err
 
     return result
-
-
-def _work() -> int:
-    """A worker: do each job read from stdin, answering its value or what went wrong."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run decides what an interrupt does
-    answers, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
-    from . import _run as _plots
-
-    _plots._pyplot()  # imported before the first job comes
-    _plots.keep_figures()  # a worker draws many runs alike: their figures are built once
-    for line in sys.stdin:
-        kind, args = json.loads(line)
-        print(json.dumps(_do(kind, args)), file=answers, flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_work())

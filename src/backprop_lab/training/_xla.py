@@ -80,12 +80,9 @@ def configure_cpu(flags: Mapping[str, str] | None = None) -> str:
     current = os.environ.get("XLA_FLAGS", "")
     started = False
     if "jax" in sys.modules:  # JAX not imported: no backend yet (and importing it costs ~1.5 s)
-        try:
-            from jax._src import xla_bridge
+        from ..compat._jax import backends_are_initialized
 
-            started = xla_bridge.backends_are_initialized()
-        except (ImportError, AttributeError):
-            pass
+        started = backends_are_initialized()
     if started:
         warnings.warn(
             "configure_cpu() was called after JAX started its backend; XLA_FLAGS "

@@ -107,7 +107,7 @@ class SweepConfigs:
         return cfg
 
     def _make(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from backprop_lab.compat._hydra import overrides_dirname
 
         parsed = self.parser.parse_overrides(list(sweep_overrides))
         varies = [self._varies(o) for o in parsed]
@@ -121,12 +121,14 @@ class SweepConfigs:
             self.bases[key] = copy.deepcopy(cfg)
             return cfg
         cfg = copy.deepcopy(base)
-        ConfigLoaderImpl._apply_overrides_to_config([o for o, v in zip(parsed, varies) if v], cfg)
+        for o, v in zip(parsed, varies):  # key=value of a key the base config has (see _varies)
+            if v:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
         app = [o for o in parsed if not o.is_hydra_override()]
         names = cfg.hydra.job.config.override_dirname
         cfg.hydra.overrides.task = [o.input_line for o in app]
-        cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=app, kv_sep=names.kv_sep, item_sep=names.item_sep, exclude_keys=names.exclude_keys
+        cfg.hydra.job.override_dirname = overrides_dirname(
+            app, kv_sep=names.kv_sep, item_sep=names.item_sep, exclude_keys=names.exclude_keys
         )
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
