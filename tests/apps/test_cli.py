@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -170,8 +171,17 @@ def test_train_from_another_directory_then_evaluate(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
+    # Built from a copy of the sources: pip builds in the tree, and a build/ left in the
+    # checkout by an earlier build would lend the wheel its stale files.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "outputs", "multirun"),
+    )
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path / "dist")],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path / "dist")],
         capture_output=True,
         text=True,
         timeout=600,
