@@ -111,6 +111,21 @@ def test_one_step_run_is_readable(tmp_path, figures):
     assert [int(t) for t in ax.get_xticks() if 0 <= t <= 1] == [0, 1]
 
 
+def test_one_step_run_writes_train_above_and_test_below_their_points(tmp_path, figures):
+    records = [
+        {"epoch": 0, "step": 0, "train_loss": 0.5, "test_loss": 0.75, "test_accuracy": None},
+        {"epoch": 1, "step": 1, "train_loss": 0.25, "test_loss": 0.375, "test_accuracy": None},
+    ]
+    _plots.loss_curve(records, [(0, 0.5)], tmp_path / "loss.png", "one step")
+    (fig,) = figures
+    (ax,) = fig.axes
+    written = {(t.get_text(), tuple(t.xy), t.xyann[1] > 0) for t in ax.texts}
+    assert written == {
+        *((f"{r['train_loss']:.4g}", (r["step"], r["train_loss"]), True) for r in records),
+        *((f"{r['test_loss']:.4g}", (r["step"], r["test_loss"]), False) for r in records),
+    }
+
+
 def test_no_records_no_plot(tmp_path):
     _plots.loss_curve([], [], tmp_path / "loss.png", "x")
     _plots.grad_norms([{"step": 0, "train_loss": 1.0}], tmp_path / "grad.png", "x")

@@ -174,7 +174,8 @@ def sweep_direction(metric: str) -> str:
 
     direction = None
     if HydraConfig.initialized():
-        sweeper = HydraConfig.get().get("sweeper") or {}
+        # HydraConfig.get() is typed as the HydraConf dataclass but is a DictConfig at run time
+        sweeper = HydraConfig.get().get("sweeper") or {}  # type: ignore[attr-defined]
         direction = sweeper.get("direction") if isinstance(sweeper, Mapping) else None
     if isinstance(direction, Sequence) and not isinstance(direction, str):
         if len(direction) != 1:

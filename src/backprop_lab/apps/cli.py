@@ -156,7 +156,9 @@ def _compose(name: str, overrides: Sequence[str], multirun: bool = False):
 
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=name):
-            return GlobalHydra.instance().hydra.compose_config(
+            hydra = GlobalHydra.instance().hydra
+            assert hydra is not None  # initialize_config_dir has set it up
+            return hydra.compose_config(
                 name,
                 list(overrides),
                 run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN,

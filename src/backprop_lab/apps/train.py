@@ -89,7 +89,8 @@ def task(cfg: DictConfig) -> float | None:
     return apps.job_objective(None, cfg)
 
 
-task.run_lanes = train_lanes  # hydra/launcher=vmap hands its groups of jobs here
+# hydra/launcher=vmap hands its groups of jobs here (it looks the attribute up on the task)
+setattr(task, "run_lanes", train_lanes)  # noqa: B010 - a function attribute, which mypy does not model
 main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(task)
 
 if __name__ == "__main__":  # python -m backprop_lab.apps.train, as backprop-lab train

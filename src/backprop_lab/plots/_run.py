@@ -15,6 +15,9 @@ import numpy as np
 #: Evaluations up to this many get their values written next to the points.
 _ANNOTATE_UP_TO = 3
 
+#: A line's data: x values and y values.
+_XY = tuple[np.ndarray, np.ndarray]
+
 #: Loss-curve figures kept between calls, by layout (see :func:`keep_figures`); None: none kept.
 _kept: dict | None = None
 
@@ -125,7 +128,7 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
     per_epoch = _steps_per_epoch(records)
     few = len(records) <= _ANNOTATE_UP_TO
     same = bool(np.allclose(train, test, equal_nan=True))
-    data = {
+    data: dict[str, _XY | None] = {
         "minibatch": None,
         "epoch_means": None,
         "train": (steps, train),
@@ -146,7 +149,9 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
     else:
         fig, axes, lines = kept
         for name, line in lines.items():
-            line.set_data(*data[name])
+            xy = data[name]
+            assert xy is not None, "a kept figure's lines are the parts its layout has"
+            line.set_data(*xy)
         for a in axes:
             a.relim()
         axes[0].autoscale_view()
@@ -158,7 +163,7 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
         _pyplot().close(fig)
 
 
-def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, log: bool):
+def _new_loss_figure(data: dict[str, _XY | None], per_epoch: int | None, few: bool, same: bool, log: bool):
     """The loss curve's figure for ``data`` (name → (x, y) or None): ``(figure, its axes with
     lines, the lines by name)``."""
     plt = _pyplot()
@@ -172,12 +177,16 @@ def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, l
         (lines["epoch_means"],) = ax.plot(
             *data["epoch_means"], lw=1.2, color="0.25", label="train, mean minibatch loss per epoch"
         )
-    steps, train = data["train"]
+    train_xy, test_xy = data["train"], data["test"]
+    assert train_xy is not None and test_xy is not None, "a loss curve always has train and test"
+    steps, train = train_xy
+    test = test_xy[1]  # at the same steps
     (lines["train"],) = ax.plot(
         steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3
     )
     (lines["test"],) = ax.plot(
-        *data["test"],
+        steps,
+        test,
         marker="s",
         ms=6 if same else 4,
         ls="--" if same else "-",
@@ -188,7 +197,7 @@ def _new_loss_figure(data: dict, per_epoch: int | None, few: bool, same: bool, l
     if few:
         _annotate(ax, steps, train, "tab:blue", below=False)
         if not same:
-            _annotate(ax, *data["test"], "tab:orange", below=True)
+            _annotate(ax, steps, test, "tab:orange", below=True)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.xaxis.get_major_locator().set_params(integer=True)

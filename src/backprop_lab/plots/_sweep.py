@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..summary._rows import Row, read_metrics
 from ..summary._stats import (
@@ -116,15 +115,16 @@ class _XAxis:
     key: str
     values: list[str]
     numeric: bool
-    position: dict[str, Any]
+    position: dict[str, float]
 
 
 def _x_axis(rows: Sequence[Row], x: str) -> _XAxis:
     values = list(dict.fromkeys(str(value_of(r, x)) for r in rows))  # the sweep's order
-    numeric = all(number(v) is not None for v in values)
+    numbers = {v: n for v in values if (n := number(v)) is not None}
+    numeric = len(numbers) == len(values)
     if numeric:
-        values.sort(key=number)
-    position = {v: (number(v) if numeric else i) for i, v in enumerate(values)}
+        values.sort(key=numbers.__getitem__)
+    position: dict[str, float] = {v: (numbers[v] if numeric else i) for i, v in enumerate(values)}
     return _XAxis(x, values, numeric, position)
 
 
@@ -135,16 +135,16 @@ def _draw_line(ax, axis: _XAxis, line: Group, y: str, k_of: tuple[int, int], nam
     k, n = k_of
     color = f"C{k % 10}"
     points = [
-        (axis.position[v], stat)
+        (axis.position[v], m, stat.std)
         for v in axis.values
-        if (stat := Group((), [r for r in line.rows if str(value_of(r, axis.key)) == v]).stat(y)).mean
+        if (m := (stat := Group((), [r for r in line.rows if str(value_of(r, axis.key)) == v]).stat(y)).mean)
         is not None
     ]
     if points:
         width = 0.6 / max(n, 1)
-        px = [p + (0 if axis.numeric else (k - (n - 1) / 2) * width) for p, _ in points]
-        mean = [s.mean for _, s in points]
-        std = [s.std for _, s in points]
+        px = [p + (0 if axis.numeric else (k - (n - 1) / 2) * width) for p, _, _ in points]
+        mean = [m for _, m, _ in points]
+        std = [s for _, _, s in points]
         if axis.numeric:
             ax.plot(px, mean, marker="o", color=color, label=name)
             low = [max(m - s, min(mean) * 1e-3) if log_y else m - s for m, s in zip(mean, std)]
@@ -196,11 +196,13 @@ def _flow(records: Sequence[dict]) -> tuple[dict | None, list[tuple[int, float]]
 
 
 def _band(ax, xs, stats: Sequence[Stat], color: str, name: str) -> None:
-    mean = [s.mean for s in stats]
+    """Each stat's mean and a ± 1 s.d. band; every stat has a mean (it is made of recorded norms)."""
+    mean = [s.mean for s in stats if s.mean is not None]
+    assert len(mean) == len(stats), "a band's stats each have a mean"
     ax.plot(xs, mean, marker="o", ms=3, color=color, label=name)
     if any(s.n > 1 for s in stats):
-        low = [max(s.mean - s.std, s.mean * 0.05) for s in stats]
-        ax.fill_between(xs, low, [s.mean + s.std for s in stats], color=color, alpha=0.2, lw=0)
+        low = [max(m - s.std, m * 0.05) for m, s in zip(mean, stats)]
+        ax.fill_between(xs, low, [m + s.std for m, s in zip(mean, stats)], color=color, alpha=0.2, lw=0)
 
 
 def plot_grad_flow(rows: Sequence[Row], root: str | Path, path: str | Path) -> Path | None:

@@ -16,9 +16,11 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+import optax
 
 from ..checks._evaluation import is_one_hot
 from ..files._rundir import CHECKPOINT, finite_or_none
+from ..nn._network import MLP
 from ..training._lanes import keep_where, measure_lanes, run_lanes
 from ..training._sharding import Placement, plan
 from ._experiment import Experiment
@@ -52,8 +54,8 @@ class _Program:
     x_test: jax.Array
     y_test: jax.Array
     keys: jax.Array
-    models: object
-    opts: object
+    models: MLP  # the lanes' networks stacked: each array has a leading lanes axis
+    opts: optax.OptState
     measure: dict
 
 
@@ -103,8 +105,8 @@ class _Chunk(NamedTuple):
 
     start: int
     end: int
-    models: object
-    opts: object
+    models: MLP
+    opts: optax.OptState
     m: dict
     losses: np.ndarray
 

@@ -101,7 +101,8 @@ def _follow(lane: Lane, action: int) -> None:
 
 def _open_all(lanes: list[Lane], resume: bool, refuse: str) -> list[int]:
     """Every lane's action, decided by process 0 and agreed by all processes."""
-    actions, errors = [], {}
+    actions: list[int] = []
+    errors: dict[int, Exception] = {}
     for lane in lanes:
         lane.writer = process_index() == 0
         if not lane.writer:
@@ -109,10 +110,10 @@ def _open_all(lanes: list[Lane], resume: bool, refuse: str) -> list[int]:
             continue
         try:
             actions.append(_open(lane, resume))
-        except (RunDirError, CheckpointError) as err:
+        except (RunDirError, CheckpointError) as refused:
             lane.dir.unlock()
             actions.append(_REFUSED)
-            errors[id(lane)] = err
+            errors[id(lane)] = refused
     actions = agree(actions)
     for lane, action in zip(lanes, actions):
         if action == _REFUSED:

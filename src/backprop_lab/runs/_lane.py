@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -81,6 +81,7 @@ class Lane:
         """Every step's loss and the evaluation records, to the files and the tracker."""
         if not self.writer:
             return
+        assert self.tracker is not None, "a lane's tracker starts before it trains"
         if len(losses):
             self.dir.append_losses(first_step, losses)
             self.tracker.log_losses(first_step, [float(v) for v in losses])
@@ -93,7 +94,7 @@ class Lane:
 def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     """Lane ``i``'s metrics.jsonl record from the measurements ``m`` of all lanes."""
     exp = lane.exp
-    rec = {
+    rec: dict[str, Any] = {
         "epoch": lane.epoch,
         "step": lane.epoch * exp.steps_per_epoch,
         "train_loss": finite_or_none(m["train_loss"][i]),
@@ -235,5 +236,6 @@ def finish(
     if not lane.writer:
         return summary
     write_json(lane.dir / SUMMARY, summary)
+    assert lane.tracker is not None, "a lane's tracker starts before it trains"
     lane.tracker.finish(summary)
     return summary

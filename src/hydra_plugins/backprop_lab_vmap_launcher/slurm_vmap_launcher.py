@@ -88,16 +88,17 @@ def _in_job(launcher):
     handler = signal.getsignal(signum)
     task = launcher.task_function
 
-    def requeue(sig, frame):
-        try:
-            handler(sig, frame)
-        except SystemExit:
-            log.warning(
-                "job requeued: the run stops after its current chunk and resumes from "
-                "its checkpoint when the job runs again"
-            )
-
     if callable(handler):
+
+        def requeue(sig, frame):
+            try:
+                handler(sig, frame)
+            except SystemExit:
+                log.warning(
+                    "job requeued: the run stops after its current chunk and resumes from "
+                    "its checkpoint when the job runs again"
+                )
+
         signal.signal(signum, requeue)
     if env.global_rank != 0:
         launcher.task_function = _WithoutLogFile(task)
@@ -212,7 +213,7 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
                 log.info("\t[%d] #%d : %s", task, idx, " ".join(filter_overrides(overrides)))
         state = Singleton.get_state()
         jobs = executor.map_array(self, groups, [state] * len(groups))
-        returns = {}  # each job returns its group's JobReturns in the group's order
+        returns: dict[int, JobReturn] = {}  # each job returns its group's JobReturns in the group's order
         for group, job in zip(groups, jobs):
             returns.update((idx, ret) for (idx, _), ret in zip(group, job.results()[0]))
         return [returns[initial_job_idx + i] for i in range(len(job_overrides))]

@@ -50,6 +50,7 @@ ConfigStore.instance().store(
 
 def _group_key(cfg: DictConfig, vmap_keys: Sequence[str]) -> str:
     plain = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(plain, dict)  # a DictConfig's container
     plain.pop("hydra", None)
     for dotted in vmap_keys:
         node = plain
@@ -150,9 +151,11 @@ class VmapLauncher(Launcher):
         repository = getattr(loader, "repository", None)
         if repository is not None and not isinstance(loader.load_sweep_config, SweepConfigs):
             # installed on the loader, so the sweeper's validation of each batch composes through it too
-            loader.load_sweep_config = SweepConfigs(loader.load_sweep_config, repository, self.vmap_keys)
+            sweep_configs = SweepConfigs(loader.load_sweep_config, repository, self.vmap_keys)
+            setattr(loader, "load_sweep_config", sweep_configs)  # noqa: B010 - an instance's method replaced
 
     def _run(self, task, cfg: DictConfig, restore_log: bool = True) -> JobReturn:
+        assert self.config is not None and self.hydra_context is not None  # set up before any launch
         ret = run_job(
             hydra_context=self.hydra_context,
             task_function=task,
@@ -202,7 +205,8 @@ class VmapLauncher(Launcher):
                 returns[idx] = self._run(self.task_function, cfg)
         log.info("Launching %d jobs as %d vmapped program(s)", sum(map(len, groups.values())), len(groups))
         for group in groups.values():
-            lanes, rets = [], []
+            lanes: list[tuple] = []
+            rets: list[JobReturn] = []
             for idx, overrides, _ in group:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             for idx, _overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes back after
