@@ -307,3 +307,28 @@ def test_explain_command_line(tmp_path):
     )
     assert too_big.returncode != 0 and "Traceback" not in too_big.stdout + too_big.stderr
     assert "MAX_WIDTH" in too_big.stdout + too_big.stderr
+
+
+@pytest.mark.parametrize("output, loss", [("sigmoid", "half_sse"), ("softmax", "half_sse")])
+def test_one_rounding_rule_in_every_layer_stated_in_the_output(output, loss):
+    """A number shown on a line of its own is rounded and used as shown: hidden δ is the
+    rounded product of the shown ∂L/∂out and f′; the output δ is one expression, rounded
+    once, with f′ (or the Jacobian) not shown. Recomputed here from the shown numbers."""
+    model = MLP([2, 3, 3, 2], "sigmoid", output, key=jax.random.PRNGKey(7), dtype=jnp.float64)
+    x, y = jnp.array([0.3, -1.2]), jnp.array([1.0, 0.0])
+    e = explain(model, x, y, loss, lr=0.5, round_each_step=3)
+    hidden, last = e.layers[:-1], e.layers[-1]
+    for layer in hidden:
+        np.testing.assert_array_equal(layer.delta, round_half_up(layer.dL_dout * layer.fprime, 3))
+    assert last.fprime is None and last.jacobian is None
+    # σ′ and the softmax Jacobian written out here, not read from the table
+    if output == "sigmoid":
+        want = last.dL_dout * (1.0 / (1.0 + np.exp(-last.net))) * (1.0 / (1.0 + np.exp(last.net)))
+    else:
+        s = np.exp(last.net - last.net.max()) / np.exp(last.net - last.net.max()).sum()
+        want = (np.diag(s) - np.outer(s, s)).T @ last.dL_dout
+    np.testing.assert_array_equal(last.delta, round_half_up(want, 3))
+    text = render_text(e)
+    assert "In every layer, a number shown on a line of its own is rounded and used as shown." in text
+    shown = [line for line in text.splitlines() if line.strip().startswith(("sigmoid'(", "∂out"))]
+    assert len(shown) == len(hidden)  # an f′ line per hidden layer, none at the output

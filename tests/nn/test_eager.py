@@ -134,14 +134,14 @@ def test_compiled_results_are_the_op_by_op_results(name):
 
 
 def test_check_grads_compiles_its_programs_once():
-    """check_grads: hadamard, diagonal, jax.grad and central differences, each compiled once."""
+    """check_grads: hadamard, diagonal, jax.grad, the error scale and central differences, each compiled once."""
     model, x, y, loss = make_problem(19)
     with count_compilations() as first:
         report = bl.check_grads(model, x, y, loss)
     with count_compilations() as again:
         assert bl.check_grads(model, x, y, loss).to_dict() == report.to_dict()
     assert report.passed and report.numerical
-    assert len(first) == 4 and len(again) == 0
+    assert len(first) == 5 and len(again) == 0
 
 
 def test_the_entry_points_nest_inside_jit_vmap_and_grad():

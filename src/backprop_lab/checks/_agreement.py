@@ -12,11 +12,20 @@ AGREEMENT_ROWS = 32
 
 
 def grad_agreement(model, x, y, loss: str, n: int = AGREEMENT_ROWS) -> dict:
-    """Manual vs autodiff gradient on the first n examples, as summary fields."""
+    """Manual vs autodiff gradient on the first n examples, as summary fields.
+
+    Returns:
+        ``passed`` (every tensor's max_rel_error within ``tolerance``), ``max_abs_error``
+        (max |manual − autodiff|), ``max_rel_error`` (that difference over the
+        tensor's scale, the gradient with every term taken in absolute value; the
+        largest over the tensors), ``tolerance`` (the dtype's, see ``TOLERANCES``)
+        and ``min_cosine``.
+    """
     report = check_grads(model, x[:n], y[:n], loss, numerical=False)
     return {
         "passed": bool(report.passed),
         "max_abs_error": finite_or_none(report.max_abs_error),
         "max_rel_error": finite_or_none(report.max_rel_error),
+        "tolerance": report.tolerances["autodiff"],
         "min_cosine": finite_or_none(report.min_cosine),
     }

@@ -1,7 +1,8 @@
 """Renderings of a :class:`~backprop_lab.checks._result.GradReport`: terminal table and Markdown.
 
 Both show the same rows, one per parameter tensor: norms of the manual and
-autodiff gradients, max absolute and relative error, cosine similarity, the
+autodiff gradients, max absolute and relative error, the scale the relative errors are
+measured against, cosine similarity, the
 diagonal variant's and the finite differences' relative errors, and a ✓/✗.
 """
 
@@ -17,6 +18,7 @@ HEADER = [
     "‖autodiff‖",
     "max abs err",
     "max rel err",
+    "scale",
     "cosine",
     "diag rel err",
     "numeric rel err",
@@ -42,6 +44,7 @@ def _rows(report) -> list[list[str]]:
             _e(c.autodiff_norm, 4),
             _e(c.max_abs_error),
             _e(c.max_rel_error),
+            _e(c.scale),
             _cos(c.cosine),
             _e(c.diagonal_max_rel_error),
             "-" if c.numerical_max_rel_error is None else _e(c.numerical_max_rel_error),
@@ -56,7 +59,7 @@ def _title(report) -> list[str]:
     lines = [
         f"Gradient check: sizes {list(report.sizes)}, {report.activation} -> "
         f"{report.output_activation}, loss {report.loss}, batch {report.batch}, {report.dtype}",
-        report.floor_rule,
+        report.scale_rule,
         f"tolerances (max rel err): {tol}",
     ]
     if report.numerical_note:

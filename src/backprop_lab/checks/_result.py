@@ -25,12 +25,14 @@ class TensorCheck:
         shape: the tensor's shape, (out, in) or (out,).
         manual_norm, autodiff_norm: Frobenius norms of the two gradients.
         max_abs_error: max |manual − autodiff|.
-        max_rel_error: max |manual − autodiff| / max(|autodiff|, floor).
+        max_rel_error: max |manual − autodiff| / scale.
         cosine: cosine similarity of manual and autodiff (1 when both are zero).
-        floor: the floor used in the relative errors of this tensor.
-        diagonal_max_rel_error: max relative error of the diagonal variant vs the Hadamard one.
+        scale: the largest entry of this tensor's gradient taken in absolute
+            values (every term of every sum counted positive), which every
+            relative error here is measured against (``_report``'s docstring).
+        diagonal_max_rel_error: max |diagonal − manual| / scale.
         numerical_max_abs_error, numerical_max_rel_error: manual vs finite
-            differences (floor from the finite differences), None when not run.
+            differences (relative to the same scale), None when not run.
         passed: every comparison that ran is within its tolerance.
     """
 
@@ -42,7 +44,7 @@ class TensorCheck:
     max_abs_error: float
     max_rel_error: float
     cosine: float
-    floor: float
+    scale: float
     diagonal_max_rel_error: float
     diagonal_agrees: bool
     numerical_max_abs_error: float | None
@@ -59,7 +61,6 @@ class GradReport:
         dtype: the model's dtype name ("float64", "float32", …).
         sizes, activation, output_activation, loss: the network and loss checked.
         batch: the number of examples the gradient was taken over.
-        rel_floor: the floor fraction used (see ``_report``'s module docstring).
         tolerances: allowed max relative error per comparison ("autodiff", "diagonal", "numerical").
         numerical: whether finite differences were compared.
         numerical_note: why they were not, when they were not.
@@ -72,7 +73,6 @@ class GradReport:
     output_activation: str
     loss: str
     batch: int
-    rel_floor: float
     tolerances: dict[str, float]
     numerical: bool
     numerical_note: str | None = None
@@ -116,11 +116,11 @@ class GradReport:
         return _worst(c.numerical_max_rel_error for c in self.checks)
 
     @property
-    def floor_rule(self) -> str:
-        """The floor of the relative errors, in words."""
+    def scale_rule(self) -> str:
+        """What the relative errors are relative to, in words."""
         return (
-            f"rel = |manual - reference| / max(|reference|, floor), floor = max({self.rel_floor:g} "
-            f"x max|reference| in the tensor, eps({self.dtype}) x max|reference| overall)"
+            "rel = max|manual - reference| / scale, scale = largest entry of the tensor's gradient "
+            "with every term taken in absolute value"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,8 +142,7 @@ class GradReport:
                 "output_activation": self.output_activation,
                 "loss": self.loss,
                 "batch": self.batch,
-                "rel_floor": self.rel_floor,
-                "floor_rule": self.floor_rule,
+                "scale_rule": self.scale_rule,
                 "tolerances": dict(self.tolerances),
                 "tensors": [dict(dataclasses.asdict(c), shape=list(c.shape)) for c in self.checks],
             }

@@ -38,6 +38,15 @@ _FUSED_TEXT = {
 }
 
 
+#: The rounding rule, stated once in a rounded walk-through: the same in every layer.
+ROUNDED_RULE = (
+    "In every layer, a number shown on a line of its own is rounded and used as shown. "
+    "A hidden layer shows f′(net), so its δ = ∂L/∂out ⊙ f′ multiplies the two shown vectors; "
+    "the output layer's δ is one expression, ∂L/∂out ⊙ f′(net), rounded once, with f′ not "
+    "shown (as note 004 writes (out − target)·out·(1 − out))."
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Sym:
     """A symbol or operator of an equation, as terminal text and as TeX."""
@@ -123,6 +132,8 @@ class _Writer:
                 f"learning rate {e.lr:g}. {mode.capitalize()}, printed to {decimals} decimals.",
             )
         )
+        if e.round_each_step is not None:
+            self.doc.append(("p", ROUNDED_RULE))
         self.eq(self.N("out", 0), _s(" = x = "), e.x)
         self.eq(_s("y"), EQ, e.y)
 
@@ -190,25 +201,22 @@ class _Writer:
                 " = " + rule[1].format(out=out.tex, loss=e.loss, act=act),
             )
             self.eq(delta, EQ, dnet, closed, EQ, layer.delta)
-        elif layer.fprime is not None:
-            fprime = (_s(f"{act}'(", rf"\mathrm{{{act}}}'("), N("net", l), _s(")"))
-            self.eq(*fprime, EQ, layer.fprime)
-            self.eq(delta, EQ, dnet, EQ, dout, _s(" ⊙ ", r" \odot "), *fprime, EQ, layer.delta)
-            if l == len(e.layers) and e.round_each_step is not None:
-                self.doc.append(
-                    (
-                        "p",
-                        "(δ is formed in one expression from the unrounded f′, as note 004 "
-                        "writes (out − target)·out·(1 − out); f′ is shown rounded.)",
-                    )
-                )
-        else:
+        elif layer.jacobian is not None:
             jac = Sym(
                 f"∂{N('out', l).text}/∂{N('net', l).text}",
                 rf"\frac{{\partial {N('out', l).tex}}}{{\partial {N('net', l).tex}}}",
             )
             self.eq(jac, EQ, layer.jacobian)
             self.eq(delta, EQ, _s("("), jac, TRANSPOSED_TIMES, dout, EQ, layer.delta)
+        elif layer.fprime is not None or e.elementwise(l):
+            fprime = (_s(f"{act}'(", rf"\mathrm{{{act}}}'("), N("net", l), _s(")"))
+            if layer.fprime is not None:  # else f′ is inside δ's one expression (ROUNDED_RULE)
+                self.eq(*fprime, EQ, layer.fprime)
+            self.eq(delta, EQ, dnet, EQ, dout, _s(" ⊙ ", r" \odot "), *fprime, EQ, layer.delta)
+        else:  # a Jacobian inside δ's one expression (ROUNDED_RULE)
+            self.eq(
+                delta, EQ, _s(f"({act} Jacobian)ᵀ·", rf"(J_{{\mathrm{{{act}}}}})^T "), dout, EQ, layer.delta
+            )
 
     def step(self, l: int) -> None:
         """The change matrix δ·inputᵀ (and ∂L/∂b = δ), then W ← W − lr·∂L/∂W (and b)."""

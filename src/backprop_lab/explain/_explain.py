@@ -12,10 +12,13 @@ its modes, with f, f′ and the output δ read from the ``ACTIVATIONS``/``LOSSES
 * exact (``round_each_step=None``): float64 arithmetic, as note 003 works;
 * ``round_each_step=k``: every printed intermediate is rounded to k decimals
   (half up, as on paper) before it is used again, as note 004 does with k = 4.
-  In a hidden layer f′(net) is printed, so it is rounded and δ = ∂L/∂out ⊙ f′
-  multiplies the two printed vectors; at the output the note writes δ as one
-  expression, (out − target)·out·(1 − out), so there f′ is not rounded before
-  the product. That is how the note's δ values come out.
+  One rule in every layer: a number shown on a line of its own is rounded and
+  used as shown. A hidden layer shows f′(net) (note 004 prints sig′(net_c)), so
+  its δ = ∂L/∂out ⊙ f′ multiplies the two shown vectors; the output layer writes
+  δ as one expression, (out − target)·out·(1 − out) in the note, so there f′ is
+  not shown and enters δ unrounded. That is how the note's δ values come out
+  (0.0549 · 0.1266 → 0.0070 in layer c, 0.7199 · 0.20164 → 0.1452 at d), and
+  the walk-through states the rule (``_document.ROUNDED_RULE``).
 """
 
 from __future__ import annotations
@@ -124,6 +127,10 @@ class Explanation:
         """out of layer l, with out[0] the input x."""
         return self.x if l == 0 else self.layers[l - 1].out
 
+    def elementwise(self, l: int) -> bool:
+        """Whether layer l's activation is element-wise (has an f′; softmax has a Jacobian)."""
+        return get_activation(self.layers[l - 1].activation, output=True).deriv is not None
+
 
 def check_explainable(sizes) -> None:
     """Raise :class:`TooLargeToExplain` unless the network is small enough to write out.
@@ -182,19 +189,21 @@ def _backward_pass(
     y: Array,
     lr: float,
     r,
+    rounded: bool,
 ) -> list[dict]:
     """The backward pass from the output layer down: per layer (index l - 1), its ∂L/∂out,
-    ∂L/∂(constant 1 input of the layer above), f′ or Jacobian, δ, change matrices and step."""
+    ∂L/∂(constant 1 input of the layer above), f′ or Jacobian, δ, change matrices and step;
+    ``rounded``: whether ``r`` rounds (the output layer's f′ then has no line of its own)."""
     Ws, bs = params
     n = len(Ws)
     rows: list[dict] = [{} for _ in range(n)]
-    g, fprime, jac, delta = output_delta(acts[-1], loss_fn, nets[-1], outs[-1], y, r)
+    g, fprime, jac, delta = output_delta(acts[-1], loss_fn, nets[-1], outs[-1], y, r, fprime_line=not rounded)
     for l in range(n - 1, -1, -1):
         if l < n - 1:
             up_b = bs[l + 1]
             g = r(Ws[l + 1].T @ delta)
             rows[l]["dL_dconst"] = None if up_b is None else r(up_b @ delta)
-            fprime, jac, delta = through(acts[l], nets[l], outs[l + 1], g, r, printed_fprime=True)
+            fprime, jac, delta = through(acts[l], nets[l], outs[l + 1], g, r)
         dW, db = change(delta, outs[l], bs[l], r)
         step_W, W_new = update(Ws[l], dW, lr, r)
         step_b, b_new = update(bs[l], db, lr, r)
@@ -279,7 +288,7 @@ def explain(
         bs = [None if b is None else _f64(b) for b in model.biases]
         nets, outs = _forward_pass(acts, Ws, bs, x64, r)
         value = float(loss_fn.value(nets[-1], outs[-1], y64))
-        rows = _backward_pass(acts, loss_fn, (Ws, bs), nets, outs, y64, lr, r)
+        rows = _backward_pass(acts, loss_fn, (Ws, bs), nets, outs, y64, lr, r, round_each_step is not None)
         layers = tuple(_layer(*parts) for parts in zip(acts, Ws, bs, nets, outs[1:], rows))
     return Explanation(
         x=np.asarray(x64, np.float64),

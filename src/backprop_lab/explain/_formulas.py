@@ -61,29 +61,36 @@ def forward(act: Activation, W: Array, b: Array | None, out_prev: Array, r) -> t
     return net, r(act.fn(net))
 
 
-def output_delta(act: Activation, loss: Loss, net: Array, out: Array, y: Array, r):
-    """(∂L/∂out or None, f′ or None, Jacobian or None, δ) of the output layer."""
+def output_delta(act: Activation, loss: Loss, net: Array, out: Array, y: Array, r, *, fprime_line: bool):
+    """(∂L/∂out or None, f′ or None, Jacobian or None, δ) of the output layer.
+
+    ``fprime_line``: whether f′ is shown on a line of its own (see :func:`through`);
+    a rounded walk-through writes δᴸ as one expression instead, as note 004 writes
+    (out − target)·out·(1 − out), so there f′ is neither shown nor rounded.
+    """
     if act.name in loss.fused:
         return None, None, None, r(loss.fused[act.name](net, out, y))
     assert loss.grad_a is not None, "get_loss pairs a loss without grad_a only with its fused outputs"
     g = r(loss.grad_a(out, y))
-    return g, *through(act, net, out, g, r, printed_fprime=False)
+    return g, *through(act, net, out, g, r, fprime_line=fprime_line)
 
 
-def through(act: Activation, net: Array, out: Array, g: Array, r, *, printed_fprime: bool):
+def through(act: Activation, net: Array, out: Array, g: Array, r, *, fprime_line: bool = True):
     """(f′ or None, Jacobian or None, δ = (∂out/∂net)ᵀ g) for one layer.
 
-    With ``printed_fprime`` f′(net) is a printed intermediate: it is rounded and
-    δ is the Hadamard product of the printed g and f′ (note 004's hidden layers).
-    Otherwise δ is one expression, g ⊙ f′ from the table, rounded once (note
-    004's output layer, (out − target)·out·(1 − out)).
+    One rule in every layer: a number shown on a line of its own is rounded and
+    used as shown. With ``fprime_line`` (every hidden layer, as note 004 prints
+    sig′(net_c)) f′(net) is such a number: rounded, and δ is the product of the
+    shown g and f′, rounded. Without it (a rounded walk-through's output layer) δ
+    is one expression, g ⊙ f′ (or Jᵀg) from the table, rounded once, and f′ and
+    the Jacobian are None.
     """
+    if not fprime_line:
+        return None, None, r(act.backward(net, out, g))
     if act.deriv is None:
         return None, r(act.jacobian(net, out)), r(act.backward(net, out, g))
-    if printed_fprime:
-        fprime = r(act.deriv(net, out))
-        return fprime, None, r(g * fprime)
-    return r(act.deriv(net, out)), None, r(act.backward(net, out, g))
+    fprime = r(act.deriv(net, out))
+    return fprime, None, r(g * fprime)
 
 
 def change(delta: Array, out_prev: Array, b: Array | None, r) -> tuple[Array, Array | None]:
