@@ -339,7 +339,7 @@ STAGES = {
     "build_experiment (checks, data, model)": ["backprop_lab.runs._experiment:build_experiment"],
     "load_dataset": ["backprop_lab.data._registry:load_dataset"],
     "run_experiments (the engine)": ["backprop_lab.runs._engine:run_experiments"],
-    "training (step-0 record, training chunks, checkpoints)": ["backprop_lab.runs._engine:_train"],
+    "training (step-0 record, training chunks, checkpoints)": ["backprop_lab.runs._engine:train_group"],  # the name the engine calls
     "checkpoint saves": ["backprop_lab.runs._lane:save", "backprop_lab.runs._engine:_save"],
     "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._lane:finish",
                                                             "backprop_lab.runs._engine:_finish"],

@@ -229,7 +229,9 @@ def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps: a smoke run, not figures to quote")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and steps: a smoke run, not figures to quote"
+    )
     parser.add_argument("--mode", choices=("full", "quick", "tiny"), default=None)
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the JSON report")
     parser.add_argument(
