@@ -133,16 +133,25 @@ def record_config_error(
     out: Path, kind: str, err: Exception, config_files: dict[str, str] | None = None
 ) -> None:
     """summary.json (and ``config_files`` under .hydra/) of a job refused for its config,
-    unless the directory holds a run."""
-    from ..files._rundir import RunDir
+    unless the directory holds a run or is not one the job may write into (the error is logged
+    then)."""
+    from ..files._rundir import RunDir, RunDirError, claim
+    from ..files._safe import os_error_line
 
     run_dir = RunDir(out)
     if run_dir.holds_run():
         return
-    out.mkdir(parents=True, exist_ok=True)
-    if config_files:
-        run_dir.write_config(config_files)
-    write_json(out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)})
+    try:
+        claim(out, "hydra.sweep.dir")
+        if config_files:
+            run_dir.write_config(config_files)
+        write_json(
+            out / SUMMARY, {"kind": kind, "status": "config_error", "passed": False, "error": str(err)}
+        )
+    except RunDirError as refused:  # not a directory this job may write into: the log line is all
+        logging.getLogger("backprop_lab").error("%s", refused)
+    except OSError as failed:
+        logging.getLogger("backprop_lab").error("%s", os_error_line(failed))
 
 
 def hydra_files(cfg) -> dict[str, str]:

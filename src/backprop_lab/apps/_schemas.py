@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from ..config._checks import Check
 from ..config._keys import (
+    CHECKPOINT_KEYS,
     DATA_DEFAULTS,
     DATA_OPTIONS,
     DISTRIBUTED_KEYS,
@@ -92,6 +93,7 @@ def schema(name: str, keys: Mapping[str, Any], doc: str = "") -> type:
 NESTED: dict[str, Mapping[str, Check]] = {
     "early_stopping": EARLY_STOPPING_KEYS,
     "distributed": DISTRIBUTED_KEYS,
+    "checkpoint": CHECKPOINT_KEYS,
 }
 
 

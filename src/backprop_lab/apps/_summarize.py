@@ -149,6 +149,11 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     except FileNotFoundError as err:
         print(f"summarize: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a directory that takes no writes: read-only, full
+        from ..files._safe import os_error_line
+
+        print(f"summarize: {os_error_line(err)}", file=sys.stderr)
+        return 2
     out(result.text)
     out("")
     for line in [*(f"wrote {p}" for p in result.files), *result.notes, result.counts]:

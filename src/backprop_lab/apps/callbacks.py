@@ -1,9 +1,12 @@
-"""Hydra callbacks of the training app: a sweep summarizes itself when its last job ends.
+"""Hydra callbacks of the apps: the output directory checked before Hydra writes into it, and a
+sweep that summarizes itself when its last job ends.
 
-Registered in conf/train.yaml under ``hydra.callbacks``::
+Registered in the apps' configs under ``hydra.callbacks``::
 
     hydra:
       callbacks:
+        run_dir:
+          _target_: backprop_lab.apps.callbacks.RunDirCallback
         summarize:
           _target_: backprop_lab.apps.callbacks.SummarizeCallback
 
@@ -16,6 +19,7 @@ line. This module imports neither JAX nor matplotlib at import time.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +57,57 @@ class SummarizeCallback(Callback):
                 type(err).__name__,
                 str(err).splitlines()[0] if str(err) else "",
             )
+
+
+def sweep_identity(config: DictConfig) -> list[str]:
+    """What makes a sweep the same sweep: its app and its command-line overrides, but those of
+    keys a resume may change (``resume``, ``epochs``, ``log_every``, ...) unless swept."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ..config._keys import NOT_RESULT_KEYS
+
+    given = [str(o) for o in config.hydra.overrides.task]
+    kept = [
+        str(o.input_line)
+        for o in OverridesParser.create().parse_overrides(given)
+        if o.is_sweep_override() or o.key_or_group.split(".")[0].lstrip("+~") not in NOT_RESULT_KEYS
+    ]
+    return [str(config.hydra.job.name), *sorted(kept)]
+
+
+class RunDirCallback(Callback):
+    """Check the run's (or sweep's) directory before Hydra writes into it, and mark it.
+
+    A run writes only into an empty directory or its own; a sweep directory holds
+    one sweep (the same overrides again, ``resume=true`` or more ``epochs``
+    included, continue it). A directory that cannot be used (a file, under a
+    file, in /proc, read-only, full) or is empty (``hydra.run.dir=''``: the
+    launch directory) stops the app with one line on stderr and exit status 2.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config, "hydra.run.dir", "run")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config, "hydra.sweep.dir", "sweep")
+
+    @staticmethod
+    def _claim(config: DictConfig, key: str, kind: str) -> None:
+        from ..files._claim import RunDirError, claim
+
+        app = config.hydra.job.name
+        try:
+            where = config.hydra.run.dir if kind == "run" else config.hydra.sweep.dir
+            if where is None or not str(where).strip():
+                raise RunDirError(f"{key}={where!r} is empty: give a directory for the {kind}'s files")
+            identity = sweep_identity(config) if kind == "sweep" else None
+            mark = claim(str(where), key, kind, sweep=identity) if identity else claim(str(where), key)
+            if identity and mark.get("sweep") != identity:
+                raise RunDirError(
+                    f"{key}={str(where)!r} holds another sweep ({' '.join(mark.get('sweep') or [])}); "
+                    f"a sweep directory holds one sweep: choose another {key} (the same overrides "
+                    "again, resume=true included, continue that one)"
+                )
+        except RunDirError as err:
+            print(f"backprop-lab {app}: {err}", file=sys.stderr)
+            sys.exit(2)

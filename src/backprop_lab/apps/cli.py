@@ -4,7 +4,7 @@
     backprop-lab compare [-m] [OVERRIDES...]
     backprop-lab explain [-m] [OVERRIDES...]
     backprop-lab summarize SWEEP_DIR [--x KEY] [--y METRIC] [--no-plot]
-    backprop-lab evaluate RUN_DIR [data=NAME] [data.KEY=VALUE ...] [--json]
+    backprop-lab evaluate RUN_DIR [data=NAME] [data.KEY=VALUE ...] [--checkpoint best] [--json]
 
 Importing this module imports neither JAX nor Hydra: an app's ``--help`` reads
 the config files (:mod:`._cli_help`), and JAX starts only when something runs.
@@ -278,6 +278,13 @@ def evaluate(argv: Sequence[str]) -> int:
     parser.add_argument(
         "overrides", nargs="*", metavar="data[.KEY]=VALUE", help="the data to measure on instead of the run's"
     )
+    parser.add_argument(
+        "--checkpoint",
+        choices=("last", "best"),
+        default="last",
+        help="which checkpoint: last (default; checkpoint.eqx, where the run ended or stopped) or "
+        "best (checkpoint_best.eqx, the best evaluation by the run's optimized_metric)",
+    )
     parser.add_argument("--json", action="store_true", help="print the measurements as one JSON object")
     args = parser.parse_args(list(argv))
     from ..training._xla import configure_cpu
@@ -285,22 +292,24 @@ def evaluate(argv: Sequence[str]) -> int:
     configure_cpu()
     from ..config._checks import ConfigError
     from ..files._checkpoint import CheckpointError
+    from ..files._rundir import RunDirError
     from ..runs._load import evaluate_run, load_run
 
     try:
         data_cfg = None
         if args.overrides:
-            data_cfg = data_overrides(dict(load_run(args.run_dir).config.get("data") or {}), args.overrides)
-        result = evaluate_run(args.run_dir, data_cfg)
-    except (UsageError, CheckpointError, ConfigError) as err:
+            run_data = load_run(args.run_dir, args.checkpoint).config.get("data") or {}
+            data_cfg = data_overrides(dict(run_data), args.overrides)
+        result = evaluate_run(args.run_dir, data_cfg, args.checkpoint)
+    except (UsageError, CheckpointError, ConfigError, RunDirError) as err:
         print(f"backprop-lab evaluate: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result))
         return 0
     print(
-        f"{result['path']}: step {result['step']}, epoch {result['epoch']}; data {result['data']}, "
-        f"loss {result['loss']}"
+        f"{result['path']}: {result['checkpoint']} checkpoint, step {result['step']}, epoch "
+        f"{result['epoch']}; data {result['data']}, loss {result['loss']}"
     )
     print(f"{'split':<6}{'rows':>7}  {'loss':>12}  {'accuracy':>9}")
     for split, rows in (("train", result["n_train"]), ("test", result["n_test"])):

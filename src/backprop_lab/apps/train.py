@@ -84,6 +84,11 @@ def task(cfg: DictConfig) -> float | None:
     except (CheckpointError, RunDirError) as err:
         log.error("%s", err)
         sys.exit(2)
+    except OSError as err:  # a directory the filesystem refuses (read-only, full) before the run
+        from backprop_lab.files._safe import os_error_line
+
+        log.error("%s", os_error_line(err))
+        sys.exit(2)
     except RunInterrupted as err:
         sys.exit(128 + err.signum)
     return apps.job_objective(None, cfg)

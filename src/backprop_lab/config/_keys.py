@@ -34,6 +34,7 @@ NOT_RESULT_KEYS = frozenset(
         "optimized_metric",
         "devices",
         "distributed",
+        "checkpoint",
     }
 )
 
@@ -127,7 +128,24 @@ DISTRIBUTED_KEYS: dict[str, Check] = {
     "num_processes": optional(integer(1), "not set"),
     "process_id": optional(integer(0), "not set"),
 }
-GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping")
+GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping", "checkpoint")
+
+
+def _keep(v: Any) -> list[str]:
+    if not isinstance(v, (list, tuple)) or "last" not in v or not set(v) <= {"last", "best"}:
+        raise ValueError
+    return sorted(set(v), key=["last", "best"].index)
+
+
+#: The ``checkpoint`` group: which checkpoints a run keeps.
+CHECKPOINT_KEYS: dict[str, Check] = {
+    "keep": Check(
+        "[last] or [last, best]: the last state is always kept (resume continues from it); best "
+        "also keeps the best evaluation by optimized_metric",
+        _keep,
+        list[str],
+    ),
+}
 
 #: The keys every optimizer group has: which optimizer, and its (peak) learning rate.
 OPTIMIZER_KEYS: dict[str, Check] = {

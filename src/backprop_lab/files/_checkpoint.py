@@ -8,6 +8,9 @@ directory and renamed over the old one, so a run killed at any moment leaves
 either the previous checkpoint or the new one, never half of one. A
 truncated file, or one altered anywhere (an edited epoch included), fails its
 checksum and raises :class:`CheckpointError`; it is never loaded as garbage.
+Only a regular file is read, opened without blocking (a FIFO put in its place is
+refused at once), and a header whose fields have odd types or values out of
+range (a negative step, an epoch beyond any run) is refused whatever its checksum.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any
 
 import equinox as eqx
 
-from ._rundir import write_atomic
+from ._safe import NotARegularFile, read_regular, write_atomic
 
 FORMAT = "backprop-lab-checkpoint/2"
+#: The most epochs a run may have (``epochs``' own limit) and so a checkpoint may record.
+MAX_EPOCHS = 10**8
 
 
 class CheckpointError(RuntimeError):
@@ -60,16 +65,40 @@ def read_header(path: str | os.PathLike) -> dict:
     return header
 
 
+def _is_count(v: Any, high: float) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= high
+
+
+def check_header(header: dict, path: Path | str) -> None:
+    """Refuse a header whose fields have odd types or values out of any run's range."""
+    hint = "it was not written by a run of this version; delete it or point hydra.run.dir at another run"
+    meta = header.get("meta")
+    for field, ok in (
+        ("epoch", _is_count(header.get("epoch"), MAX_EPOCHS)),
+        ("step", _is_count(header.get("step"), 2**62)),
+        ("bytes", _is_count(header.get("bytes"), 2**62)),
+        ("meta", isinstance(meta, dict)),
+    ):
+        if not ok:
+            raise CheckpointError(
+                f"checkpoint {path} has {field}={header.get(field)!r} in its header; {hint}"
+            )
+
+
 def _read(path: Path) -> tuple[dict, bytes]:
     hint = "delete it to start afresh, or point hydra.run.dir at another run"
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
+    except NotARegularFile:
+        raise CheckpointError(
+            f"checkpoint {path} is not a regular file (a FIFO, device or socket); {hint}"
+        ) from None
     except OSError as err:
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
     line, sep, payload = raw.partition(b"\n")
     try:
         header = json.loads(line) if sep else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         header = None
     if not isinstance(header, dict) or not str(header.get("format", "")).startswith(
         "backprop-lab-checkpoint/"
@@ -77,13 +106,18 @@ def _read(path: Path) -> tuple[dict, bytes]:
         raise CheckpointError(f"checkpoint {path} is corrupt: its header is unreadable; {hint}")
     if header["format"] != FORMAT:
         raise CheckpointError(
-            f"checkpoint {path} is in format {header['format']}, this version reads {FORMAT}; {hint}"
+            f"checkpoint {path} is in format {str(header['format'])[:60]}, this version reads {FORMAT}; {hint}"
         )
-    if len(payload) != header.get("bytes") or _digest(header, payload) != header.get("sha256"):
+    try:
+        digest = _digest(header, payload)
+    except (TypeError, ValueError):  # keys JSON cannot sort, values it cannot write back
+        digest = None
+    if len(payload) != header.get("bytes") or digest != header.get("sha256"):
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated: its {len(payload)} payload bytes and header "
-            f"do not match the recorded length ({header.get('bytes')}) and checksum; {hint}"
+            f"do not match the recorded length and checksum; {hint}"
         )
+    check_header(header, path)
     return header, payload
 
 

@@ -161,7 +161,7 @@ def _record_chunk(lanes: list[Lane], prog: _Program, ok: np.ndarray, chunk: _Chu
         lane.opt_state = jax.tree.map(lambda leaf: leaf[i], host_opts)
         rec = record(lane, chunk.m, i, chunk.losses[i, -spe:].mean(), time.perf_counter() - t_run)
         lane.append(chunk.start * spe, chunk.losses[i], [rec])
-        save(lane)
+        save(lane, rec)
         if lane.stopper.update(rec) and lane.epoch < lane.exp.epochs:
             ok[i], lane.status = False, "stopped_early"
             lane.say(

@@ -31,13 +31,14 @@ import jax
 
 from ..files._checkpoint import CheckpointError, load_checkpoint
 from ..files._rundir import CHECKPOINT, PLOT, RunDir, RunDirError
+from ..files._safe import os_error_line
 from ..plots._worker import Painter
 from ..trackers._registry import Tracker, make_tracker
 from ..training._early_stopping import EarlyStopping
 from ..training._sharding import agree, process_index
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_title, report
+from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report, restore_best
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
@@ -88,6 +89,7 @@ def _open(lane: Lane, resume: bool) -> int:
     if point.action == "resume":
         lane.model, lane.opt_state = point.model, point.opt_state
         lane.epoch, lane.initial_loss = point.epoch, point.initial_loss
+        restore_best(lane, point.header or {})
     return {"start": _START, "resume": _RESUME, "keep": _KEEP}[point.action]
 
 
@@ -110,7 +112,8 @@ def _open_all(lanes: list[Lane], resume: bool, refuse: str) -> list[int]:
             continue
         try:
             actions.append(_open(lane, resume))
-        except (RunDirError, CheckpointError) as refused:
+        except (RunDirError, CheckpointError, OSError) as failure:
+            refused = RunDirError(os_error_line(failure)) if isinstance(failure, OSError) else failure
             lane.dir.unlock()
             actions.append(_REFUSED)
             errors[id(lane)] = refused
@@ -204,6 +207,7 @@ def run_experiments(
     lanes = [Lane(s, RunDir(s.out, dir_key)) for s in specs]
     results: dict[int, dict | None] = {}
     painter = None
+    runnable: list[Lane] = []
     try:
         actions = _open_all(lanes, resume, refuse)
         runnable = [l for l, a in zip(lanes, actions) if a in (_START, _RESUME)]
@@ -228,7 +232,16 @@ def run_experiments(
                     lane.tracker.finish({"status": "failed", "error": str(err)})
                 except Exception:
                     pass
-        raise
+        if not isinstance(err, OSError):
+            raise
+        # a filesystem that refuses a write (read-only, full): one line; the files written before
+        # stay as they were, the checkpoint the last one written whole
+        failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
+        for lane in runnable:
+            if id(lane) not in results and lane.writer:
+                record_failure(lane, failed)
+        if refuse == "raise":
+            raise failed from None
     finally:
         if painter is not None:
             painter.close()

@@ -27,6 +27,7 @@ from jax.typing import DTypeLike
 
 from ..config._checks import Check, ConfigError, check_group, choice
 from ..config._keys import (
+    CHECKPOINT_KEYS,
     COMMON_KEYS,
     DISTRIBUTED_KEYS,
     GROUPS,
@@ -344,6 +345,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
         except ValueError as err:
             raise ConfigError("devices", top["devices"], str(err).split(" is ", 1)[-1]) from None
     check_group("early_stopping", cfg["early_stopping"], EARLY_STOPPING_KEYS)
+    check_group("checkpoint", cfg["checkpoint"], CHECKPOINT_KEYS)
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])
     opt_cfg = dict(cfg["optimizer"])

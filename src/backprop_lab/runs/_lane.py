@@ -2,8 +2,10 @@
 
 A lane is one training run inside a (possibly vmapped) program. It appends
 every step's loss and each evaluation record to its files and its tracker,
-checkpoints its state with a header that records its architecture and the
-config that decides its result, and at the end writes summary.json (the one
+checkpoints its state with a header that records its architecture, the
+config that decides its result, the run it belongs to and the length of its
+appended files (and, with ``checkpoint.keep`` holding ``best``, the best state
+so far by the optimized metric in a second file), and at the end writes summary.json (the one
 place a training summary is made) and hands its plots to the painter.
 """
 
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ..files._checkpoint import save_checkpoint
-from ..files._rundir import CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
+from ..config._objective import METRICS
+from ..files._checkpoint import read_header, save_checkpoint
+from ..files._rundir import BEST, CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
 from ..trackers._registry import Tracker
 from ..training._early_stopping import EarlyStopping
 from ._experiment import Experiment, result_config
@@ -64,6 +67,7 @@ class Lane:
     tracker: Tracker | None = None
     devices: int = 1
     writer: bool = True
+    best: float | None = None
     stopper: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
 
     @property
@@ -74,8 +78,11 @@ class Lane:
         log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
         if self.spec.log_file is not None and self.writer:
             line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}][{log.name}][{logging.getLevelName(level)}] - "
-            with open(self.spec.log_file, "a") as f:
-                f.write(line + (msg % args if args else msg) + "\n")
+            try:
+                with open(self.spec.log_file, "a") as f:
+                    f.write(line + (msg % args if args else msg) + "\n")
+            except OSError:
+                pass  # a directory that takes no more writes: the process's own log has the line
 
     def append(self, first_step: int, losses, records: list[dict]) -> None:
         """Every step's loss and the evaluation records, to the files and the tracker."""
@@ -109,8 +116,50 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     return rec
 
 
-def save(lane: Lane) -> None:
-    """Checkpoint the lane's state at its epoch (process 0 only)."""
+#: The record field each optimized metric (a summary field) is measured by.
+RECORD_FIELDS = {
+    "final_test_loss": "test_loss",
+    "final_train_loss": "train_loss",
+    "test_accuracy": "test_accuracy",
+}
+
+
+def best_metric(config: dict) -> tuple[str, bool] | None:
+    """The record field the best checkpoint is chosen by and whether larger is better, or None
+    when ``checkpoint.keep`` does not hold ``best`` (``optimized_metric: null``: the test loss)."""
+    if "best" not in ((config.get("checkpoint") or {}).get("keep") or ()):
+        return None
+    metric = config.get("optimized_metric") or "final_test_loss"
+    return RECORD_FIELDS[metric], METRICS[metric] == "maximize"
+
+
+def architecture(exp: Experiment) -> dict:
+    """The network a run trains, as its checkpoint's header records it."""
+    return {
+        "sizes": list(exp.model.sizes),
+        "activation": exp.model.activation,
+        "output_activation": exp.model.output_activation,
+        "bias": exp.model.biases[0] is not None,
+        "dtype": str(exp.model.weights[0].dtype),
+    }
+
+
+def architecture_of(model_cfg: dict, dtype: str) -> dict:
+    """:func:`architecture` of the network a config's model group and dtype describe (a key
+    the group leaves to the data, such as widths inferred from it, as None)."""
+    sizes = model_cfg.get("sizes")
+    return {
+        "sizes": list(sizes) if isinstance(sizes, (list, tuple)) else None,
+        "activation": model_cfg.get("activation"),
+        "output_activation": model_cfg.get("output_activation"),
+        "bias": model_cfg.get("bias", True),
+        "dtype": dtype,
+    }
+
+
+def save(lane: Lane, rec: dict | None = None) -> None:
+    """Checkpoint the lane's state at its epoch (process 0 only); and, when ``rec`` (the record
+    of that state) is the best so far by :func:`best_metric`, as the best checkpoint too."""
     if not lane.writer:
         return
     exp = lane.exp
@@ -118,21 +167,47 @@ def save(lane: Lane) -> None:
         "config": result_config(exp.config),
         "epochs": exp.epochs,
         "initial_loss": lane.initial_loss,
-        "architecture": {
-            "sizes": list(exp.model.sizes),
-            "activation": exp.model.activation,
-            "output_activation": exp.model.output_activation,
-            "bias": exp.model.biases[0] is not None,
-            "dtype": str(exp.model.weights[0].dtype),
-        },
+        "architecture": architecture(exp),
+        "run": lane.dir.run_id,
+        "files": lane.dir.extent(),
     }
+    step = lane.epoch * exp.steps_per_epoch
     save_checkpoint(
-        lane.dir / CHECKPOINT,
-        (lane.model, lane.opt_state),
-        step=lane.epoch * exp.steps_per_epoch,
-        epoch=lane.epoch,
-        meta=meta,
+        lane.dir / CHECKPOINT, (lane.model, lane.opt_state), step=step, epoch=lane.epoch, meta=meta
     )
+    if rec is not None:
+        _keep_best(lane, rec, meta)
+
+
+def _keep_best(lane: Lane, rec: dict, meta: dict) -> None:
+    """The lane's state as its best checkpoint too, when ``rec`` beats the best so far."""
+    chosen = best_metric(lane.exp.config)
+    value = None if chosen is None else rec.get(chosen[0])
+    if chosen is None or value is None:
+        return
+    if lane.best is None or (value > lane.best if chosen[1] else value < lane.best):
+        lane.best = value
+        step = lane.epoch * lane.exp.steps_per_epoch
+        best = {"metric": chosen[0], "value": value, "step": step}
+        tree = (lane.model, lane.opt_state)
+        save_checkpoint(lane.dir / BEST, tree, step=step, epoch=lane.epoch, meta={**meta, "best": best})
+
+
+def restore_best(lane: Lane, header: dict) -> None:
+    """A resumed lane's best value so far, from its best checkpoint; when the run was stopped
+    after the last checkpoint (``header``) but before it wrote the best one, that state's."""
+    if (chosen := best_metric(lane.exp.config)) is None or not lane.writer:
+        return
+    try:
+        best = read_header(lane.dir / BEST)["meta"]
+        if best.get("run") == lane.dir.run_id and (best.get("best") or {}).get("metric") == chosen[0]:
+            value = best["best"].get("value")
+            lane.best = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    except Exception:  # none yet, or not this run's: the evaluations to come write one
+        lane.best = None
+    last = next((r for r in reversed(lane.dir.records()) if r.get("step") == header["step"]), None)
+    if last is not None and header["step"] > 0:
+        _keep_best(lane, last, header["meta"])
 
 
 def report(lane: Lane, summary: dict) -> None:
@@ -185,6 +260,17 @@ class Finishing:
         if key not in self._agreements:
             self._agreements[key] = grad_agreement(model, x, y, loss)
         return dict(self._agreements[key])
+
+
+def record_failure(lane: Lane, err: Exception) -> None:
+    """A lane the filesystem stopped: its error logged, and ``status: "failed"`` in its
+    summary.json when the directory still takes that."""
+    lane.status = "failed"
+    lane.say(logging.ERROR, "%s", err)
+    try:
+        write_json(lane.dir / SUMMARY, {"kind": "train", "status": "failed", "error": str(err)})
+    except OSError:
+        pass  # the log line is the record
 
 
 def plot_title(exp: Experiment) -> str:

@@ -5,6 +5,12 @@ with it, only the same run continues: the checkpoint's header records the
 config that decides the result (all but ``epochs``, ``log_every``, paths and
 logging), and a difference is refused naming the key, the old and the new
 value. ``epochs`` may grow. A finished (or diverged) run is left as it is.
+
+The checkpoint must be this directory's run's (the run id in its header is the
+one in the directory's mark), of the network the config builds, and at a step
+the run's schedule reaches (``epoch`` × steps per epoch, ``epoch`` no more than
+the run's). The metrics and losses written after it by a run that was stopped
+are cut back only when the files' first bytes are what the checkpoint recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from ..files._checkpoint import load_checkpoint, read_header
 from ..files._rundir import CHECKPOINT, RunDir, RunDirError
 from ._experiment import Experiment, result_config
+from ._lane import architecture
 
 
 @dataclasses.dataclass
@@ -26,6 +33,7 @@ class ResumePoint:
             (the run is finished; leave it as it is).
         message: a line for the log, or "".
         model, opt_state, epoch, initial_loss: the state to resume from.
+        header: the checkpoint's header, when resuming.
     """
 
     action: str
@@ -34,6 +42,7 @@ class ResumePoint:
     opt_state: Any = None
     epoch: int = 0
     initial_loss: float | None = None
+    header: dict | None = None
 
 
 def _first_difference(key: str, old: Any, new: Any) -> tuple[str, Any, Any] | None:
@@ -45,6 +54,35 @@ def _first_difference(key: str, old: Any, new: Any) -> tuple[str, Any, Any] | No
             if found:
                 return found
     return key, old, new
+
+
+def _check_belongs(d: RunDir, exp: Experiment, header: dict) -> None:
+    """Refuse a checkpoint that is not this directory's run's, or not of this run's network and
+    schedule (whatever its checksum says: a header can be rewritten with a valid one)."""
+    meta, path = header["meta"], d / CHECKPOINT
+    if meta.get("run") != d.run_id:
+        raise RunDirError(
+            f"resume=true refused: {path} belongs to another run (run id {meta.get('run')!r}, "
+            f"this directory's is {d.run_id!r}); start a new run elsewhere"
+        )
+    diff = _first_difference("architecture", meta.get("architecture"), architecture(exp))
+    if diff:
+        raise RunDirError(
+            f"resume=true refused: {path} holds a network of {diff[0]}={diff[1]!r}, the config "
+            f"builds {diff[2]!r}; resume with the config the run was started with"
+        )
+    epochs = meta.get("epochs")
+    spe = exp.steps_per_epoch
+    if (
+        not isinstance(epochs, int)
+        or not header["epoch"] <= epochs
+        or header["step"] != header["epoch"] * spe
+    ):
+        raise RunDirError(
+            f"resume=true refused: {path} is at epoch {header['epoch']}, step {header['step']}, "
+            f"which a run of {epochs!r} epochs of {spe} steps does not reach; "
+            "it was not written by this run: start a new run elsewhere"
+        )
 
 
 def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
@@ -70,13 +108,14 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
             )
         return ResumePoint("start", f"resume=true but {d.path} holds no run yet: starting afresh")
     header = read_header(d / CHECKPOINT)
-    meta = header.get("meta", {})
+    meta = header["meta"]
     diff = _first_difference("", meta.get("config", {}), result_config(exp.config))
     if diff:
         raise RunDirError(
             f"resume=true refused: {diff[0]} was {diff[1]!r} in the run in {d.path}, "
             f"now {diff[2]!r}; resume with the same config, or start a new run elsewhere"
         )
+    _check_belongs(d, exp, header)
     old_epochs = meta.get("epochs", header["epoch"])
     if exp.epochs < old_epochs:
         raise RunDirError(
@@ -96,7 +135,7 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
         return ResumePoint(
             "keep", f"{d.path} is complete at epoch {header['epoch']}; its results are left as they are"
         )
-    d.cut_after(header["step"])
+    d.cut_to(meta.get("files"))
     return ResumePoint(
         "resume",
         f"resuming {d.path} at epoch {header['epoch']} (step {header['step']})",
@@ -104,4 +143,5 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
         opt_state,
         header["epoch"],
         meta.get("initial_loss"),
+        header,
     )

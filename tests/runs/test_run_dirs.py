@@ -1,0 +1,354 @@
+"""Run directories a run did not make, checkpoints from elsewhere, and filesystems that refuse.
+
+Each case is checked against what was on disk before (byte for byte), against an
+uninterrupted run, or against the records the run wrote itself. The filesystem
+faults use real tmpfs mounts (read-only, size-limited) and are skipped where
+mounting is not allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+import backprop_lab as bl
+from backprop_lab import CheckpointError
+from backprop_lab.apps.cli import evaluate as evaluate_cli
+from backprop_lab.files._rundir import RunDirError
+from backprop_lab.runs._experiment import ConfigError, build_experiment
+from helpers.train_app import TINY, app, cfg_of
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    """Every file under ``d`` (dotfiles too) and its bytes."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "wall_time"}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _rewrite_header(path: Path, **changes) -> None:
+    """Change header fields and sign the result with a valid checksum, as a forger would."""
+    line, _, payload = path.read_bytes().partition(b"\n")
+    header = json.loads(line)
+    for key, value in changes.items():
+        node = header
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    header["sha256"] = hashlib.sha256(
+        json.dumps(fields, sort_keys=True).encode() + b"\n" + payload
+    ).hexdigest()
+    path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("dirs") / "run"
+    app.train(cfg_of(*TINY), out_dir=run)
+    return run
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path) -> Path:
+    """The trained run, moved: the same run (its mark comes along) in a directory of its own."""
+    shutil.copytree(trained, tmp_path / "run")
+    return tmp_path / "run"
+
+
+# --- directories that hold other things ------------------------------------------------------
+
+
+def test_a_directory_of_the_users_files_is_refused_and_left_as_it_was(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / ".hydra").mkdir(parents=True)
+    for name in (
+        "summary.json",
+        "loss_curve.png",
+        "losses.csv",
+        "train.log",
+        ".notes.tmp",
+        ".hydra/config.yaml",
+    ):
+        (mine / name).write_text(f"the user's {name}\n")
+    before = _tree(mine)
+    with pytest.raises(RunDirError) as info:
+        app.train(cfg_of(*TINY), out_dir=mine)
+    assert "holds files" in str(info.value) and "\n" not in str(info.value)
+    assert _tree(mine) == before
+
+
+def test_a_run_deletes_only_temporary_files_of_its_own_names(run_copy):
+    (run_copy / ".notes.tmp").write_text("the user's")
+    (run_copy / ".checkpoint.eqx.4242.tmp").write_bytes(b"half a checkpoint")
+    app.train(cfg_of(*TINY, "resume=true"), out_dir=run_copy)
+    assert (run_copy / ".notes.tmp").read_text() == "the user's"
+    assert not (run_copy / ".checkpoint.eqx.4242.tmp").exists()
+
+
+def _hydra_cfg(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from helpers.train_app import CONF
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3", job_name="train"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    return cfg
+
+
+def _task(cfg, *overrides: str):
+    """``cfg`` as Hydra hands it to a callback of a sweep with these command-line overrides."""
+    from omegaconf import read_write
+
+    with read_write(cfg.hydra):
+        cfg.hydra.overrides.task = list(overrides)
+    return cfg
+
+
+def _claim(cfg, kind: str, capsys) -> str:
+    from backprop_lab.apps.callbacks import RunDirCallback
+
+    callback = RunDirCallback()
+    with pytest.raises(SystemExit) as info:
+        (callback.on_run_start if kind == "run" else callback.on_multirun_start)(config=cfg)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_an_empty_run_dir_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "hydra.run.dir" in _claim(_hydra_cfg("hydra.run.dir=''"), "run", capsys)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_sweep_directory_holds_one_sweep(tmp_path, capsys):
+    from backprop_lab.apps.callbacks import RunDirCallback
+
+    sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    RunDirCallback().on_multirun_start(config=_task(_hydra_cfg(sweep), "optimizer.lr=0.1,0.2", "seed=0,1"))
+    again = _task(_hydra_cfg(sweep), "seed=0,1", "optimizer.lr=0.1,0.2", "resume=true", "epochs=60")
+    RunDirCallback().on_multirun_start(config=again)  # the same sweep, continued: accepted
+    other = _task(_hydra_cfg(sweep), "optimizer.lr=0.3,0.4", "seed=0,1")
+    assert "another sweep" in _claim(other, "sweep", capsys)
+    # a directory of other files is no sweep's
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    assert "holds files" in _claim(_hydra_cfg(f"hydra.sweep.dir={tmp_path / 'notes'}"), "sweep", capsys)
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_a_run_directory_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
+    (tmp_path / "f").write_text("a file")
+    path = {"file": tmp_path / "f", "under_file": tmp_path / "f" / "run", "proc": Path("/proc/self/run")}[
+        where
+    ]
+    err = _claim(_hydra_cfg(f"hydra.run.dir={path}"), "run", capsys)
+    assert str(path) in err and ("file" in err or "proc" in err)
+    with pytest.raises(RunDirError, match="file|proc"):
+        app.train(cfg_of(*TINY), out_dir=path)
+    assert (tmp_path / "f").read_text() == "a file"
+
+
+# --- checkpoints and run directories from elsewhere ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("step", -30, "step"),
+        ("epoch", 10**9, "epoch"),
+        ("step", "abc", "step"),
+        ("meta.architecture.activation", "relu", "activation"),
+        ("meta.architecture.sizes", "abc", "sizes"),
+        ("meta.run", "0" * 32, "another run"),
+        ("meta.files.metrics\\.jsonl", None, "record"),
+    ],
+)
+def test_a_forged_header_is_refused_and_no_record_is_cut(run_copy, field, value, says):
+    if field.startswith("meta.files"):
+        _rewrite_header(run_copy / "checkpoint.eqx", **{"meta.files": {}})
+    else:
+        _rewrite_header(run_copy / "checkpoint.eqx", **{field: value})
+    (run_copy / "summary.json").unlink()  # as if stopped: resume would continue it
+    before = _tree(run_copy)
+    with pytest.raises((RunDirError, CheckpointError)) as info:
+        app.train(cfg_of(*TINY, "resume=true", "epochs=5"), out_dir=run_copy)
+    assert says in str(info.value) and "\n" not in str(info.value)
+    assert _tree(run_copy) == before
+    if says != "record":
+        with pytest.raises((RunDirError, CheckpointError)):
+            bl.load_run(run_copy)
+
+
+def test_another_runs_checkpoint_is_refused_by_evaluate(run_copy, tmp_path):
+    app.train(cfg_of(*TINY, "model.activation=relu"), out_dir=tmp_path / "other")
+    shutil.copy(tmp_path / "other" / "checkpoint.eqx", run_copy / "checkpoint.eqx")
+    with pytest.raises(CheckpointError, match="another run"):
+        bl.evaluate_run(run_copy)
+    assert evaluate_cli([str(run_copy)]) == 2
+
+
+def test_records_that_are_not_what_the_checkpoint_recorded_are_never_cut(run_copy):
+    metrics = run_copy / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"epoch": 1', '"epoch": 1, "edited": true')
+    metrics.write_text("".join(lines) + '{"epoch": 4, "step": 60}\n')
+    (run_copy / "summary.json").unlink()
+    before = _tree(run_copy)
+    with pytest.raises(RunDirError, match="metrics.jsonl"):
+        app.train(cfg_of(*TINY, "resume=true", "epochs=5"), out_dir=run_copy)
+    assert _tree(run_copy) == before
+
+
+def _returns(fn, *args) -> BaseException | None:
+    """``fn(*args)``'s exception, from a thread that must not block (a FIFO read would)."""
+    out: list[BaseException | None] = []
+
+    def call():
+        try:
+            fn(*args)
+            out.append(None)
+        except BaseException as err:  # noqa: BLE001 - handed back to the test
+            out.append(err)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert out, f"{fn.__name__} blocked"
+    return out[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "resume_reads", "load_reads"),
+    [("checkpoint.eqx", True, True), ("metrics.jsonl", True, False), (".hydra/config.yaml", False, True)],
+)
+def test_a_fifo_in_place_of_a_file_is_refused_without_blocking(run_copy, name, resume_reads, load_reads):
+    (run_copy / name).unlink()
+    os.mkfifo(run_copy / name)
+    refused = (RunDirError, CheckpointError)
+    err = _returns(bl.load_run, run_copy)
+    assert isinstance(err, refused) if load_reads else err is None, err
+    (run_copy / "summary.json").unlink()
+    err = _returns(lambda: app.train(cfg_of(*TINY, "resume=true", "epochs=5"), out_dir=run_copy))
+    assert isinstance(err, refused) if resume_reads else err is None, err
+
+
+def test_a_garbage_config_is_one_line(run_copy, capsys):
+    (run_copy / ".hydra" / "config.yaml").write_bytes(b"model: [unclosed\n\x00\xff")
+    with pytest.raises(RunDirError, match="config.yaml") as info:
+        bl.load_run(run_copy)
+    assert "\n" not in str(info.value)
+    assert evaluate_cli([str(run_copy)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# --- the best checkpoint as well as the last -------------------------------------------------
+
+
+def test_the_best_checkpoint_is_the_best_record_by_the_optimized_metric(trained):
+    rows = [r for r in _rows(trained / "metrics.jsonl") if r["step"] > 0]
+    best = min(rows, key=lambda r: r["test_loss"])  # optimized_metric: final_test_loss
+    run = bl.load_run(trained, "best")
+    assert (run.checkpoint, run.step) == ("best", best["step"])
+    measured = bl.evaluate_run(trained, checkpoint="best")
+    assert measured["checkpoint"] == "best"
+    assert measured["test_loss"] == pytest.approx(best["test_loss"], rel=1e-5)
+    assert bl.load_run(trained).checkpoint == "last"
+
+
+def test_a_best_checkpoint_lost_to_a_kill_is_written_again_on_resume(run_copy, tmp_path):
+    """Killed after its last checkpoint, before the best one: the resumed run takes the state it
+    resumes from as the best so far, then goes on choosing."""
+    (run_copy / "checkpoint_best.eqx").unlink()
+    app.train(cfg_of(*TINY, "resume=true", "epochs=6"), out_dir=run_copy)
+    rows = [r for r in _rows(run_copy / "metrics.jsonl") if r["step"] >= 45]  # from the resume on
+    best = min(rows, key=lambda r: r["test_loss"])
+    assert bl.load_run(run_copy, "best").step == best["step"]
+
+
+def test_checkpoint_keep_takes_last_or_last_and_best(tmp_path):
+    app.train(cfg_of(*TINY, "checkpoint.keep=[last]"), out_dir=tmp_path / "last")
+    assert not (tmp_path / "last" / "checkpoint_best.eqx").exists()
+    with pytest.raises(CheckpointError, match="best"):
+        bl.load_run(tmp_path / "last", "best")
+    with pytest.raises(ConfigError, match="checkpoint.keep"):
+        build_experiment(cfg_of(*TINY, "checkpoint.keep=[best]"))
+
+
+# --- filesystems that refuse writes (real tmpfs mounts) --------------------------------------
+
+
+class Mount:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mount(self, options: str) -> None:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)], check=True)
+
+    def remount(self, options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(self.path)], check=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path = tmp_path / "mnt"
+    path.mkdir()
+    mount = Mount(path)
+    try:
+        mount.mount("size=4m")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    yield mount
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys):
+    from backprop_lab.apps._summarize import main as summarize
+
+    run = tmpfs.path / "run"
+    app.train(cfg_of(*TINY[:2], "epochs=1", *TINY[3:]), out_dir=run)
+    tmpfs.remount("ro")
+    before = _tree(tmpfs.path)
+    for target, extra in ((run, ("resume=true",)), (tmpfs.path / "new", ())):
+        with pytest.raises(RunDirError, match="read-only") as info:
+            app.train(cfg_of(*TINY, *extra), out_dir=target)
+        assert str(target) in str(info.value) and "\n" not in str(info.value)
+    _claim(_hydra_cfg(f"hydra.sweep.dir={tmpfs.path / 'sweep'}"), "sweep", capsys)
+    assert summarize([str(tmpfs.path), "--no-plot"]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert _tree(tmpfs.path) == before
+
+
+def test_a_full_disk_mid_run_keeps_a_checkpoint_that_resumes_identically(tmpfs, tmp_path):
+    over = (*TINY[:2], "data.n_samples=200", "epochs=150", *TINY[3:])
+    tmpfs.remount("size=48k")
+    run = tmpfs.path / "run"
+    with pytest.raises(RunDirError, match="no space") as info:
+        app.train(cfg_of(*over), out_dir=run)
+    assert str(run) in str(info.value) and "\n" not in str(info.value)
+    header = bl.load_run(run).step  # the last checkpoint is whole
+    assert 0 < header < 150 * 3
+    tmpfs.remount("size=4m")
+    app.train(cfg_of(*over, "resume=true"), out_dir=run)
+    app.train(cfg_of(*over), out_dir=tmp_path / "straight")
+    assert _rows(run / "metrics.jsonl") == _rows(tmp_path / "straight" / "metrics.jsonl")
+    assert (run / "losses.csv").read_bytes() == (tmp_path / "straight" / "losses.csv").read_bytes()
+    payload = [(d / "checkpoint.eqx").read_bytes().partition(b"\n")[2] for d in (run, tmp_path / "straight")]
+    assert payload[0] == payload[1]
