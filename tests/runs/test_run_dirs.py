@@ -23,7 +23,7 @@ from backprop_lab import CheckpointError
 from backprop_lab.apps.cli import evaluate as evaluate_cli
 from backprop_lab.files._rundir import RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import TINY, app, cfg_of
+from helpers.train_app import TINY, app, cfg_of, run_cli
 
 
 def _tree(d: Path) -> dict[str, bytes]:
@@ -88,6 +88,20 @@ def test_a_directory_of_the_users_files_is_refused_and_left_as_it_was(tmp_path):
     with pytest.raises(RunDirError) as info:
         app.train(cfg_of(*TINY), out_dir=mine)
     assert "holds files" in str(info.value) and "\n" not in str(info.value)
+    assert _tree(mine) == before
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_a_directory_of_other_files_before_hydra_writes_its_log(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train.log").write_text("the user's log\n")
+    (mine / "summary.json").write_text("{}\n")
+    before = _tree(mine)
+    result = run_cli(mine, *TINY)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "holds files" in result.stderr
     assert _tree(mine) == before
 
 
@@ -319,7 +333,7 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys):
+def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys, tmp_path):
     from backprop_lab.apps._summarize import main as summarize
 
     run = tmpfs.path / "run"
@@ -330,6 +344,10 @@ def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys):
         with pytest.raises(RunDirError, match="read-only") as info:
             app.train(cfg_of(*TINY, *extra), out_dir=target)
         assert str(target) in str(info.value) and "\n" not in str(info.value)
+    tracked = (*TINY, "logger=csv", f"logger.dir={tmpfs.path / 'csv'}")  # a tracker's directory
+    with pytest.raises(RunDirError, match="read-only"):
+        app.train(cfg_of(*tracked), out_dir=tmp_path / "tracked")
+    assert json.loads((tmp_path / "tracked" / "summary.json").read_text())["status"] == "failed"
     _claim(_hydra_cfg(f"hydra.sweep.dir={tmpfs.path / 'sweep'}"), "sweep", capsys)
     assert summarize([str(tmpfs.path), "--no-plot"]) == 2
     assert "read-only" in capsys.readouterr().err
@@ -352,3 +370,22 @@ def test_a_full_disk_mid_run_keeps_a_checkpoint_that_resumes_identically(tmpfs, 
     assert (run / "losses.csv").read_bytes() == (tmp_path / "straight" / "losses.csv").read_bytes()
     payload = [(d / "checkpoint.eqx").read_bytes().partition(b"\n")[2] for d in (run, tmp_path / "straight")]
     assert payload[0] == payload[1]
+
+
+def test_in_a_sweep_a_full_disk_stops_the_jobs_it_hits_and_the_sweep_goes_on(tmpfs, caplog):
+    """The engine as every launcher runs a sweep's jobs (``refuse="skip"``): each lane that cannot
+    write gets its error line and no result (its objective is the worst), and nothing raises."""
+    from backprop_lab.runs._engine import RunSpec, run_experiments
+
+    over = (*TINY[:2], "data.n_samples=200", "epochs=150", *TINY[3:])
+    tmpfs.remount("size=64k")
+    specs = [
+        RunSpec(build_experiment(cfg_of(*over, f"seed={seed}")), tmpfs.path / str(seed), name=f"#{seed}")
+        for seed in (0, 1)
+    ]
+    assert run_experiments(specs, refuse="skip") == [None, None]
+    lines = [r.getMessage() for r in caplog.records if "no space" in r.getMessage()]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    for spec in specs:
+        summary = spec.out / "summary.json"
+        assert not summary.exists() or json.loads(summary.read_text())["status"] == "failed"
