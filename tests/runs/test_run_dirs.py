@@ -355,14 +355,14 @@ def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys, t
 
 
 def test_a_full_disk_mid_run_keeps_a_checkpoint_that_resumes_identically(tmpfs, tmp_path):
-    over = (*TINY[:2], "data.n_samples=200", "epochs=150", *TINY[3:])
+    over = (*TINY[:2], "data.n_samples=200", "epochs=60", *TINY[3:])
     tmpfs.remount("size=48k")
     run = tmpfs.path / "run"
     with pytest.raises(RunDirError, match="no space") as info:
         app.train(cfg_of(*over), out_dir=run)
     assert str(run) in str(info.value) and "\n" not in str(info.value)
     header = bl.load_run(run).step  # the last checkpoint is whole
-    assert 0 < header < 150 * 3
+    assert 0 < header < 60 * 3
     tmpfs.remount("size=4m")
     app.train(cfg_of(*over, "resume=true"), out_dir=run)
     app.train(cfg_of(*over), out_dir=tmp_path / "straight")
@@ -377,7 +377,7 @@ def test_in_a_sweep_a_full_disk_stops_the_jobs_it_hits_and_the_sweep_goes_on(tmp
     write gets its error line and no result (its objective is the worst), and nothing raises."""
     from backprop_lab.runs._engine import RunSpec, run_experiments
 
-    over = (*TINY[:2], "data.n_samples=200", "epochs=150", *TINY[3:])
+    over = (*TINY[:2], "data.n_samples=200", "epochs=60", *TINY[3:])
     tmpfs.remount("size=64k")
     specs = [
         RunSpec(build_experiment(cfg_of(*over, f"seed={seed}")), tmpfs.path / str(seed), name=f"#{seed}")

@@ -4,8 +4,8 @@ A run writes only into an empty directory or one it owns: :func:`claim` checks
 the directory (a file, a path under a file, a kernel filesystem and a directory
 the filesystem will not let a run write into are refused with one line), then
 writes the mark, ``.backprop-lab.json``, before any other file. A job's
-directory inside a sweep's own directory is the sweep's, Hydra's job log in it
-apart from that.
+directory inside a sweep's own directory is the sweep's: what Hydra made there
+for the job (its log, its ``.hydra/``) does not keep a run out.
 """
 
 from __future__ import annotations
@@ -39,14 +39,16 @@ def _in_own_sweep(path: Path) -> bool:
 
 
 def _foreign(path: Path) -> list[str]:
-    """The entries of ``path`` that keep it from being claimed for a run: all but the job logs
-    (``*.log``) Hydra opens before the run starts, when empty or inside a sweep's directory."""
+    """The entries of ``path`` that keep it from being claimed for a run: all but what Hydra
+    makes for a job before the run starts, its log (``*.log``) and, in a sweep's directory,
+    its ``.hydra/`` (an empty log is no one's file)."""
     sweep = None
     out = []
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
-        if entry.name.endswith(".log") and entry.is_file(follow_symlinks=False):
-            if entry.stat().st_size == 0:
-                continue
+        log = entry.name.endswith(".log") and entry.is_file(follow_symlinks=False)
+        if log and entry.stat().st_size == 0:
+            continue
+        if log or (entry.name == ".hydra" and entry.is_dir(follow_symlinks=False)):
             sweep = _in_own_sweep(path) if sweep is None else sweep
             if sweep:
                 continue
