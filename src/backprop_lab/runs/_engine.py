@@ -36,9 +36,10 @@ from ..plots._worker import Painter
 from ..trackers._registry import Tracker, make_tracker
 from ..training._early_stopping import EarlyStopping
 from ..training._sharding import agree, process_index
+from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report, restore_best
+from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 

@@ -4,8 +4,7 @@ A lane is one training run inside a (possibly vmapped) program. It appends
 every step's loss and each evaluation record to its files and its tracker,
 checkpoints its state with a header that records its architecture, the
 config that decides its result, the run it belongs to and the length of its
-appended files (and, with ``checkpoint.keep`` holding ``best``, the best state
-so far by the optimized metric in a second file), and at the end writes summary.json (the one
+appended files (and the best state so far, :mod:`._best`), and at the end writes summary.json (the one
 place a training summary is made) and hands its plots to the painter.
 """
 
@@ -20,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ..config._objective import METRICS
-from ..files._checkpoint import read_header, save_checkpoint
-from ..files._rundir import BEST, CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
+from ..files._checkpoint import save_checkpoint
+from ..files._rundir import CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
 from ..trackers._registry import Tracker
 from ..training._early_stopping import EarlyStopping
+from ._best import keep_best
 from ._experiment import Experiment, result_config
 
 if TYPE_CHECKING:
@@ -116,23 +115,6 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     return rec
 
 
-#: The record field each optimized metric (a summary field) is measured by.
-RECORD_FIELDS = {
-    "final_test_loss": "test_loss",
-    "final_train_loss": "train_loss",
-    "test_accuracy": "test_accuracy",
-}
-
-
-def best_metric(config: dict) -> tuple[str, bool] | None:
-    """The record field the best checkpoint is chosen by and whether larger is better, or None
-    when ``checkpoint.keep`` does not hold ``best`` (``optimized_metric: null``: the test loss)."""
-    if "best" not in ((config.get("checkpoint") or {}).get("keep") or ()):
-        return None
-    metric = config.get("optimized_metric") or "final_test_loss"
-    return RECORD_FIELDS[metric], METRICS[metric] == "maximize"
-
-
 def architecture(exp: Experiment) -> dict:
     """The network a run trains, as its checkpoint's header records it."""
     return {
@@ -176,38 +158,7 @@ def save(lane: Lane, rec: dict | None = None) -> None:
         lane.dir / CHECKPOINT, (lane.model, lane.opt_state), step=step, epoch=lane.epoch, meta=meta
     )
     if rec is not None:
-        _keep_best(lane, rec, meta)
-
-
-def _keep_best(lane: Lane, rec: dict, meta: dict) -> None:
-    """The lane's state as its best checkpoint too, when ``rec`` beats the best so far."""
-    chosen = best_metric(lane.exp.config)
-    value = None if chosen is None else rec.get(chosen[0])
-    if chosen is None or value is None:
-        return
-    if lane.best is None or (value > lane.best if chosen[1] else value < lane.best):
-        lane.best = value
-        step = lane.epoch * lane.exp.steps_per_epoch
-        best = {"metric": chosen[0], "value": value, "step": step}
-        tree = (lane.model, lane.opt_state)
-        save_checkpoint(lane.dir / BEST, tree, step=step, epoch=lane.epoch, meta={**meta, "best": best})
-
-
-def restore_best(lane: Lane, header: dict) -> None:
-    """A resumed lane's best value so far, from its best checkpoint; when the run was stopped
-    after the last checkpoint (``header``) but before it wrote the best one, that state's."""
-    if (chosen := best_metric(lane.exp.config)) is None or not lane.writer:
-        return
-    try:
-        best = read_header(lane.dir / BEST)["meta"]
-        if best.get("run") == lane.dir.run_id and (best.get("best") or {}).get("metric") == chosen[0]:
-            value = best["best"].get("value")
-            lane.best = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    except Exception:  # none yet, or not this run's: the evaluations to come write one
-        lane.best = None
-    last = next((r for r in reversed(lane.dir.records()) if r.get("step") == header["step"]), None)
-    if last is not None and header["step"] > 0:
-        _keep_best(lane, last, header["meta"])
+        keep_best(lane, rec, meta)
 
 
 def report(lane: Lane, summary: dict) -> None:
