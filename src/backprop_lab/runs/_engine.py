@@ -240,7 +240,7 @@ def run_experiments(
         failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
         for lane in runnable:
             if id(lane) not in results and lane.writer:
-                record_failure(lane, failed)
+                record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
         if refuse == "raise":
             raise failed from None
     finally:

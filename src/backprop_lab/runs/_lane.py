@@ -213,11 +213,12 @@ class Finishing:
         return dict(self._agreements[key])
 
 
-def record_failure(lane: Lane, err: Exception) -> None:
-    """A lane the filesystem stopped: its error logged, and ``status: "failed"`` in its
-    summary.json when the directory still takes that."""
+def record_failure(lane: Lane, err: Exception, say: bool = True) -> None:
+    """A lane the filesystem stopped: its error logged (unless ``say`` is false: the caller
+    reports it), and ``status: "failed"`` in its summary.json when the directory still takes that."""
     lane.status = "failed"
-    lane.say(logging.ERROR, "%s", err)
+    if say:
+        lane.say(logging.ERROR, "%s", err)
     try:
         write_json(lane.dir / SUMMARY, {"kind": "train", "status": "failed", "error": str(err)})
     except OSError:
