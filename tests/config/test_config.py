@@ -208,8 +208,14 @@ def test_run_and_sweep_dirs() -> None:
 
 
 def test_jax_cache_dir_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache goes under the user's cache directory (the XDG base directory rule), never into
+    the launch directory, unless BACKPROP_LAB_CACHE or the key names another."""
     monkeypatch.delenv("BACKPROP_LAB_CACHE", raising=False)
-    assert compose_train().jax_cache_dir == ".jax_cache"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert compose_train().jax_cache_dir == "~/.cache/backprop-lab/jax"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg/cache")
+    assert compose_train().jax_cache_dir == "/xdg/cache/backprop-lab/jax"
+    assert compose_train(config="compare").jax_cache_dir == "/xdg/cache/backprop-lab/jax"
     monkeypatch.setenv("BACKPROP_LAB_CACHE", "/somewhere/else")
     assert compose_train().jax_cache_dir == "/somewhere/else"
     assert compose_train(["jax_cache_dir=null"]).jax_cache_dir is None

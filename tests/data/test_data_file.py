@@ -160,7 +160,11 @@ BAD_NPZ = [
     ("nan", lambda p: _npz(p, x=np.where(X4 == 5, np.nan, X4), y=Y4), r"'x' holds nan at index \[2, 1\]"),
     ("inf", lambda p: _npz(p, x=X4, y=np.array([[0.0], [np.inf], [1], [2]])), "'y' holds inf at index"),
     ("text_x", lambda p: _npz(p, x=X4.astype(str), y=Y4), "'x' has dtype <U32; expected numbers"),
-    ("objects", lambda p: _npz(p, x=np.array([1, "a"], dtype=object), y=Y4), "holds Python objects .dtype object.. which are never unpickled"),
+    (
+        "objects",
+        lambda p: _npz(p, x=np.array([1, "a"], dtype=object), y=Y4),
+        "holds Python objects .dtype object.. which are never unpickled",
+    ),
     ("half_label", lambda p: _npz(p, x=X4, y=np.array([0, 0.5, 1, 1])), r"y\[1\]=0.5 is not a whole number"),
     (
         "width",

@@ -93,12 +93,21 @@ def plain_config(cfg: Mapping) -> dict:
     if isinstance(cfg, dict):
         return {k: v for k, v in cfg.items() if k != "hydra"}
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    return {
-        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-        for k in cfg.keys()
-        if k != "hydra"
-    }
+    try:
+        return {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg.keys()
+            if k != "hydra"
+        }
+    except OmegaConfBaseException as err:  # ${oc.env:UNSET}, ${no.such.key}, a resolver's error
+        key = str(getattr(err, "full_key", "") or "config")
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.replace("[", ".").replace("]", "").split("."):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        reason = str(err).splitlines()[0].rstrip(".")
+        raise ConfigError(key, raw, f"it cannot be resolved ({reason}); set it or give a value") from None
 
 
 def check_top(cfg: Mapping, schema: Mapping[str, Check], required: Sequence[str] = ()) -> dict:
@@ -246,9 +255,35 @@ def build_model(cfg: Mapping) -> MLP:
 
 
 @functools.lru_cache(maxsize=16)
-def _load(name: str, seed: Any, dtype: str, kwargs: str) -> Dataset:
-    """load_dataset, once per process for the same arguments (a sweep's jobs share data)."""
+def _load(name: str, seed: Any, dtype: str, kwargs: str, stamp: tuple = ()) -> Dataset:
+    """load_dataset, once per process for the same arguments (a sweep's jobs share data) and,
+    for a file, the same ``stamp`` (its :func:`_file_stamp`: a changed file is read again)."""
     return load_dataset(name, seed=seed, dtype=np.dtype(dtype), **json.loads(kwargs))
+
+
+def _file_stamp(path: object) -> tuple:
+    """A file's identity and modification time, or () when it cannot be read."""
+    try:
+        st = os.stat(os.path.expanduser(str(path)))
+    except (OSError, ValueError):
+        return ()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def absolute_path(path: object) -> str | None:
+    """A relative file path made absolute (from the current directory, ``~`` expanded); None
+    for a path that is absolute already, or for no path."""
+    if not isinstance(path, str) or path in ("", "???") or os.path.isabs(os.path.expanduser(path)):
+        return None
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_data_path(cfg: dict) -> dict:
+    """``cfg`` with a relative ``data.path`` made absolute (:func:`absolute_path`), so the run's
+    record names the file from anywhere (``evaluate``, ``load_run``)."""
+    data = cfg.get("data")
+    path = absolute_path(data.get("path")) if isinstance(data, Mapping) else None
+    return cfg if path is None else {**cfg, "data": {**dict(data or {}), "path": path}}
 
 
 def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
@@ -268,6 +303,7 @@ def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
             cfg.get("seed", 0),
             str(cfg.get("dtype", "float32")),
             json.dumps(kwargs, sort_keys=True, default=str),
+            _file_stamp(kwargs["path"]) if "path" in kwargs else (),
         )
     except (ValueError, TypeError) as err:
         raise ConfigError("data", name, str(err)) from None
@@ -330,7 +366,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
     Raises:
         ConfigError: for the first key that cannot work.
     """
-    cfg = plain_config(cfg)
+    cfg = absolute_data_path(plain_config(cfg))
     top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
     for group in GROUPS:  # removed (~group: absent, or empty under its schema) is no group at all
         if not cfg.get(group):

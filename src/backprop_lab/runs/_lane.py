@@ -109,6 +109,12 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     return rec
 
 
+def data_record(exp: Experiment) -> dict:
+    """What the run records of its data beyond the config: the file's SHA-256 (``data=file``),
+    which a resume checks (:func:`._resume.check_data`)."""
+    return {} if exp.data.sha256 is None else {"data_sha256": exp.data.sha256}
+
+
 def save(lane: Lane) -> None:
     """Checkpoint the lane's state at its epoch (process 0 only)."""
     if not lane.writer:
@@ -118,6 +124,7 @@ def save(lane: Lane) -> None:
         "config": result_config(exp.config),
         "epochs": exp.epochs,
         "initial_loss": lane.initial_loss,
+        **data_record(exp),
         "architecture": {
             "sizes": list(exp.model.sizes),
             "activation": exp.model.activation,
@@ -230,6 +237,7 @@ def finish(
             "end": shared.agreement(lane.model, x, y, exp.loss),
         },
         "output_dir": str(lane.dir.path),
+        **data_record(exp),
         "environment": shared.environment,
         **extra,
     }
