@@ -243,18 +243,12 @@ def load_dataset(name: str, *, seed: int = 0, dtype: DTypeLike = np.float64, **o
     def cast(y: np.ndarray) -> np.ndarray:
         return y if data.targets == "labels" else np.ascontiguousarray(y, dtype=dtype)
 
-    x_train, x_test = (np.ascontiguousarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
-    arrays = {
-        "x_train": x_train,
-        "y_train": cast(data.y_train),
-        "x_test": x_test,
-        "y_test": cast(data.y_test),
-    }
-    for what, a in arrays.items():
+    with np.errstate(over="ignore"):  # values beyond dtype's range are refused just below
+        x_train, x_test = (np.ascontiguousarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
+        y_train, y_test = cast(data.y_train), cast(data.y_test)
+    for what, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
         _check_finite(name, what, a, dtype)
-    return dataclasses.replace(
-        data, x_train=x_train, y_train=arrays["y_train"], x_test=x_test, y_test=arrays["y_test"]
-    )
+    return dataclasses.replace(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
 def _check_finite(name: str, what: str, a: np.ndarray, dtype: np.dtype) -> None:
