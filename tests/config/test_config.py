@@ -68,7 +68,7 @@ def test_default_run() -> None:
     assert cfg.grad in ("manual", "autodiff")
     assert isinstance(cfg.epochs, int) and isinstance(cfg.batch_size, int)
     assert cfg.data.name == "digits"
-    assert cfg.model.sizes == [64, 128, 10]
+    assert cfg.model.sizes is None and cfg.model.hidden is None  # digits' widths around 128
     assert (cfg.model.activation, cfg.model.output_activation, cfg.loss) == (
         "tanh",
         "softmax",

@@ -59,9 +59,26 @@ def _matrices(v: Any) -> list:
     return [a.tolist() for a in arrays]
 
 
+def _hidden(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError
+    width = integer(1)
+    return tuple(width.convert(s) for s in v)
+
+
+#: Hidden widths when neither ``model.sizes`` nor ``model.hidden`` is given.
+DEFAULT_HIDDEN = (128,)
+
 #: The model group: key → rule.
 MODEL_KEYS: dict[str, Check] = {
-    "sizes": Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes, list[int]),
+    "sizes": optional(
+        Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes, list[int]),
+        "the data's widths around model.hidden",
+    ),
+    "hidden": optional(
+        Check("a list of hidden widths >= 1, e.g. [16,16] ([] for none)", _hidden, list[int]),
+        f"model.sizes' hidden widths, else {list(DEFAULT_HIDDEN)}",
+    ),
     "activation": choice(_names.ACTIVATIONS),
     "output_activation": choice(_names.ACTIVATIONS + _names.OUTPUT_ONLY_ACTIVATIONS),
     "bias": boolean(),
