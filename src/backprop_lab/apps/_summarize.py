@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -104,9 +106,20 @@ def summarize(
     return Summary("\n\n".join(tables), counts, files, notes)
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written (None when it can): tried by opening it to append, so a
-    file that is there keeps its bytes, and one made for the try is removed."""
+def unwritable(path: Path) -> str | None:
+    """Why the file ``path`` cannot be written (None when it can): tried by opening it to append,
+    so a file that is there keeps its bytes, and one made for the try is removed. A missing
+    directory on the way is tried as its nearest existing ancestor, without making it."""
+    missing = [p for p in path.parents if not p.exists()]
+    if missing:
+        top = missing[-1].parent
+        if not top.is_dir():
+            return f"{top} is not a directory"
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=top))
+        except OSError as err:
+            return f"{top}: {err.strerror or type(err).__name__}"
+        return None
     existed = path.exists()
     try:
         with open(path, "ab"):
@@ -171,7 +184,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         print(f"summarize: --plot {args.plot}: expected a .png file name", file=sys.stderr)
         return 2
     for option, path in (("--csv", args.csv), ("--plot", None if args.no_plot else args.plot)):
-        if path is not None and (why := _unwritable(path)):
+        if path is not None and (why := unwritable(path)):
             print(f"summarize: {option} {path}: cannot be written ({why})", file=sys.stderr)
             return 2
     try:
