@@ -224,7 +224,7 @@ def test_jax_cache_dir_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compare_config() -> None:
     cfg = compose_train(config="compare")
     assert cfg.dtype == "float64" and cfg.batch == 16
-    assert cfg.data.name == "digits" and cfg.model.sizes == [64, 128, 10]
+    assert cfg.data.name == "digits" and cfg.model.sizes is None and cfg.model.hidden is None
     assert compose_train(["experiment=note003"], config="compare").model.bias_column == "first"
     assert compose_train(["hydra/launcher=parallel"], config="compare", hydra=True).hydra.launcher.n_jobs == 2
 
