@@ -226,6 +226,19 @@ def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def _refused(names: list[str], json_path: Path | None) -> str | None:
+    """Why a command line cannot run (one line), before anything runs: a benchmark name that is
+    not one, or a report file that cannot be written."""
+    from backprop_lab.apps._summarize import unwritable
+
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        return f"unknown benchmark {', '.join(map(repr, unknown))}; valid names: {', '.join(BENCHMARKS)}"
+    if json_path is not None and (why := unwritable(json_path)):
+        return f"--json {json_path}: cannot be written ({why})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
@@ -247,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if problem := _refused(args.names, None if args.child or args.list else Path(args.json)):
+        print(f"scripts/bench: {problem}", file=sys.stderr)
+        return 2
     mode = args.mode or ("quick" if args.quick else "full")
     os.environ.setdefault(USER_XLA_FLAGS, os.environ.get("XLA_FLAGS", ""))  # for the commands
     if not args.no_configure:

@@ -252,3 +252,31 @@ def test_setuptools_finds_the_library_and_no_benchmarks():
     }
     assert {"backprop_lab", "backprop_lab.nn", "hydra_plugins.backprop_lab_vmap_launcher"} <= found
     assert not {p for p in found if p.split(".")[0] in BENCH_PACKAGES}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["t2", "t99"], r"^scripts/bench: unknown benchmark 't99'; valid names: t1_small, "),
+        (["t2", "--json", "{tmp}"], r"^scripts/bench: --json {tmp}: cannot be written \(Is a directory\)$"),
+        (
+            ["t2", "--json", "/proc/none/b.json"],
+            r"^scripts/bench: --json /proc/none/b.json: cannot be written",
+        ),
+        (
+            ["t2", "--json", "{tmp}/file/b.json"],
+            r"--json {tmp}/file/b.json: cannot be written \(Not a directory\)$",
+        ),
+    ],
+)
+def test_a_command_line_that_cannot_run_is_one_line_and_status_2(tmp_path, capsys, args, message):
+    """Refused before any benchmark runs, and nothing is left behind."""
+    import re
+
+    (tmp_path / "file").write_text("mine")
+    before = sorted(tmp_path.rglob("*"))
+    assert runner.main([a.format(tmp=tmp_path) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert re.search(message.format(tmp=re.escape(str(tmp_path))), captured.err.strip()), captured.err
+    assert sorted(tmp_path.rglob("*")) == before

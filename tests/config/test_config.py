@@ -76,7 +76,7 @@ def test_default_run() -> None:
     assert cfg.grad in ("manual", "autodiff")
     assert isinstance(cfg.epochs, int) and isinstance(cfg.batch_size, int)
     assert cfg.data.name == "digits"
-    assert cfg.model.sizes == [64, 128, 10]
+    assert cfg.model.sizes is None and cfg.model.hidden is None  # digits' widths around 128
     assert (cfg.model.activation, cfg.model.output_activation, cfg.loss) == (
         "tanh",
         "softmax",
@@ -216,8 +216,14 @@ def test_run_and_sweep_dirs() -> None:
 
 
 def test_jax_cache_dir_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache goes under the user's cache directory (the XDG base directory rule), never into
+    the launch directory, unless BACKPROP_LAB_CACHE or the key names another."""
     monkeypatch.delenv("BACKPROP_LAB_CACHE", raising=False)
-    assert compose_train().jax_cache_dir == ".jax_cache"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert compose_train().jax_cache_dir == "~/.cache/backprop-lab/jax"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg/cache")
+    assert compose_train().jax_cache_dir == "/xdg/cache/backprop-lab/jax"
+    assert compose_train(config="compare").jax_cache_dir == "/xdg/cache/backprop-lab/jax"
     monkeypatch.setenv("BACKPROP_LAB_CACHE", "/somewhere/else")
     assert compose_train().jax_cache_dir == "/somewhere/else"
     assert compose_train(["jax_cache_dir=null"]).jax_cache_dir is None
@@ -226,7 +232,7 @@ def test_jax_cache_dir_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compare_config() -> None:
     cfg = compose_train(config="compare")
     assert cfg.dtype == "float64" and cfg.batch == 16
-    assert cfg.data.name == "digits" and cfg.model.sizes == [64, 128, 10]
+    assert cfg.data.name == "digits" and cfg.model.sizes is None and cfg.model.hidden is None
     assert compose_train(["experiment=note003"], config="compare").model.bias_column == "first"
     assert compose_train(["hydra/launcher=parallel"], config="compare", hydra=True).hydra.launcher.n_jobs == 2
 

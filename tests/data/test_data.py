@@ -117,7 +117,7 @@ def test_digits_split_sizes_and_pixel_range() -> None:
 
 def test_split_is_stratified() -> None:
     """Each digit's held-out rows are its proportional share of the 450, give or take one row."""
-    from backprop_lab.data._files import read_digits
+    from backprop_lab.data._assemble import read_digits
 
     data = load_dataset("digits", one_hot=False)
     per_class = np.bincount(read_digits()[1], minlength=10)
@@ -237,7 +237,7 @@ def test_validate_against_model_reports_both_problems() -> None:
 def test_digits_file_equals_sklearn_load_digits() -> None:
     from sklearn.datasets import load_digits
 
-    from backprop_lab.data._files import read_digits
+    from backprop_lab.data._assemble import read_digits
 
     pixels, labels = read_digits()
     bunch = load_digits()
@@ -298,7 +298,7 @@ def test_moons_and_circles_are_sklearns_arrays(
     """The generators draw scikit-learn's points to the bit (before the split, compared above)."""
     from sklearn import datasets
 
-    import backprop_lab.data._files as data_file
+    import backprop_lab.data._assemble as data_file
     from backprop_lab.data._registry import _circles, _moons
 
     made = []

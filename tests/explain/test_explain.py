@@ -258,7 +258,15 @@ def test_too_large_network_is_refused(app):
         (["decimals=-1"], r"^decimals=-1 is invalid: expected null .*or an integer from 0 to 16$"),
         (["names=greek"], r"^names='greek' is invalid: expected one of: letters, numbers$"),
         (["x=[1,0]"], r"^y=null is invalid: give both x and y, or neither"),
-        (["x=[1,true]", "y=[1,0]"], r"^x=\[1, True\] is invalid: expected null .*or a list of numbers"),
+        (
+            ["x=[1,true]", "y=[1,0]"],
+            r"^x=\[1, True\] is invalid: expected null .*or a list of finite numbers",
+        ),
+        (["x=[nan,0]", "y=[1,0]"], r"^x=\[nan, 0\] is invalid: expected null .*or a list of finite numbers"),
+        (
+            ["x=[1,0]", "y=[1,-inf]"],
+            r"^y=\[1, -inf\] is invalid: expected null .*or a list of finite numbers",
+        ),
         (["x=[1,0,3]", "y=[1,0]"], r"^x=\[1, 0, 3\] is invalid: expected a list of 2 numbers"),
         (["example=1"], r"^example=1 is invalid: expected a row index from 0 to 0 of data set 'note003'$"),
         (["example=-1"], r"^example=-1 is invalid: expected a row index >= 0"),

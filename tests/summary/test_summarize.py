@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from backprop_lab.apps._summarize import main, summarize
 from backprop_lab.apps.callbacks import SummarizeCallback
 from backprop_lab.plots._sweep import default_x, plot_grad_flow, plot_metric
 from backprop_lab.summary._rows import (
+    MAX_PLANNED,
     NOT_STARTED,
     collect_rows,
     find_job_dirs,
@@ -456,9 +458,10 @@ def test_a_plot_worker_draws_the_sweeps_plots_as_this_process_does(seeded: Path,
 
 def test_cli_options_and_notes(seeded: Path) -> None:
     lines: list[str] = []
-    assert main([str(seeded), "--x", "optimizer.momentum"], out=lines.append) == 0
+    assert main([str(seeded), "--x", "model.activation", "--y", "grad_start_passed"], out=lines.append) == 0
     assert any(
-        line.startswith("no summary.png: no finished job has both optimizer.momentum") for line in lines
+        line.startswith("no summary.png: no finished job has both model.activation and grad_start_passed")
+        for line in lines
     )
     lines.clear()
     assert main([str(seeded), "--no-plot"], out=lines.append) == 0
@@ -487,6 +490,58 @@ def test_cli_refuses_output_files_it_cannot_write(
     assert main([str(seeded), *(a.format(tmp=tmp_path) for a in args)], out=lambda line: None) == 2
     assert capsys.readouterr().err == f"summarize: {message.format(tmp=tmp_path)}\n"
     assert sorted(p.name for p in seeded.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--x", "optimizer.momentum"], "--x optimizer.momentum: no job has this key; swept keys: "),
+        (["--y", "test_acuracy"], "--y test_acuracy: no job has this metric; numeric columns: "),
+    ],
+)
+def test_cli_refuses_keys_no_job_has(seeded: Path, capsys, args, message) -> None:
+    before = sorted(p.name for p in seeded.iterdir())
+    assert main([str(seeded), *args], out=lambda line: None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"summarize: {message}") and err.count("\n") == 1, err
+    assert sorted(p.name for p in seeded.iterdir()) == before
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A directory on a read-only file system (a tmpfs mounted read-only where this runs as root;
+    else a directory without write permission)."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    if os.geteuid() == 0 and shutil.which("mount"):
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)]).returncode == 0:
+            yield where
+            subprocess.run(["umount", str(where)], check=True)
+            return
+    where.chmod(0o500)
+    yield where
+    where.chmod(0o700)
+
+
+@pytest.mark.parametrize("option", ["--plot", "--csv"])
+def test_cli_refuses_an_output_on_a_read_only_file_system(seeded: Path, read_only_dir: Path, capsys, option):
+    name = read_only_dir / ("x.png" if option == "--plot" else "x.csv")
+    before = sorted(p.name for p in seeded.iterdir())
+    assert main([str(seeded), option, str(name)], out=lambda line: None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"summarize: {option} {name}: cannot be written (") and err.count("\n") == 1, err
+    assert sorted(p.name for p in seeded.iterdir()) == before
+
+
+def test_a_plan_of_200_million_jobs_is_not_expanded(tmp_path: Path) -> None:
+    root = tmp_path / "huge"
+    write_multirun(root, ["seed=range(0,200000000)", "optimizer.lr=0.1,1"])
+    assert planned_jobs(root) is None
+    write_multirun(root, [f"seed=range(0,{MAX_PLANNED})", "optimizer.lr=0.1,1"])  # the product is over
+    assert planned_jobs(root) is None
+    write_multirun(root, ["seed=range(0,3)", "optimizer.lr=0.1,1"])
+    assert planned_jobs(root) == hydras_plan(["seed=range(0,3)", "optimizer.lr=0.1,1"])
+    assert main([str(root), "--no-plot"], out=lambda line: None) == 0
 
 
 @pytest.mark.parametrize("worker", [False, True])

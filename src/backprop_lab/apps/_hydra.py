@@ -35,7 +35,14 @@ __all__ = [
 
 def setup_jax(cfg) -> None:
     """Float64 when the config asks for it, JAX's persistent compilation cache, and
-    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`)."""
+    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`).
+
+    Raises:
+        ConfigError: a value that cannot be resolved (``${oc.env:UNSET}``).
+    """
+    from ..runs._experiment import plain_config
+
+    cfg = plain_config(cfg)
     setup_distributed(cfg.get("distributed"))
     if cfg.get("dtype", "float32") == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -158,12 +165,30 @@ def hydra_files(cfg) -> dict[str, str]:
     """The .hydra/ files of a job (config, overrides, Hydra's config) as YAML texts."""
     from hydra.core.hydra_config import HydraConfig
 
-    files = {"config.yaml": to_yaml(cfg)}
+    files = {"config.yaml": to_yaml(_absolute_data_path(cfg))}
     if HydraConfig.initialized():
         hc = HydraConfig.get()
         files["overrides.yaml"] = to_yaml(hc.overrides.task)
         files["hydra.yaml"] = to_yaml({"hydra": hc})
     return files
+
+
+def _absolute_data_path(cfg):
+    """A copy of ``cfg`` whose relative ``data.path`` is absolute (see ``absolute_data_path``)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from ..runs._experiment import absolute_path
+
+    path = (
+        absolute_path(OmegaConf.select(cfg, "data.path", default=None))
+        if isinstance(cfg, DictConfig)
+        else None
+    )
+    if path is None:
+        return cfg
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, "data.path", path, force_add=True)
+    return cfg
 
 
 def to_yaml(node) -> str:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..plots._sweep import default_x
 from ..plots._worker import submit, sweep_plots
-from ..summary._rows import collect_rows
-from ..summary._stats import swept_keys
+from ..summary._rows import COMPARE_FIELDS, TRAIN_FIELDS, collect_rows
+from ..summary._stats import number, swept_keys, value_of
 from ..summary._table import format_groups, format_table, markdown, status_counts, write_csv
 
 #: File names written into the sweep directory (never the names a run writes).
@@ -65,9 +67,11 @@ def summarize(
 
     Raises:
         FileNotFoundError: ``sweep_dir`` holds no job and no multirun.yaml.
+        ValueError: ``x`` is a key no job has, or ``y`` neither a metric nor a column of a job.
     """
     root = Path(sweep_dir)
     rows = collect_rows(root)
+    _check_keys(rows, x, y)
     # the plots are drawn by the plot workers of this process when it has them (a sweep's), while
     # the tables are made here; otherwise here, first
     targets = [Path(png or root / METRIC_PLOT), root / GRAD_PLOT]
@@ -102,8 +106,45 @@ def summarize(
     return Summary("\n\n".join(tables), counts, files, notes)
 
 
+def unwritable(path: Path) -> str | None:
+    """Why the file ``path`` cannot be written (None when it can): tried by opening it to append,
+    so a file that is there keeps its bytes, and one made for the try is removed. A missing
+    directory on the way is tried as its nearest existing ancestor, without making it."""
+    missing = [p for p in path.parents if not p.exists()]
+    if missing:
+        top = missing[-1].parent
+        if not top.is_dir():
+            return f"{top} is not a directory"
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=top))
+        except OSError as err:
+            return f"{top}: {err.strerror or type(err).__name__}"
+        return None
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    if not existed:
+        path.unlink()
+    return None
+
+
+def _check_keys(rows: list[dict], x: str | None, y: str) -> None:
+    """Refuse an ``--x`` no job has, or a ``--y`` that is neither a metric nor a column of a job
+    (a ValueError whose message is the line to print)."""
+    keys = swept_keys(rows)
+    if x is not None and x not in keys and all(value_of(row, x) is None for row in rows):
+        raise ValueError(f"--x {x}: no job has this key; swept keys: {', '.join(keys) or 'none'}")
+    if y not in (*TRAIN_FIELDS, *COMPARE_FIELDS) and all(value_of(row, y) is None for row in rows):
+        columns = sorted({k for row in rows for k in row if number(row[k]) is not None})
+        raise ValueError(f"--y {y}: no job has this metric; numeric columns: {', '.join(columns) or 'none'}")
+
+
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
-    """The command line; returns the exit status (2 when the directory holds no sweep)."""
+    """The command line; returns the exit status: 2 when the directory holds no sweep, an
+    ``--x`` or ``--y`` names what no job has, or an output cannot be written."""
     parser = argparse.ArgumentParser(
         prog="summarize",
         description="Summarize a Hydra multirun directory: tables on stdout; "
@@ -142,11 +183,15 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     if args.plot is not None and not args.no_plot and args.plot.suffix.lower() != ".png":
         print(f"summarize: --plot {args.plot}: expected a .png file name", file=sys.stderr)
         return 2
+    for option, path in (("--csv", args.csv), ("--plot", None if args.no_plot else args.plot)):
+        if path is not None and (why := unwritable(path)):
+            print(f"summarize: {option} {path}: cannot be written ({why})", file=sys.stderr)
+            return 2
     try:
         result = summarize(
             args.sweep_dir, x=args.x, y=args.y, plot=not args.no_plot, csv=args.csv, png=args.plot
         )
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"summarize: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a directory that takes no writes: read-only, full

@@ -93,20 +93,13 @@ def time_grads(model, x, y, loss: str, repeats: int) -> dict[str, float]:
 
 
 def _check_config(cfg: dict) -> tuple[int, int, bool | None]:
-    """``batch``, ``repeats`` (each an integer >= 1) and ``numerical`` (null, true or false)."""
-    from backprop_lab.config._checks import Check, integer
+    """The top-level keys checked against ``COMPARE_KEYS`` (unknown or removed keys refused);
+    returns ``batch``, ``repeats`` and ``numerical`` (null, true or false)."""
+    from backprop_lab.config._keys import COMPARE_KEYS
+    from backprop_lab.runs._experiment import check_top
 
-    def flag_or_null(v):
-        if v is not None and not isinstance(v, bool):
-            raise ValueError
-        return v
-
-    numerical = Check("null (automatic), true or false", flag_or_null)
-    return (
-        integer(1)("batch", cfg.get("batch", 16)),
-        integer(1)("repeats", cfg.get("repeats", 20)),
-        numerical("numerical", cfg.get("numerical")),
-    )
+    top = check_top(cfg, COMPARE_KEYS, required=("seed", "loss", "dtype", "batch"))
+    return top["batch"], top.get("repeats", 20), top.get("numerical")
 
 
 def _examples(cfg: dict, sizes, batch: int) -> tuple[jax.Array, jax.Array]:
@@ -192,8 +185,8 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     from backprop_lab.runs._experiment import build_model, plain_config
 
     cfg = plain_config(cfg)
-    apps.setup_jax(cfg)  # float64 switched on before anything is built
     batch, repeats, numerical = _check_config(cfg)
+    apps.setup_jax(cfg)  # float64 switched on before anything is built
     model = build_model(cfg)
     x, y = _examples(cfg, model.sizes, batch)
     report = check_grads(model, x, y, cfg["loss"], numerical=numerical)

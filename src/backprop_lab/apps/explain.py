@@ -78,10 +78,10 @@ def _check_config(cfg: dict) -> tuple[dict, tuple[int, ...]]:
     small enough to write out; returns the checked keys and the sizes."""
     from backprop_lab.config._keys import EXPLAIN_KEYS
     from backprop_lab.explain._explain import TooLargeToExplain, check_explainable
-    from backprop_lab.runs._experiment import ConfigError, check_model_config, check_top
+    from backprop_lab.runs._experiment import ConfigError, check_top, model_sizes
 
     top = check_top(cfg, EXPLAIN_KEYS, required=("seed", "loss", "dtype"))
-    sizes = check_model_config(cfg["model"], top["loss"])
+    sizes = model_sizes(cfg)
     try:
         check_explainable(sizes)
     except TooLargeToExplain as err:

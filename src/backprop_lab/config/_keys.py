@@ -55,20 +55,38 @@ def _matrices(v: Any) -> list:
     if not isinstance(v, (list, tuple)) or not v:
         raise ValueError
     arrays = [np.asarray(w, dtype=np.float64) for w in v]  # ValueError/TypeError if not numeric
-    if any(a.ndim != 2 for a in arrays):
+    if any(a.ndim != 2 or not np.isfinite(a).all() for a in arrays):
         raise ValueError
     return [a.tolist() for a in arrays]
 
 
+def _hidden(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError
+    width = integer(1)
+    return tuple(width.convert(s) for s in v)
+
+
+#: Hidden widths when neither ``model.sizes`` nor ``model.hidden`` is given.
+DEFAULT_HIDDEN = (128,)
+
 #: The model group: key → rule.
 MODEL_KEYS: dict[str, Check] = {
-    "sizes": Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes, list[int]),
+    "sizes": optional(
+        Check("a list of at least two integer widths >= 1, e.g. [64,128,10]", _sizes, list[int]),
+        "the data's widths around model.hidden",
+    ),
+    "hidden": optional(
+        Check("a list of hidden widths >= 1, e.g. [16,16] ([] for none)", _hidden, list[int]),
+        f"model.sizes' hidden widths, else {list(DEFAULT_HIDDEN)}",
+    ),
     "activation": choice(_names.ACTIVATIONS),
     "output_activation": choice(_names.ACTIVATIONS + _names.OUTPUT_ONLY_ACTIVATIONS),
     "bias": boolean(),
     "init": optional(choice(_names.INITS), "each layer's default for its activation"),
     "weights": optional(
-        Check("a list of matrices, one per layer, e.g. [[[0.1,0.2]]]", _matrices), "random initial weights"
+        Check("a list of matrices of finite numbers, one per layer, e.g. [[[0.1,0.2]]]", _matrices),
+        "random initial weights",
     ),
     "bias_column": optional(choice(["first", "last"]), "weights without a bias column"),
 }
@@ -98,7 +116,7 @@ TRAIN_KEYS: dict[str, Check] = {
 
 
 def _numbers(v: Any) -> list:
-    if not isinstance(v, (list, tuple)) or not v or not all(_is_number(t) for t in v):
+    if not isinstance(v, (list, tuple)) or not v or not all(_is_number(t) and math.isfinite(t) for t in v):
         raise ValueError
     return list(v)
 
@@ -110,15 +128,27 @@ EXPLAIN_KEYS: dict[str, Check] = {
     **TRAIN_KEYS,
     "example": Check("a row index >= 0 of the data set's training rows", integer(0).convert, int),
     "x": optional(
-        Check("a list of numbers, one per input (model.sizes[0]), e.g. [1,0]", _numbers, list[float]), _A_ROW
+        Check("a list of finite numbers, one per input (model.sizes[0]), e.g. [1,0]", _numbers, list[float]),
+        _A_ROW,
     ),
     "y": optional(
-        Check("a list of numbers, one per output (model.sizes[-1]), e.g. [0,1]", _numbers, list[float]),
+        Check(
+            "a list of finite numbers, one per output (model.sizes[-1]), e.g. [0,1]", _numbers, list[float]
+        ),
         _A_ROW,
     ),
     "round_each_step": optional(integer(0, 12), "exact arithmetic; note 004 rounds to 4"),
     "decimals": optional(integer(0, 16), "8, or round_each_step when rounding"),
     "names": choice(["numbers", "letters"]),
+}
+
+#: The compare app's top-level keys: its own, and the training keys (an experiment preset sets
+#: some; they are checked, though a comparison uses only seed, loss and dtype of them).
+COMPARE_KEYS: dict[str, Check] = {
+    **TRAIN_KEYS,
+    "batch": integer(1),
+    "repeats": integer(1),
+    "numerical": optional(boolean(), "automatic: on for float64 networks small enough"),
 }
 
 #: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,

@@ -33,6 +33,8 @@ class Dataset:
         n_classes: Number of classes for classification data, ``None`` for
             regression targets.
         targets: What ``y`` holds, see :data:`TargetKind`.
+        sha256: The SHA-256 of the file the rows were read from (``data=file``),
+            ``None`` for the built-in data sets.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int | None
     targets: TargetKind
+    sha256: str | None = None
 
     @property
     def in_width(self) -> int:

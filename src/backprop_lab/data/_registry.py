@@ -13,8 +13,8 @@ stratified by class (:func:`._split.split_rows`; it changed once, in 0.2.0).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -37,7 +37,7 @@ Builder = Callable[..., Dataset]
 float64 arrays, where ``options`` are the entry's checked options."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DataSpec:
     """One data set of the registry.
 
@@ -50,7 +50,7 @@ class DataSpec:
 
     build: Builder
     description: str
-    defaults: Mapping[str, object] = field(default_factory=dict)
+    defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- #
@@ -116,7 +116,7 @@ def _two_rings(
 
 
 def _moons(*, seed: int, n_samples: int, noise: float, **split: object) -> Dataset:
-    from ._files import classification
+    from ._assemble import classification
 
     top, bottom = np.linspace(0, np.pi, n_samples // 2), np.linspace(0, np.pi, n_samples - n_samples // 2)
     x, labels = _two_rings(
@@ -126,7 +126,7 @@ def _moons(*, seed: int, n_samples: int, noise: float, **split: object) -> Datas
 
 
 def _circles(*, seed: int, n_samples: int, noise: float, **split: object) -> Dataset:
-    from ._files import classification
+    from ._assemble import classification
 
     out = np.linspace(0, 2 * np.pi, n_samples // 2, endpoint=False)
     inside = np.linspace(0, 2 * np.pi, n_samples - n_samples // 2, endpoint=False)
@@ -137,7 +137,7 @@ def _circles(*, seed: int, n_samples: int, noise: float, **split: object) -> Dat
 
 
 def _digits(*, seed: int, **split: object) -> Dataset:
-    from ._files import classification, read_digits
+    from ._assemble import classification, read_digits
 
     pixels, labels = read_digits()
     x = pixels / 16.0
@@ -216,8 +216,9 @@ def load_dataset(name: str, *, seed: int = 0, dtype: DTypeLike = np.float64, **o
 
     Raises:
         ValueError: Unknown name, an option the data set does not take (the
-            message lists those it takes), a value out of range, or a file
-            that cannot be read; one line naming the option or file.
+            message lists those it takes), a value out of range, a file
+            that cannot be read, or values beyond ``dtype``'s range; one line
+            naming the option, file or array.
     """
     spec = DATASETS.get(name) if isinstance(name, str) else None
     if spec is None:
@@ -242,9 +243,23 @@ def load_dataset(name: str, *, seed: int = 0, dtype: DTypeLike = np.float64, **o
     def cast(y: np.ndarray) -> np.ndarray:
         return y if data.targets == "labels" else np.ascontiguousarray(y, dtype=dtype)
 
-    x_train, x_test = (np.ascontiguousarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
-    return Dataset(
-        data.name, x_train, cast(data.y_train), x_test, cast(data.y_test), data.n_classes, data.targets
+    with np.errstate(over="ignore"):  # values beyond dtype's range are refused just below
+        x_train, x_test = (np.ascontiguousarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
+        y_train, y_test = cast(data.y_train), cast(data.y_test)
+    for what, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
+        _check_finite(name, what, a, dtype)
+    return dataclasses.replace(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def _check_finite(name: str, what: str, a: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse an array that is not finite in the run's dtype (values beyond its range, or
+    standardized values that overflowed), naming its first such column."""
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return
+    column = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][1])
+    raise ValueError(
+        f"data set {name!r}: {what} column {column} holds values that are not finite in {dtype} "
+        f"(its largest is {np.finfo(dtype).max:.3g}); rescale the data or use dtype=float64"
     )
 
 

@@ -29,6 +29,7 @@ from ..config._checks import Check, ConfigError, check_group, choice
 from ..config._keys import (
     CHECKPOINT_KEYS,
     COMMON_KEYS,
+    DEFAULT_HIDDEN,
     DISTRIBUTED_KEYS,
     GROUPS,
     MODEL_KEYS,
@@ -50,6 +51,7 @@ __all__ = [
     "build_experiment",
     "build_model",
     "check_model_config",
+    "model_sizes",
     "config_learning_rate",
     "plain_config",
     "result_config",
@@ -94,12 +96,21 @@ def plain_config(cfg: Mapping) -> dict:
     if isinstance(cfg, dict):
         return {k: v for k, v in cfg.items() if k != "hydra"}
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    return {
-        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-        for k in cfg.keys()
-        if k != "hydra"
-    }
+    try:
+        return {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg.keys()
+            if k != "hydra"
+        }
+    except OmegaConfBaseException as err:  # ${oc.env:UNSET}, ${no.such.key}, a resolver's error
+        key = str(getattr(err, "full_key", "") or "config")
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.replace("[", ".").replace("]", "").split("."):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        reason = str(err).splitlines()[0].rstrip(".")
+        raise ConfigError(key, raw, f"it cannot be resolved ({reason}); set it or give a value") from None
 
 
 def check_top(cfg: Mapping, schema: Mapping[str, Check], required: Sequence[str] = ()) -> dict:
@@ -132,14 +143,34 @@ def check_distributed(group: Mapping | None) -> dict:
     return values
 
 
-def check_model_config(model_cfg: object, loss: object) -> tuple[int, ...]:
-    """Check the model group (a mapping) and the loss (a name) and their pairing; return the sizes."""
+def _widths(model: Mapping, data: Dataset | None) -> tuple[int, ...] | None:
+    """``model.sizes``; else the data's input width, ``model.hidden`` (or :data:`DEFAULT_HIDDEN`)
+    and the data's output width (None without data). Both keys given must agree."""
+    sizes, hidden = model.get("sizes"), model.get("hidden")
+    if sizes is not None and hidden is not None and tuple(sizes[1:-1]) != tuple(hidden):
+        raise ConfigError(
+            "model.hidden",
+            list(hidden),
+            f"model.sizes={list(sizes)} has the hidden widths {list(sizes[1:-1])}; give model.hidden "
+            "alone (the first and last widths then come from the data), model.sizes alone, or both alike",
+        )
+    if sizes is not None or data is None:
+        return sizes
+    return (data.in_width, *(DEFAULT_HIDDEN if hidden is None else hidden), data.out_width)
+
+
+def check_model_config(
+    model_cfg: object, loss: object, data: Dataset | None = None
+) -> tuple[int, ...] | None:
+    """Check the model group (a mapping) and the loss (a name) and their pairing; return the sizes:
+    ``model.sizes``, or the widths of ``data`` around ``model.hidden`` (None when they come from a
+    data set and ``data`` is not given)."""
     if not isinstance(model_cfg, Mapping):
         raise ConfigError("model", model_cfg, "expected the model group, e.g. model=mlp")
-    model = check_group("model", model_cfg, MODEL_KEYS, required=("sizes", "activation", "output_activation"))
+    model = check_group("model", model_cfg, MODEL_KEYS, required=("activation", "output_activation"))
     loss_name: str = choice(LOSSES)("loss", loss)  # the name, as given
-    sizes, out = model["sizes"], model["output_activation"]
-    if out == "softmax" and sizes[-1] < 2:
+    sizes, out = _widths(model, data), model["output_activation"]
+    if sizes is not None and out == "softmax" and sizes[-1] < 2:
         raise ConfigError(
             "model.output_activation",
             out,
@@ -154,6 +185,22 @@ def check_model_config(model_cfg: object, loss: object) -> tuple[int, ...]:
             f"it needs model.output_activation={required} (got {out}); "
             "use that output or one of half_sse, sse, mse",
         )
+    return sizes
+
+
+def model_sizes(cfg: Mapping, data: Dataset | None = None) -> tuple[int, ...]:
+    """The network's widths of a config (:func:`check_model_config`), from ``data`` when
+    ``model.hidden`` leaves the first and last to it; the data set is loaded when needed."""
+    sizes = check_model_config(cfg.get("model"), cfg.get("loss"), data)
+    if sizes is None:
+        if (cfg.get("data") or {}).get("name") == "random":
+            raise ConfigError(
+                "model.hidden",
+                cfg["model"].get("hidden"),
+                "data.name=random has no widths of its own; give model.sizes=[in,...,out]",
+            )
+        sizes = check_model_config(cfg["model"], cfg.get("loss"), build_data(cfg, None))
+        assert sizes is not None
     return sizes
 
 
@@ -241,19 +288,45 @@ def build_model(cfg: Mapping) -> MLP:
     cfg = plain_config(cfg)
     dtype = choice(DTYPES)("dtype", cfg.get("dtype", "float32"))
     seed = COMMON_KEYS["seed"]("seed", cfg.get("seed", 0))
-    sizes = check_model_config(cfg.get("model"), cfg.get("loss"))
+    sizes = model_sizes(cfg)
     check_memory(cfg, sizes, 1, 0)
     return _build_model(cfg["model"], sizes, seed, DTYPES[dtype])[0]
 
 
 @functools.lru_cache(maxsize=16)
-def _load(name: str, seed: Any, dtype: str, kwargs: str) -> Dataset:
-    """load_dataset, once per process for the same arguments (a sweep's jobs share data)."""
+def _load(name: str, seed: Any, dtype: str, kwargs: str, stamp: tuple = ()) -> Dataset:
+    """load_dataset, once per process for the same arguments (a sweep's jobs share data) and,
+    for a file, the same ``stamp`` (its :func:`_file_stamp`: a changed file is read again)."""
     return load_dataset(name, seed=seed, dtype=np.dtype(dtype), **json.loads(kwargs))
 
 
-def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
-    """The configured data set, checked against the network's widths."""
+def _file_stamp(path: object) -> tuple:
+    """A file's identity and modification time, or () when it cannot be read."""
+    try:
+        st = os.stat(os.path.expanduser(str(path)))
+    except (OSError, ValueError):
+        return ()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def absolute_path(path: object) -> str | None:
+    """A relative file path made absolute (from the current directory, ``~`` expanded); None
+    for a path that is absolute already, or for no path."""
+    if not isinstance(path, str) or path in ("", "???") or os.path.isabs(os.path.expanduser(path)):
+        return None
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_data_path(cfg: dict) -> dict:
+    """``cfg`` with a relative ``data.path`` made absolute (:func:`absolute_path`), so the run's
+    record names the file from anywhere (``evaluate``, ``load_run``)."""
+    data = cfg.get("data")
+    path = absolute_path(data.get("path")) if isinstance(data, Mapping) else None
+    return cfg if path is None else {**cfg, "data": {**dict(data or {}), "path": path}}
+
+
+def build_data(cfg: Mapping, sizes: tuple[int, ...] | None) -> Dataset:
+    """The configured data set, checked against the network's widths (unless None)."""
     data_cfg = cfg.get("data")
     if not isinstance(data_cfg, Mapping) or "name" not in data_cfg:
         raise ConfigError(
@@ -269,12 +342,13 @@ def build_data(cfg: Mapping, sizes: tuple[int, ...]) -> Dataset:
             cfg.get("seed", 0),
             str(cfg.get("dtype", "float32")),
             json.dumps(kwargs, sort_keys=True, default=str),
+            _file_stamp(kwargs["path"]) if "path" in kwargs else (),
         )
     except (ValueError, TypeError) as err:
         raise ConfigError("data", name, str(err)) from None
     if data.n_train < 1:
         raise ConfigError("data", name, "it has no training rows")
-    if data.in_width != sizes[0] or data.out_width != sizes[-1]:
+    if sizes is not None and (data.in_width != sizes[0] or data.out_width != sizes[-1]):
         raise ConfigError(
             "model.sizes",
             list(sizes),
@@ -331,7 +405,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
     Raises:
         ConfigError: for the first key that cannot work.
     """
-    cfg = plain_config(cfg)
+    cfg = absolute_data_path(plain_config(cfg))
     top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
     for group in GROUPS:  # removed (~group: absent, or empty under its schema) is no group at all
         if not cfg.get(group):
@@ -353,6 +427,9 @@ def build_experiment(cfg: Mapping) -> Experiment:
     lr = config_learning_rate(opt_cfg.pop("lr", None))
     settings = check_group("optimizer", opt_cfg, OPTIMIZERS[name].settings)
     data = build_data(cfg, sizes)
+    if sizes is None:  # model.hidden: the first and last widths are the data's, recorded as sizes
+        sizes = model_sizes(cfg, data)
+        cfg = {**cfg, "model": {**cfg["model"], "sizes": list(sizes)}}
     if data.targets == "labels":
         raise ConfigError(
             "data.one_hot",

@@ -115,6 +115,12 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
     return rec
 
 
+def data_record(exp: Experiment) -> dict:
+    """What the run records of its data beyond the config: the file's SHA-256 (``data=file``),
+    which a resume checks (:func:`._resume.check_data`)."""
+    return {} if exp.data.sha256 is None else {"data_sha256": exp.data.sha256}
+
+
 def architecture(exp: Experiment) -> dict:
     """The network a run trains, as its checkpoint's header records it."""
     return {
@@ -149,6 +155,7 @@ def save(lane: Lane, rec: dict | None = None) -> None:
         "config": result_config(exp.config),
         "epochs": exp.epochs,
         "initial_loss": lane.initial_loss,
+        **data_record(exp),
         "architecture": architecture(exp),
         "run": lane.dir.run_id,
         "files": lane.dir.extent(),
@@ -268,6 +275,7 @@ def finish(
             "end": shared.agreement(lane.model, x, y, exp.loss),
         },
         "output_dir": str(lane.dir.path),
+        **data_record(exp),
         "environment": shared.environment,
         **extra,
     }

@@ -85,6 +85,18 @@ def _check_belongs(d: RunDir, exp: Experiment, header: dict) -> None:
         )
 
 
+def check_data(meta: dict, exp: Experiment, d: RunDir) -> None:
+    """Refuse to resume on a data file whose content changed since the run began (the
+    checkpoint records its SHA-256; a checkpoint without one is not checked)."""
+    recorded, now = meta.get("data_sha256"), exp.data.sha256
+    if recorded is not None and recorded != now:
+        raise RunDirError(
+            f"resume=true refused: the data file {exp.config['data'].get('path')!r} changed since "
+            f"the run in {d.path} began (SHA-256 {str(recorded)[:12]}… then, {str(now)[:12]}… now); "
+            "restore it, or start a new run elsewhere"
+        )
+
+
 def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
     """Decide how ``exp`` may use directory ``d`` (already locked by the caller).
 
@@ -116,6 +128,7 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
             f"now {diff[2]!r}; resume with the same config, or start a new run elsewhere"
         )
     _check_belongs(d, exp, header)
+    check_data(meta, exp, d)
     old_epochs = meta.get("epochs", header["epoch"])
     if exp.epochs < old_epochs:
         raise RunDirError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..files._rundir import RunDir
 
 __all__ = [
     "COMPARE_FIELDS",
+    "MAX_PLANNED",
     "NOT_STARTED",
     "TRAIN_FIELDS",
     "collect_rows",
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+
+#: The most jobs of a sweep's plan :func:`planned_jobs` expands.
+MAX_PLANNED = 100_000
 
 NOT_STARTED = "not started"
 """Status of a job the sweep planned (multirun.yaml) that has no directory."""
@@ -239,7 +244,8 @@ def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
     Returns:
         Per planned job, its override strings (as its ``.hydra/overrides.yaml``
         holds them); None without a readable multirun.yaml, with another sweeper,
-        or with a sweep that cannot be expanded without the config (``glob``).
+        with a sweep that cannot be expanded without the config (``glob``), or with
+        a plan of more than :data:`MAX_PLANNED` jobs (not expanded: the work is bounded).
     """
     config = _load_yaml(Path(sweep_dir) / "multirun.yaml")
     sweeper = str(_lookup(config, "hydra.sweeper._target_") or "")
@@ -257,11 +263,14 @@ def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
             if not override.is_sweep_override():
                 choices[key] = [f"{key}={override.get_value_element_as_str()}"]
             elif override.is_discrete_sweep():
-                choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+                values = itertools.islice(override.sweep_string_iterator(), MAX_PLANNED + 1)
+                choices[key] = [f"{key}={value}" for value in values]
             else:
                 return None
     except Exception:  # a parse error, or a glob that needs the config loader
         return None
+    if math.prod(len(c) for c in choices.values()) > MAX_PLANNED:
+        return None  # no sweep of this size ran here: its jobs' directories are what there is
     return [list(combination) for combination in itertools.product(*choices.values())]
 
 

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,12 +148,33 @@ def _overrides_key(overrides: Sequence[str], vmap_keys: Sequence[str]) -> tuple:
     return tuple(sorted(o.input_line for o in parsed if o.key_or_group not in vmap_keys))
 
 
+def _submitted(submit: Callable[[], Any]) -> Any:
+    """``submit()``, a submission SLURM refuses (a partition, account or QOS that does not exist)
+    ending the sweep with sbatch's own line and exit status 2, not submitit's traceback."""
+    import submitit
+
+    try:
+        return submit()
+    except submitit.core.utils.FailedJobError as err:
+        lines = [line.strip() for line in str(err).splitlines() if "error" in line.lower()]
+        reason = lines[-1] if lines else str(err).strip().splitlines()[0]
+        print(
+            f"SLURM refused the sweep's jobs ({reason}); check hydra.launcher.partition, account and "
+            "qos against `sinfo` and `sacctmgr show assoc`",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """hydra-submitit-launcher's SLURM launcher, its jobs run in :func:`_in_job`."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         with _in_job(self):
             return super().__call__(*args, **kwargs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        return _submitted(lambda: super(SlurmLauncher, self).launch(job_overrides, initial_job_idx))
 
 
 class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
@@ -212,7 +233,7 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
             for idx, overrides in group:
                 log.info("\t[%d] #%d : %s", task, idx, " ".join(filter_overrides(overrides)))
         state = Singleton.get_state()
-        jobs = executor.map_array(self, groups, [state] * len(groups))
+        jobs = _submitted(lambda: executor.map_array(self, groups, [state] * len(groups)))
         returns: dict[int, JobReturn] = {}  # each job returns its group's JobReturns in the group's order
         for group, job in zip(groups, jobs):
             returns.update((idx, ret) for (idx, _), ret in zip(group, job.results()[0]))
