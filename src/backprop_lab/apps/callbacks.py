@@ -10,12 +10,17 @@ Registered in conf/train.yaml under ``hydra.callbacks``::
 At the end of a multirun it writes what ``scripts/summarize SWEEP_DIR`` writes
 (summary.csv, summary.md, summary.png, summary_grad_norms.png) and logs one
 line. Nothing it does can fail the sweep: an error is logged as one warning
-line. This module imports neither JAX nor matplotlib at import time.
+line. Jobs refused because another process holds their directory (a run still
+going there) are named in one error line, and the sweep exits with status 2.
+This module imports neither JAX nor matplotlib at import time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +44,21 @@ class SummarizeCallback(Callback):
         self.x, self.y, self.enabled = x, y, enabled
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if self.enabled:
+            self._summarize(sweep_dir)
+        busy = _in_use(sweep_dir)
+        if busy:
+            log.error(
+                "%d job(s) of this sweep were refused: %s in use by another run; "
+                "run the sweep again when that run has ended",
+                len(busy),
+                ", ".join(busy),
+            )
+            sys.exit(2)
+
+    def _summarize(self, sweep_dir: Path) -> None:
         try:
-            sweep_dir = Path(str(config.hydra.sweep.dir))
             from ._summarize import MARKDOWN, summarize
 
             result = summarize(sweep_dir, x=self.x, y=self.y)
@@ -53,3 +69,21 @@ class SummarizeCallback(Callback):
                 type(err).__name__,
                 str(err).splitlines()[0] if str(err) else "",
             )
+
+
+def _in_use(sweep_dir: Path) -> list[str]:
+    """The job directories of ``sweep_dir`` whose lock another process holds now (with its pid)."""
+    busy = []
+    for lock in sorted(sweep_dir.glob("*/.lock")):
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            busy.append(f"{lock.parent.name} (pid {holder})" if holder else lock.parent.name)
+        finally:
+            os.close(fd)
+    return busy

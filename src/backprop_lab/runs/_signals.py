@@ -107,12 +107,14 @@ class Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
+            _idle.clear()
             _end_with_parent()
         return self
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        _idle.set()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
@@ -125,13 +127,17 @@ class Signals:
 
 
 _watching = False
+#: Set while no engine runs in this process's main thread.
+_idle = threading.Event()
+_idle.set()
 
 
 def _end_with_parent() -> None:
-    """In a worker process (its parent a multiprocessing or joblib process): SIGTERM to this
-    process when the parent ends (watched once per process). Its output goes to /dev/null
-    from then on: the run's log file keeps its lines, and the worker's pipes to its parent
-    would only say, with a traceback, that they are broken."""
+    """In a worker process (its parent a multiprocessing or joblib process): when the parent
+    ends (watched once per process), SIGTERM to this process, and once its run has recorded
+    that, the process ends (128 + SIGTERM). Its output goes to /dev/null from then on: the
+    run's log file keeps its lines, and the worker's pipes to its parent would only say, with
+    a traceback, that they are broken."""
     global _watching
     import multiprocessing
 
@@ -155,3 +161,6 @@ def _watch(pid: int) -> None:
     for fd in (1, 2):
         os.dup2(null, fd)
     os.kill(os.getpid(), signal.SIGTERM)
+    _idle.wait()
+    logging.shutdown()
+    os._exit(128 + signal.SIGTERM)
