@@ -9,12 +9,21 @@ files byte for byte), the signal's number, and the summary a stopped run must le
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from backprop_lab.runs._engine import RunSpec, run_experiments
 from backprop_lab.runs._experiment import build_experiment
-from helpers.train_app import cfg_of
+from helpers.train_app import ROOT, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
 RATES = (0.01, 0.3, 0.1)
@@ -58,3 +67,92 @@ def test_a_lane_five_epochs_behind_resumes_to_the_uninterrupted_sweep_bit_for_bi
         assert json.loads((killed / lane / "summary.json").read_text())["status"] == "completed"
         assert _rows(killed / lane / "metrics.jsonl") == _rows(straight / lane / "metrics.jsonl")
         assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
+
+
+# --- real processes, real signals, sent at moments the run's own files mark ----------------
+
+SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _signalled(
+    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path
+) -> subprocess.CompletedProcess:
+    """The app run with ``args``; once ``ready(output so far)`` holds, ``signals`` sent one after
+    the other; its exit status and whole output (when every process writing it has ended)."""
+    log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for sig in signals:
+        proc.send_signal(sig)
+    proc.wait(timeout=300)
+    _ended(log)
+    return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
+
+
+def _ended(log: Path) -> None:
+    """Wait until no process (a plot worker, a joblib worker) holds ``log`` open any more."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        holders = [
+            fd for pid in filter(str.isdigit, os.listdir("/proc")) for fd in _fds(pid) if fd == str(log)
+        ]
+        if not holders:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes still write {log}")
+
+
+def _fds(pid: str) -> list[str]:
+    try:
+        return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return []
+
+
+def _status(run: Path) -> str:
+    return json.loads((run / "summary.json").read_text())["status"]
+
+
+def _clean(result: subprocess.CompletedProcess, code: int) -> None:
+    assert result.returncode == code, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout and "Error" not in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_the_same_run(tmp_path):
+    straight = tmp_path / "straight"
+    app.train(cfg_of(*SLOW), out_dir=straight)
+    moments = [  # start-up (its directory made, JAX starting), compiling its first chunk, training
+        ("startup", lambda out: (tmp_path / "startup" / ".hydra").exists(), (signal.SIGINT,)),
+        ("compile", lambda out: (tmp_path / "compile" / "metrics.jsonl").exists(), (signal.SIGTERM,)),
+        (
+            "twice",
+            lambda out: _lines(tmp_path / "twice" / "metrics.jsonl") >= 3,
+            (signal.SIGHUP, signal.SIGINT),
+        ),
+    ]
+    for name, ready, signals in moments:
+        run = tmp_path / name
+        result = _signalled([f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path)
+        _clean(result, 128 + signals[0])
+        assert _status(run) == "interrupted", name
+        app.train(cfg_of(*SLOW, "resume=true"), out_dir=run)
+        assert _status(run) == "completed", name
+        _same_run(run, straight)
+
+
+def _same_run(run: Path, straight: Path) -> None:
+    """The records of ``run`` are those of ``straight``, step by step, once each. The two ran in
+    processes whose XLA options differ (the app's own and the test's), so the numbers agree to
+    float32 rounding, not bit for bit (tests/runs/test_run_contract.py compares two apps)."""
+    got, want = _rows(run / "metrics.jsonl"), _rows(straight / "metrics.jsonl")
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for key in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose([r[key] for r in got], [r[key] for r in want], rtol=1e-4, err_msg=key)
