@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._engine import RunSpec, run_experiments
 from backprop_lab.runs._experiment import build_experiment
 from helpers.train_app import ROOT, TRAIN, app, cfg_of
@@ -109,6 +110,20 @@ def _ended(log: Path) -> None:
     raise AssertionError(f"processes still write {log}")
 
 
+def _released(run: Path) -> None:
+    """Wait until no process holds ``run`` (a worker that outlives its parent holds it for ever)."""
+    deadline, held = time.monotonic() + 120, RunDir(run)
+    while True:
+        try:
+            held.lock()
+        except RunDirError:
+            assert time.monotonic() < deadline, f"{run} is still held"
+            time.sleep(0.05)
+            continue
+        held.unlock()
+        return
+
+
 def _fds(pid: str) -> list[str]:
     try:
         return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
@@ -156,3 +171,69 @@ def _same_run(run: Path, straight: Path) -> None:
     assert [r["step"] for r in got] == [r["step"] for r in want]
     for key in ("train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose([r[key] for r in got], [r[key] for r in want], rtol=1e-4, err_msg=key)
+
+
+def _cli_sweep(root: Path, launcher: str, *extra: str) -> list[str]:
+    return ["-m", *extra, f"hydra/launcher={launcher}", f"hydra.sweep.dir={root}"]
+
+
+@pytest.mark.slow
+def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(tmp_path):
+    rates = "optimizer.lr=" + ",".join(map(str, RATES))
+    set_up = tmp_path / "set_up"
+    result = _signalled(
+        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates),
+        lambda out: "Launching" in out,
+        (signal.SIGTERM,),
+        tmp_path,
+    )
+    _clean(result, 128 + signal.SIGTERM)
+    assert all(_status(job) == "interrupted" for job in set_up.glob("[0-9]*")), result.stdout[-2000:]
+
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    result = _signalled(
+        _cli_sweep(killed, "vmap", *LANES, "epochs=8", rates),
+        lambda out: any(killed.glob("*/summary.json")),  # the plots being drawn
+        (signal.SIGKILL,),
+        tmp_path,
+    )
+    assert result.returncode == -signal.SIGKILL
+    assert "Traceback" not in result.stdout and "BrokenPipe" not in result.stdout, result.stdout[-3000:]
+    _sweep(killed, epochs=8, resume=True)
+    _sweep(straight, epochs=8)
+    for lane in ("0", "1", "2"):
+        assert _status(killed / lane) == "completed"
+        _same_run(killed / lane, straight / lane)
+
+
+@pytest.mark.slow
+def test_parallel_workers_end_with_their_killed_parent_and_a_job_refused_as_in_use_fails_the_sweep(tmp_path):
+    sweep = tmp_path / "parallel"
+    args = _cli_sweep(sweep, "parallel", *SLOW, "optimizer.lr=0.01,0.1")
+    result = _signalled(
+        args,
+        lambda out: all(_lines(sweep / job / "metrics.jsonl") >= 2 for job in "01"),
+        (signal.SIGKILL,),
+        tmp_path,
+    )
+    assert "Traceback" not in result.stdout, result.stdout[-3000:]
+    for job in "01":
+        _released(sweep / job)  # the worker's run ended and let its directory go
+        assert _status(sweep / job) in ("interrupted", "completed")
+
+    holder = RunDir(sweep / "0")
+    holder.lock()
+    try:
+        again = subprocess.run(
+            [sys.executable, str(TRAIN), *args, "resume=true"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    finally:
+        holder.unlock()
+    output = again.stdout + again.stderr
+    assert again.returncode == 2, output[-3000:]
+    assert "refused: 0 (pid" in output and "Traceback" not in output, output[-3000:]
+    assert _status(sweep / "1") == "completed"
