@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import pytest
 
 from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._engine import RunSpec, run_experiments
-from backprop_lab.runs._experiment import build_experiment
+from backprop_lab.runs._experiment import ConfigError, build_experiment, check_distributed
 from helpers.train_app import ROOT, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
@@ -237,3 +238,56 @@ def test_parallel_workers_end_with_their_killed_parent_and_a_job_refused_as_in_u
     assert again.returncode == 2, output[-3000:]
     assert "refused: 0 (pid" in output and "Traceback" not in output, output[-3000:]
     assert _status(sweep / "1") == "completed"
+
+
+# --- jax.distributed: a bad address or a process that never comes is one line, exit 2 -----
+
+
+@pytest.mark.parametrize(
+    "address", ["nonsense", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "::1:1234", "host:12a", ":1234"]
+)
+def test_a_malformed_coordinator_address_is_one_config_error(address):
+    with pytest.raises(ConfigError, match=r"^distributed.coordinator_address=.*HOST:PORT") as err:
+        check_distributed({"coordinator_address": address, "num_processes": 2, "process_id": 1})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1:1234", "[::1]:1234", "node-7.cluster:65535"])
+def test_well_formed_coordinator_addresses_pass(address):
+    values = check_distributed({"coordinator_address": address, "num_processes": 2, "process_id": 1})
+    assert values["coordinator_address"] == address and values["initialization_timeout"] == 60
+
+
+@pytest.mark.slow
+def test_a_process_whose_peers_never_come_ends_with_one_line_and_exit_2(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = {
+        pid: subprocess.Popen(
+            [
+                sys.executable,
+                str(TRAIN),
+                f"hydra.run.dir={tmp_path / str(pid)}",
+                *LANES,
+                "epochs=1",
+                f"distributed.coordinator_address=127.0.0.1:{port + pid}",  # each alone at its own
+                "distributed.num_processes=2",
+                f"distributed.process_id={pid}",
+                "distributed.initialization_timeout=2",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for pid in (0, 1)  # process 0 waits for process 1; process 1 finds no process 0
+    }
+    for proc in procs.values():
+        out = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 2, out[-3000:]
+        errors = [line for line in out.splitlines() if "ERROR" in line or "jax.distributed:" in line]
+        assert (
+            len(errors) == 1 and "jax.distributed: " in errors[0] and "initialization_timeout" in errors[0]
+        ), out
+        assert "Check failure" not in out and "Traceback" not in out, out
