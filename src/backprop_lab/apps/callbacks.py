@@ -29,6 +29,10 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.summarize")
 
+#: The directory of the sweep this process launches, once it has started (a signal that stops
+#: the launching process marks the jobs it stopped there).
+running: list[Path] = []
+
 
 class SummarizeCallback(Callback):
     """Summarize the sweep directory in ``on_multirun_end``.
@@ -42,6 +46,9 @@ class SummarizeCallback(Callback):
 
     def __init__(self, x: str | None = None, y: str = "final_train_loss", enabled: bool = True) -> None:
         self.x, self.y, self.enabled = x, y, enabled
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        running.append(Path(str(config.hydra.sweep.dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

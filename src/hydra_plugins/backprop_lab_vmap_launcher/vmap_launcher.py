@@ -241,7 +241,7 @@ def _interrupted(outs: Sequence[Path]) -> None:
     from backprop_lab.apps.cli import record_interrupted
 
     for out in outs:
-        record_interrupted(out, "train")
+        record_interrupted(out, "train", runs=True)
 
 
 class _Collect:
