@@ -78,7 +78,9 @@ def setup_distributed(group) -> bool:
 
     values = check_distributed(group)
     keys = {
-        k: values[k] for k in ("coordinator_address", "num_processes", "process_id") if values[k] is not None
+        k: values[k]
+        for k in ("coordinator_address", "num_processes", "process_id")
+        if values.get(k) is not None
     }
     if not keys and _slurm_tasks() < 2:
         return False
