@@ -10,7 +10,12 @@ The app is backprop_lab.apps.train (its ``train``, ``train_lanes``, ``task`` and
 are importable from here too); the configs are conf/.
 """
 
-from backprop_lab.apps.train import log, main, task, train, train_lanes
+if __name__ == "__main__":  # a signal from here on ends the app with 128 + n, no traceback
+    from backprop_lab.runs._signals import stop_on_signals
+
+    stop_on_signals()
+
+from backprop_lab.apps.train import log, main, task, train, train_lanes  # noqa: E402
 
 __all__ = ["log", "main", "task", "train", "train_lanes"]
 

@@ -7,10 +7,12 @@ helpers are the only place that reads Hydra's runtime state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jax
@@ -71,18 +73,72 @@ def setup_distributed(group) -> bool:
     From ``distributed.coordinator_address``, ``num_processes`` and ``process_id``
     when set; else, inside a SLURM job step with several tasks, from SLURM's
     environment as ``jax.distributed.initialize()`` reads it. On CPU the
-    collectives go through gloo. Calling it again is harmless.
+    collectives go through gloo. Calling it again is harmless. A process that cannot
+    join within ``distributed.initialization_timeout`` seconds (the coordinator not
+    reachable, a process that never comes) ends with one line and exit status 2.
+
+    Raises:
+        ConfigError: ``jax.distributed`` refused to start (the message says why).
     """
+    from ..config._checks import ConfigError
     from ..runs._experiment import check_distributed
 
-    keys = {k: v for k, v in check_distributed(group).items() if v is not None}
+    values = check_distributed(group)
+    keys = {
+        k: values[k]
+        for k in ("coordinator_address", "num_processes", "process_id")
+        if values.get(k) is not None
+    }
     if not keys and _slurm_tasks() < 2:
         return False
     if jax.distributed.is_initialized():
         return True
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**keys)
+    wait = values["initialization_timeout"]
+    where = keys.get("coordinator_address", "the address SLURM gives")
+    check = (
+        "that every process was started with the same distributed.coordinator_address and "
+        "num_processes and its own process_id (distributed.initialization_timeout sets the wait)"
+    )
+    waited = (
+        f"not every process joined the run of process 0 at {where} within {wait} s: check {check}"
+        if keys.get("process_id") == 0
+        else f"this process could not join the run at {where} within {wait} s: check that process 0 "
+        f"runs and can be reached there, and {check}"
+    )
+    with _deadline(wait, f"jax.distributed: {waited}"):
+        try:  # JAX's own limit later than ours: when it passes it aborts the process, with a C++ stack
+            jax.distributed.initialize(
+                **keys,
+                initialization_timeout=wait + 60,
+                heartbeat_timeout_seconds=values["heartbeat_timeout"],
+            )
+        except Exception as err:  # noqa: BLE001 - whatever JAX refuses, as one line
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                "distributed", keys or "from SLURM", f"jax.distributed did not start: {first}"
+            ) from None
     return True
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, message: str) -> Iterator[None]:
+    """End the process with ``message`` (one line on stderr) and exit status 2 if the block
+    has not ended within ``seconds``: a call into JAX's C++ that cannot be interrupted."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            logging.getLogger("backprop_lab.run").error("%s", message)  # (no handler: on stderr)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(2)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def requeued() -> bool:

@@ -13,12 +13,16 @@ Registered in the apps' configs under ``hydra.callbacks``::
 At the end of a multirun it writes what ``scripts/summarize SWEEP_DIR`` writes
 (summary.csv, summary.md, summary.png, summary_grad_norms.png) and logs one
 line. Nothing it does can fail the sweep: an error is logged as one warning
-line. This module imports neither JAX nor matplotlib at import time.
+line. Jobs refused because another process holds their directory (a run still
+going there) are named in one error line, and the sweep exits with status 2.
+This module imports neither JAX nor matplotlib at import time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger("backprop_lab.summarize")
+
+#: The directory of the sweep this process launches, once it has started (a signal that stops
+#: the launching process marks the jobs it stopped there).
+running: list[Path] = []
 
 
 class SummarizeCallback(Callback):
@@ -42,11 +50,25 @@ class SummarizeCallback(Callback):
     def __init__(self, x: str | None = None, y: str = "final_train_loss", enabled: bool = True) -> None:
         self.x, self.y, self.enabled = x, y, enabled
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        running.append(Path(str(config.hydra.sweep.dir)))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if self.enabled:
+            self._summarize(sweep_dir)
+        busy = _in_use(sweep_dir)
+        if busy:
+            log.error(
+                "%d job(s) of this sweep were refused: %s in use by another run; "
+                "run the sweep again when that run has ended",
+                len(busy),
+                ", ".join(busy),
+            )
+            sys.exit(2)
+
+    def _summarize(self, sweep_dir: Path) -> None:
         try:
-            sweep_dir = Path(str(config.hydra.sweep.dir))
             from ._summarize import MARKDOWN, summarize
 
             result = summarize(sweep_dir, x=self.x, y=self.y)
@@ -111,3 +133,21 @@ class RunDirCallback(Callback):
         except RunDirError as err:
             print(f"backprop-lab {app}: {err}", file=sys.stderr)
             sys.exit(2)
+
+
+def _in_use(sweep_dir: Path) -> list[str]:
+    """The job directories of ``sweep_dir`` whose lock another process holds now (with its pid)."""
+    busy = []
+    for lock in sorted(sweep_dir.glob("*/.lock")):
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            busy.append(f"{lock.parent.name} (pid {holder})" if holder else lock.parent.name)
+        finally:
+            os.close(fd)
+    return busy

@@ -11,6 +11,10 @@ the config files (:mod:`._cli_help`), and JAX starts only when something runs.
 Before an app runs, its overrides are composed once as Hydra will compose them,
 so a misspelt key or option is one line on stderr and exit status 2 (Hydra's
 own message is several lines and exit status 1).
+
+SIGINT, SIGTERM and SIGHUP end a command at any moment with 128 + the signal
+number and no traceback (:func:`backprop_lab.runs._signals.stop_on_signals`);
+a run's directory, once there, says ``status: "interrupted"``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..runs._signals import Interrupted, stop_on_signals
 from ._help import APPS, app_help
 
 TOOLS = {
@@ -91,6 +96,65 @@ def run_app(name: str, argv: Sequence[str] | None = None, check_overrides: bool 
     ``main`` runs (Hydra exits by itself on errors of its own).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    stop_on_signals()
+    try:
+        return _run_app(name, argv, check_overrides)
+    except Interrupted as stop:
+        for out, runs in _stopped_dirs():
+            record_interrupted(out, name, runs)
+        return int(stop.signum) + 128
+
+
+def _stopped_dirs() -> list[tuple[Path, bool]]:
+    """The directories a signal stopped, each with whether it may hold a run of its own: every
+    job directory of the sweep this process launches (a parallel launcher's workers end with
+    it), else the Hydra job running now; none before Hydra has made one."""
+    callbacks = sys.modules.get("backprop_lab.apps.callbacks")
+    if callbacks is not None and callbacks.running:
+        sweep = callbacks.running[-1]
+        return [(job, True) for job in sorted(sweep.iterdir()) if (job / ".hydra").is_dir()]
+    hydra_config = sys.modules.get("hydra.core.hydra_config")  # (not imported: no directory yet)
+    if hydra_config is None or not hydra_config.HydraConfig.initialized():
+        return []
+    try:
+        return [(Path(hydra_config.HydraConfig.get().runtime.output_dir), False)]
+    except Exception:  # noqa: BLE001 - a job not set up yet has no directory
+        return []
+
+
+def record_interrupted(out: Path, kind: str, runs: bool = False) -> None:
+    """A signal stopped a job outside a run's engine: its directory, when it has no summary
+    yet, gets a summary.json with ``status: "interrupted"`` and how far its records got (so
+    a sweep's summary counts it). A directory that holds a run is left as it is unless
+    ``runs`` (the job's own run, stopped), and one another process holds always is."""
+    from ..files._rundir import SUMMARY, RunDir, RunDirError, write_json
+
+    run_dir = RunDir(out)
+    if not out.is_dir() or (out / SUMMARY).exists() or (run_dir.holds_run() and not runs):
+        return
+    try:
+        run_dir.lock()
+    except (RunDirError, OSError):
+        return
+    try:
+        if not (out / SUMMARY).exists():
+            last = (run_dir.records() or [{}])[-1]
+            write_json(
+                out / SUMMARY,
+                {
+                    "kind": kind,
+                    "status": "interrupted",
+                    "steps": last.get("step", 0),
+                    "epochs": last.get("epoch", 0),
+                },
+            )
+    except OSError:
+        pass
+    finally:
+        run_dir.unlock()
+
+
+def _run_app(name: str, argv: list[str], check_overrides: bool) -> int:
     from ..apps import CONF_DIR
 
     if _wants_help(argv):
@@ -323,7 +387,12 @@ def evaluate(argv: Sequence[str]) -> int:
 
 def console() -> None:
     """The ``backprop-lab`` console script: :func:`main`, its return value the exit status."""
-    sys.exit(main())
+    stop_on_signals()
+    try:
+        status = main()
+    except Interrupted as stop:
+        status = int(stop.code or 1)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
     Raises:
         ConfigError: a config value that cannot work (before any compute).
         RunDirError, CheckpointError: the directory cannot take this run.
-        RunInterrupted: SIGINT/SIGTERM ended the run (its files say so).
+        RunInterrupted: SIGINT, SIGTERM or SIGHUP ended the run (its files say so).
     """
     from backprop_lab.apps import _hydra as apps
     from backprop_lab.runs._engine import RunSpec, run_experiments
@@ -52,9 +52,10 @@ def train_lanes(jobs) -> list[float | None]:
     """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file,
     experiment)`` that differ only in learning rate and seed, run as the lanes of one program;
     each job's objective (as ``task`` returns it). ``experiment`` is the job's checked
-    experiment when the launcher built it already, or None."""
+    experiment when the launcher built it already, or None. A signal ends the sweep as it
+    ends a run: the lanes record ``status: "interrupted"``, the exit status is 128 + n."""
     from backprop_lab.apps import _hydra as apps
-    from backprop_lab.runs._engine import RunSpec, run_experiments
+    from backprop_lab.runs._engine import RunInterrupted, RunSpec, run_experiments
     from backprop_lab.runs._experiment import build_experiment
 
     apps.setup_jax(jobs[0][0])
@@ -63,7 +64,10 @@ def train_lanes(jobs) -> list[float | None]:
         for cfg, out, files, name, log_file, exp in jobs
     ]
     resume = specs[0].exp.config.get("resume", False) or apps.requeued()
-    summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+    try:
+        summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+    except RunInterrupted as err:
+        sys.exit(128 + err.signum)
     return [apps.job_objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 

@@ -151,12 +151,41 @@ COMPARE_KEYS: dict[str, Check] = {
     "numerical": optional(boolean(), "automatic: on for float64 networks small enough"),
 }
 
-#: The ``distributed`` group: how this process joins a multi-process run (all null: it doesn't,
-#: unless it is one task of a SLURM job step with several tasks).
-DISTRIBUTED_KEYS: dict[str, Check] = {
-    "coordinator_address": optional(text(), "not set"),
+
+def _host_port(v: Any) -> str:
+    """``HOST:PORT`` (an IPv6 host in brackets), the port from 1 to 65535."""
+    if not isinstance(v, str):
+        raise TypeError
+    host, sep, port = v.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if (
+        not sep
+        or not host.strip("[]")
+        or any(c.isspace() or c in "/@" for c in v)
+        or (":" in host and not bracketed)
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+    ):
+        raise ValueError
+    return v
+
+
+#: The ``distributed`` group's keys that say how this process joins a multi-process run (all
+#: null: it doesn't, unless it is one task of a SLURM job step with several tasks).
+PROCESS_KEYS: dict[str, Check] = {
+    "coordinator_address": optional(
+        Check("HOST:PORT of process 0, e.g. 10.0.0.1:1234", _host_port, str), "not set"
+    ),
     "num_processes": optional(integer(1), "not set"),
     "process_id": optional(integer(0), "not set"),
+}
+#: The ``distributed`` group: :data:`PROCESS_KEYS` and its time limits, in seconds: for every
+#: process to join (``initialization_timeout``), and for a process to go silent before the
+#: others give up on it (``heartbeat_timeout``).
+DISTRIBUTED_KEYS: dict[str, Check] = {
+    **PROCESS_KEYS,
+    "initialization_timeout": integer(1, 86400),
+    "heartbeat_timeout": integer(1, 86400),
 }
 GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping", "checkpoint")
 

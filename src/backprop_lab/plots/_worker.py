@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -67,12 +68,30 @@ def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) 
         ]
 
 
+class _WhileParentLives:
+    """A worker's ``sys.stderr``: silent once the run's process is gone (``kill -9``), when all
+    the worker could say is that its pipes to that process are broken."""
+
+    def __init__(self, stream: Any, parent: multiprocessing.process.BaseProcess):
+        self._stream, self._parent = stream, parent
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text) if self._parent.is_alive() else len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _start_worker() -> None:
-    """A worker's start: interrupts are the run's to handle, the worker ends with the run's
-    process, and matplotlib is imported before the first job comes."""
+    """A worker's start: interrupts and a closed terminal are the run's to handle, the worker
+    ends with the run's process (quietly), and matplotlib is imported before the first job."""
     from . import _run
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        sys.stderr = _WhileParentLives(sys.stderr, parent)
     threading.Thread(target=_end_with_parent, daemon=True).start()
     _run._pyplot()
     _run.keep_figures()  # a worker draws many runs alike: their figures are built once

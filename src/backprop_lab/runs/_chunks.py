@@ -59,10 +59,12 @@ class _Program:
     measure: dict
 
 
-def _program(lanes: list[Lane]) -> _Program:
-    """Place the lanes' data, keys and states on the devices the plan gives them."""
+def _program(lanes: list[Lane], width: int) -> _Program:
+    """Place the lanes' data, keys and states on the devices the plan gives them, in a program
+    at least ``width`` lanes wide (lane 0 repeated)."""
     base = lanes[0].exp
-    place, note = plan(len(lanes), base.batch_size, base.config.get("devices"))
+    place, note = plan(max(len(lanes), width), base.batch_size, base.config.get("devices"))
+    place = dataclasses.replace(place, lanes=len(lanes), pad=place.lanes + place.pad - len(lanes))
     if note:
         lanes[0].say(logging.INFO, "%s", note)
     for lane in lanes:
@@ -90,11 +92,14 @@ def _measure(prog: _Program, models) -> dict:
 
 
 def _record_start(lanes: list[Lane], prog: _Program, t_run: float) -> None:
-    """The step-0 record of fresh lanes: the untrained network, the first value to beat."""
+    """The step-0 record of lanes at epoch 0: the untrained network, the first value to beat.
+    Its checkpoint comes first, so a run stopped at any moment from here on has one to resume
+    from; a run resumed at step 0 (stopped before its first chunk ended) starts over."""
     m = _measure(prog, prog.models)
     for i, lane in enumerate(lanes):
         lane.initial_loss = finite_or_none(m["train_loss"][i])
         rec = record(lane, m, i, None, time.perf_counter() - t_run)
+        save(lane)
         lane.append(0, [], [rec])
         lane.stopper.update(rec)
 
@@ -174,12 +179,15 @@ def _record_chunk(lanes: list[Lane], prog: _Program, ok: np.ndarray, chunk: _Chu
             )
 
 
-def train_group(lanes: list[Lane], signals: Signals, t_run: float) -> list[float]:
-    """Train lanes that start at the same epoch together, chunk by chunk until the last epoch,
-    the last lane stops or a signal comes; return the seconds of each chunk."""
+def train_group(lanes: list[Lane], signals: Signals, t_run: float, width: int = 1) -> list[float]:
+    """Train lanes that start at the same epoch together, in a program at least ``width`` lanes
+    wide, chunk by chunk until the last epoch, the last lane stops or a signal comes; return
+    the seconds of each chunk."""
     exp = lanes[0].exp
     log_every = exp.config.get("log_every", 1)
-    prog = _program(lanes)
+    if signals.received is not None:
+        return []
+    prog = _program(lanes, width)
     if lanes[0].epoch == 0:
         _record_start(lanes, prog, t_run)
     alive = np.array([l.status == "running" for l in lanes])

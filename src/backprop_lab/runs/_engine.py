@@ -39,7 +39,7 @@ from ..training._sharding import agree, process_index
 from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report
+from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report, stopped
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
@@ -165,19 +165,45 @@ def _start_lanes(lanes: list[Lane]) -> None:
         lane.tracker.start(result_config(lane.exp.config))
 
 
-def _train_all(lanes: list[Lane]) -> tuple[list[float], float, int | None]:
+def _train_all(lanes: list[Lane], signals: Signals, width: int) -> tuple[list[float], float]:
     """Train the lanes, in groups by the epoch they start from, until they end or a signal
-    comes: the seconds of each chunk, the wall time, and the signal received (or None)."""
+    comes: the seconds of each chunk and the wall time. Each group's program is ``width``
+    lanes wide, as wide as the program all of them started in: a lane's numbers depend on
+    the width of its program (XLA lays a one-lane program out differently), so a resumed
+    lane computes what it would have computed without the stop, bit for bit."""
     _start([l for l in lanes if l.epoch == 0])
     t_run = time.perf_counter()
     seconds: list[float] = []
-    with Signals() as signals:
-        try:
-            for epoch in sorted({l.epoch for l in lanes}):
-                seconds += train_group([l for l in lanes if l.epoch == epoch], signals, t_run)
-        except Interrupted:
-            pass
-    return seconds, time.perf_counter() - t_run, signals.received
+    for epoch in sorted({l.epoch for l in lanes}):
+        seconds += train_group([l for l in lanes if l.epoch == epoch], signals, t_run, width)
+    return seconds, time.perf_counter() - t_run
+
+
+def _finish_all(
+    lanes: list[Lane], seconds: list[float], wall: float, extra: dict, painter: Painter, results: dict
+) -> None:
+    """Each lane's summary, plots and report; a lane that did not train (a signal came first)
+    gets its short summary."""
+    shared = None
+    for lane in lanes:
+        if lane.status == "running":
+            lane.status = "interrupted"
+        if not lane.dir.records():
+            results[id(lane)] = stopped(lane) if lane.writer else None
+            continue
+        shared = shared or Finishing()
+        results[id(lane)] = summary = finish(lane, seconds, wall, extra, painter, shared)
+        report(lane, summary)
+
+
+def _close_trackers(lanes: list[Lane], results: dict, status: str, error: str) -> None:
+    """A tracker run is closed, whatever ended the run."""
+    for lane in lanes:
+        if lane.tracker is not None and id(lane) not in results and lane.writer:
+            try:
+                lane.tracker.finish({"status": status, "error": error})
+            except Exception:
+                pass
 
 
 def run_experiments(
@@ -200,6 +226,8 @@ def run_experiments(
 
     Raises:
         RunDirError, CheckpointError: with ``refuse="raise"``.
+        RunInterrupted: SIGINT, SIGTERM or SIGHUP came; the runs' files say
+            ``status: "interrupted"`` and ``resume=true`` continues them.
     """
     if not specs:
         return []
@@ -208,44 +236,41 @@ def run_experiments(
     lanes = [Lane(s, RunDir(s.out, dir_key)) for s in specs]
     results: dict[int, dict | None] = {}
     painter = None
+    actions: list[int] = []
     runnable: list[Lane] = []
-    try:
-        actions = _open_all(lanes, resume, refuse)
-        runnable = [l for l, a in zip(lanes, actions) if a in (_START, _RESUME)]
-        painter = Painter(len(runnable) if process_index() == 0 else 0)  # its workers start now
-        _keep_finished([l for l, a in zip(lanes, actions) if a == _KEEP], results, painter)
-        _start_lanes(runnable)
-        seconds, wall, received = _train_all(runnable)
-        shared = Finishing()
-        for lane in runnable:
-            if lane.status == "running":
-                lane.status = "interrupted"
-            summary = finish(lane, seconds, wall, {"lanes": len(specs), **extra}, painter, shared)
-            results[id(lane)] = summary
-            report(lane, summary)
-        painter.close()  # every plot drawn before the run returns
-        if received is not None:
-            raise RunInterrupted(received)
-    except Exception as err:
-        for lane in lanes:  # a tracker run is closed, whatever ended the run
-            if lane.tracker is not None and id(lane) not in results and lane.writer:
-                try:
-                    lane.tracker.finish({"status": "failed", "error": str(err)})
-                except Exception:
-                    pass
-        if not isinstance(err, OSError):
-            raise
-        # a filesystem that refuses a write (read-only, full): one line; the files written before
-        # stay as they were, the checkpoint the last one written whole
-        failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
-        for lane in runnable:
-            if id(lane) not in results and lane.writer:
-                record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
-        if refuse == "raise":
-            raise failed from None
-    finally:
-        if painter is not None:
-            painter.close()
-        for lane in lanes:
-            lane.dir.unlock()
+    with Signals() as signals:
+        try:
+            actions = _open_all(lanes, resume, refuse)
+            runnable = [l for l, a in zip(lanes, actions) if a in (_START, _RESUME)]
+            painter = Painter(len(runnable) if process_index() == 0 else 0)  # its workers start now
+            _keep_finished([l for l, a in zip(lanes, actions) if a == _KEEP], results, painter)
+            _start_lanes(runnable)
+            seconds, wall = _train_all(runnable, signals, len(specs))
+            _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
+            painter.close()  # every plot drawn before the run returns
+        except Interrupted as stop:  # a second signal: the runs' short summaries, then out
+            _close_trackers(lanes, results, "interrupted", str(RunInterrupted(stop.signum)))
+            for lane, action in zip(lanes, actions):
+                if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
+                    stopped(lane)
+            raise RunInterrupted(stop.signum) from None
+        except Exception as err:
+            _close_trackers(lanes, results, "failed", str(err))
+            if not isinstance(err, OSError):
+                raise
+            # a filesystem that refuses a write (read-only, full): one line; the files written
+            # before stay as they were, the checkpoint the last one written whole
+            failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
+            for lane in runnable:
+                if id(lane) not in results and lane.writer:
+                    record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
+            if refuse == "raise":
+                raise failed from None
+        finally:
+            if painter is not None:
+                painter.close()
+            for lane in lanes:
+                lane.dir.unlock()
+    if signals.received is not None:
+        raise RunInterrupted(signals.received)
     return [results.get(id(l)) for l in lanes]

@@ -35,6 +35,7 @@ from ..config._keys import (
     MODEL_KEYS,
     NOT_RESULT_KEYS,
     OPTIMIZER_KEYS,
+    PROCESS_KEYS,
     TRAIN_KEYS,
 )
 from ..data._registry import DATASETS, Dataset, load_dataset
@@ -123,11 +124,13 @@ def check_top(cfg: Mapping, schema: Mapping[str, Check], required: Sequence[str]
 
 
 def check_distributed(group: Mapping | None) -> dict:
-    """Check the ``distributed`` group: all three keys set, or none."""
-    values = check_group("distributed", group or {}, DISTRIBUTED_KEYS)
-    given = [k for k, v in values.items() if v is not None]
-    if given and len(given) < len(DISTRIBUTED_KEYS):
-        missing = [k for k in DISTRIBUTED_KEYS if values.get(k) is None]
+    """Check the ``distributed`` group: its three process keys set, or none; the time limits
+    (``initialization_timeout``, ``heartbeat_timeout``: 60 s when not given)."""
+    values = {"initialization_timeout": 60, "heartbeat_timeout": 60, **(group or {})}
+    values = check_group("distributed", values, DISTRIBUTED_KEYS)
+    given = [k for k in PROCESS_KEYS if values.get(k) is not None]
+    if given and len(given) < len(PROCESS_KEYS):
+        missing = [k for k in PROCESS_KEYS if values.get(k) is None]
         raise ConfigError(
             f"distributed.{missing[0]}",
             None,

@@ -285,3 +285,18 @@ def finish(
     assert lane.tracker is not None, "a lane's tracker starts before it trains"
     lane.tracker.finish(summary)
     return summary
+
+
+def stopped(lane: Lane) -> dict:
+    """The short summary.json of a lane a signal stopped before it was finished (process 0
+    writes it): its status and how far it got; ``resume=true`` continues it."""
+    summary = {
+        "kind": "train",
+        "status": "interrupted",
+        "steps": lane.epoch * lane.exp.steps_per_epoch,
+        "epochs": lane.epoch,
+        "output_dir": str(lane.dir.path),
+    }
+    if lane.writer:
+        write_json(lane.dir / SUMMARY, summary)
+    return summary

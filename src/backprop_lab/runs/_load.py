@@ -98,6 +98,8 @@ def _structure(header: Mapping, path: Path) -> tuple[MLP, Any]:
     try:
         model_cfg = {k: arch.get(k) for k in ("sizes", "activation", "output_activation", "bias")}
         sizes = check_model_config(model_cfg, "half_sse")
+        if sizes is None:
+            raise ValueError("the header records no widths (sizes)")
         model = MLP(
             sizes,
             arch["activation"],

@@ -209,10 +209,14 @@ class VmapLauncher(Launcher):
             rets: list[JobReturn] = []
             for idx, overrides, _ in group:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            for idx, _overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes back after
-                rets.append(self._run(_Collect(lanes, f"#{idx}", built.pop(idx)), cfg, restore_log=False))
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
+            try:
+                for idx, _overrides, cfg in group:  # the jobs' set-up only: the launcher's log comes after
+                    rets.append(self._run(_Collect(lanes, f"#{idx}", built.pop(idx)), cfg, restore_log=False))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+                values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
+            except SystemExit:  # a signal: every job directory made says so
+                _interrupted([lane[1] for lane in lanes])
+                raise
             for (idx, _, _), ret, value in zip(group, rets, values):
                 ret.return_value = value
                 returns[idx] = ret
@@ -231,6 +235,13 @@ def _checked(cfg: DictConfig):
         return build_experiment(cfg)
     except ConfigError:
         return None
+
+
+def _interrupted(outs: Sequence[Path]) -> None:
+    from backprop_lab.apps.cli import record_interrupted
+
+    for out in outs:
+        record_interrupted(out, "train", runs=True)
 
 
 class _Collect:

@@ -1,0 +1,293 @@
+"""Signals at any moment, kills, and resuming after them: the run contract's promise that an
+interrupted run says so, exits 128 + n without a traceback, and resumes to the result of a
+run that was never stopped.
+
+The expectations are independent of the code under test: an uninterrupted run or sweep (its
+files byte for byte), the signal's number, and the summary a stopped run must leave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backprop_lab.files._rundir import RunDir, RunDirError
+from backprop_lab.runs._engine import RunSpec, run_experiments
+from backprop_lab.runs._experiment import ConfigError, build_experiment, check_distributed
+from helpers.train_app import ROOT, TRAIN, app, cfg_of
+
+LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
+RATES = (0.01, 0.3, 0.1)
+
+
+def _sweep(root: Path, epochs: int, resume: bool = False) -> None:
+    """Three lanes (learning rates) of one vmapped program, as hydra/launcher=vmap runs them."""
+    specs = [
+        RunSpec(build_experiment(cfg_of(*LANES, f"epochs={epochs}", f"optimizer.lr={lr}")), root / str(i))
+        for i, lr in enumerate(RATES)
+    ]
+    run_experiments(specs, resume=resume, refuse="skip")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "wall_time"}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _state(run: Path) -> bytes:
+    """The checkpoint's arrays and optimizer state (the header line apart: it holds paths)."""
+    return (run / "checkpoint.eqx").read_bytes().partition(b"\n")[2]
+
+
+def test_a_lane_five_epochs_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    _sweep(straight, epochs=8)
+    # a sweep killed (kill -9: no summaries) with lane 1 five epochs behind the others, which
+    # had checkpointed their last epoch: lane 1 as the sweep leaves it at epoch 3 ...
+    _sweep(killed, epochs=3)
+    for lane in ("0", "2"):  # ... the others as they were at epoch 8
+        shutil.rmtree(killed / lane)
+        shutil.copytree(straight / lane, killed / lane)
+    for summary in killed.glob("*/summary.json"):
+        summary.unlink()
+
+    _sweep(killed, epochs=8, resume=True)
+    for lane in ("0", "1", "2"):
+        assert json.loads((killed / lane / "summary.json").read_text())["status"] == "completed"
+        assert _rows(killed / lane / "metrics.jsonl") == _rows(straight / lane / "metrics.jsonl")
+        assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
+
+
+# --- real processes, real signals, sent at moments the run's own files mark ----------------
+
+SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _signalled(
+    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path
+) -> subprocess.CompletedProcess:
+    """The app run with ``args``; once ``ready(output so far)`` holds, ``signals`` sent one after
+    the other; its exit status and whole output (when every process writing it has ended)."""
+    log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for sig in signals:
+        proc.send_signal(sig)
+    proc.wait(timeout=300)
+    _ended(log)
+    return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
+
+
+def _ended(log: Path) -> None:
+    """Wait until no process (a plot worker, a joblib worker) holds ``log`` open any more."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        holders = [
+            fd for pid in filter(str.isdigit, os.listdir("/proc")) for fd in _fds(pid) if fd == str(log)
+        ]
+        if not holders:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes still write {log}")
+
+
+def _released(run: Path) -> None:
+    """Wait until no process holds ``run`` (a worker that outlives its parent holds it for ever)."""
+    deadline, held = time.monotonic() + 120, RunDir(run)
+    while True:
+        try:
+            held.lock()
+        except RunDirError:
+            assert time.monotonic() < deadline, f"{run} is still held"
+            time.sleep(0.05)
+            continue
+        held.unlock()
+        return
+
+
+def _fds(pid: str) -> list[str]:
+    try:
+        return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return []
+
+
+def _status(run: Path) -> str:
+    return json.loads((run / "summary.json").read_text())["status"]
+
+
+def _clean(result: subprocess.CompletedProcess, code: int) -> None:
+    assert result.returncode == code, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout and "Error" not in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_the_same_run(tmp_path):
+    straight = tmp_path / "straight"
+    app.train(cfg_of(*SLOW), out_dir=straight)
+    moments = [  # start-up (its directory made, JAX starting), compiling its first chunk, training
+        ("startup", lambda out: (tmp_path / "startup" / ".hydra").exists(), (signal.SIGINT,)),
+        ("compile", lambda out: (tmp_path / "compile" / "metrics.jsonl").exists(), (signal.SIGTERM,)),
+        (
+            "twice",
+            lambda out: _lines(tmp_path / "twice" / "metrics.jsonl") >= 3,
+            (signal.SIGHUP, signal.SIGINT),
+        ),
+    ]
+    for name, ready, signals in moments:
+        run = tmp_path / name
+        result = _signalled([f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path)
+        _clean(result, 128 + signals[0])
+        assert _status(run) == "interrupted", name
+        app.train(cfg_of(*SLOW, "resume=true"), out_dir=run)
+        assert _status(run) == "completed", name
+        _same_run(run, straight)
+
+
+def _same_run(run: Path, straight: Path) -> None:
+    """The records of ``run`` are those of ``straight``, step by step, once each. The two ran in
+    processes whose XLA options differ (the app's own and the test's), so the numbers agree to
+    float32 rounding, not bit for bit (tests/runs/test_run_contract.py compares two apps)."""
+    got, want = _rows(run / "metrics.jsonl"), _rows(straight / "metrics.jsonl")
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for key in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose([r[key] for r in got], [r[key] for r in want], rtol=1e-4, err_msg=key)
+
+
+def _cli_sweep(root: Path, launcher: str, *extra: str) -> list[str]:
+    return ["-m", *extra, f"hydra/launcher={launcher}", f"hydra.sweep.dir={root}"]
+
+
+@pytest.mark.slow
+def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(tmp_path):
+    rates = "optimizer.lr=" + ",".join(map(str, RATES))
+    set_up = tmp_path / "set_up"
+    result = _signalled(
+        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates),
+        lambda out: "Launching" in out,
+        (signal.SIGTERM,),
+        tmp_path,
+    )
+    _clean(result, 128 + signal.SIGTERM)
+    assert all(_status(job) == "interrupted" for job in set_up.glob("[0-9]*")), result.stdout[-2000:]
+
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    result = _signalled(
+        _cli_sweep(killed, "vmap", *LANES, "epochs=8", rates),
+        lambda out: any(killed.glob("*/summary.json")),  # the plots being drawn
+        (signal.SIGKILL,),
+        tmp_path,
+    )
+    assert result.returncode == -signal.SIGKILL
+    assert "Traceback" not in result.stdout and "BrokenPipe" not in result.stdout, result.stdout[-3000:]
+    _sweep(killed, epochs=8, resume=True)
+    _sweep(straight, epochs=8)
+    for lane in ("0", "1", "2"):
+        assert _status(killed / lane) == "completed"
+        _same_run(killed / lane, straight / lane)
+
+
+@pytest.mark.slow
+def test_parallel_workers_end_with_their_killed_parent_and_a_job_refused_as_in_use_fails_the_sweep(tmp_path):
+    sweep = tmp_path / "parallel"
+    args = _cli_sweep(sweep, "parallel", *SLOW, "optimizer.lr=0.01,0.1")
+    result = _signalled(
+        args,
+        lambda out: all(_lines(sweep / job / "metrics.jsonl") >= 2 for job in "01"),
+        (signal.SIGKILL,),
+        tmp_path,
+    )
+    assert "Traceback" not in result.stdout, result.stdout[-3000:]
+    for job in "01":
+        _released(sweep / job)  # the worker's run ended and let its directory go
+        assert _status(sweep / job) in ("interrupted", "completed")
+
+    holder = RunDir(sweep / "0")
+    holder.lock()
+    try:
+        again = subprocess.run(
+            [sys.executable, str(TRAIN), *args, "resume=true"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    finally:
+        holder.unlock()
+    output = again.stdout + again.stderr
+    assert again.returncode == 2, output[-3000:]
+    assert "refused: 0 (pid" in output and "Traceback" not in output, output[-3000:]
+    assert _status(sweep / "1") == "completed"
+
+
+# --- jax.distributed: a bad address or a process that never comes is one line, exit 2 -----
+
+
+@pytest.mark.parametrize(
+    "address", ["nonsense", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "::1:1234", "host:12a", ":1234"]
+)
+def test_a_malformed_coordinator_address_is_one_config_error(address):
+    with pytest.raises(ConfigError, match=r"^distributed.coordinator_address=.*HOST:PORT") as err:
+        check_distributed({"coordinator_address": address, "num_processes": 2, "process_id": 1})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1:1234", "[::1]:1234", "node-7.cluster:65535"])
+def test_well_formed_coordinator_addresses_pass(address):
+    values = check_distributed({"coordinator_address": address, "num_processes": 2, "process_id": 1})
+    assert values["coordinator_address"] == address and values["initialization_timeout"] == 60
+
+
+@pytest.mark.slow
+def test_a_process_whose_peers_never_come_ends_with_one_line_and_exit_2(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = {
+        pid: subprocess.Popen(
+            [
+                sys.executable,
+                str(TRAIN),
+                f"hydra.run.dir={tmp_path / str(pid)}",
+                *LANES,
+                "epochs=1",
+                f"distributed.coordinator_address=127.0.0.1:{port + pid}",  # each alone at its own
+                "distributed.num_processes=2",
+                f"distributed.process_id={pid}",
+                "distributed.initialization_timeout=2",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for pid in (0, 1)  # process 0 waits for process 1; process 1 finds no process 0
+    }
+    for proc in procs.values():
+        out = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 2, out[-3000:]
+        errors = [line for line in out.splitlines() if "ERROR" in line or "jax.distributed:" in line]
+        assert (
+            len(errors) == 1 and "jax.distributed: " in errors[0] and "initialization_timeout" in errors[0]
+        ), out
+        assert "Check failure" not in out and "Traceback" not in out, out
