@@ -7,7 +7,10 @@ Registered in conf/train.yaml under ``hydra.callbacks``::
         summarize:
           _target_: backprop_lab.apps.callbacks.SummarizeCallback
 
-At the end of a multirun it writes what ``scripts/summarize SWEEP_DIR`` writes
+:class:`PlainLogs` (``hydra.callbacks.plain_logs``) keeps a sweep's log to the
+project's lines: no database set-up chatter, no colour codes.
+
+At the end of a multirun, :class:`SummarizeCallback` writes what ``scripts/summarize SWEEP_DIR`` writes
 (summary.csv, summary.md, summary.png, summary_grad_norms.png) and logs one
 line. Nothing it does can fail the sweep: an error is logged as one warning
 line. This module imports neither JAX nor matplotlib at import time.
@@ -53,3 +56,29 @@ class SummarizeCallback(Callback):
                 type(err).__name__,
                 str(err).splitlines()[0] if str(err) else "",
             )
+
+
+class PlainLogs(Callback):
+    """A sweep's log in Hydra's plain format, from ``on_multirun_start``, before the sweeper
+    starts: the INFO lines of alembic (an Optuna study in a database sets up its schema with it,
+    seven "setup plugin" lines) off, and Optuna's own lines passed to Hydra's log instead of
+    Optuna's coloured handler (ANSI codes in a log file).
+
+    Arguments:
+        enabled: false leaves the loggers as the libraries set them.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if "optuna" not in sweeper.lower():
+            return  # (importing Optuna costs a sweep that has no study)
+        import optuna
+
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()

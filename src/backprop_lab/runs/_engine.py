@@ -176,6 +176,20 @@ def _train_all(lanes: list[Lane]) -> tuple[list[float], float, int | None]:
     return seconds, time.perf_counter() - t_run, signals.received
 
 
+def _report_program(lanes: int, summary: dict | None) -> None:
+    """The timing of a program of several lanes, once: every lane's summary holds the same
+    figures (``timing: "program"``), which are the program's, not a lane's."""
+    if summary is None:
+        return
+    rate = summary.get("samples_per_second")
+    log.info(
+        "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
+        lanes,
+        summary["wall_time"],
+        "" if rate is None else f", {rate:.4g} samples/s over all lanes",
+    )
+
+
 def run_experiments(
     specs: Sequence[RunSpec], *, resume: bool = False, refuse: str = "raise", **extra
 ) -> list[dict | None]:
@@ -218,6 +232,8 @@ def run_experiments(
             summary = finish(lane, seconds, wall, {"lanes": len(specs), **extra}, painter, shared)
             results[id(lane)] = summary
             report(lane, summary)
+        if len(runnable) > 1 and runnable[0].writer:
+            _report_program(len(runnable), results[id(runnable[0])])
         painter.close()  # every plot drawn before the run returns
         if received is not None:
             raise RunInterrupted(received)
