@@ -63,7 +63,15 @@ def test_groups_are_complete() -> None:
 
 def test_default_run() -> None:
     cfg = compose_train()
-    assert set(cfg) == TOP_LEVEL | {"data", "model", "optimizer", "logger", "distributed", "early_stopping"}
+    assert set(cfg) == TOP_LEVEL | {
+        "data",
+        "model",
+        "optimizer",
+        "logger",
+        "distributed",
+        "early_stopping",
+        "plot",
+    }
     assert cfg.seed == 0 and cfg.resume is False and cfg.dtype == "float32"
     assert cfg.grad in ("manual", "autodiff")
     assert isinstance(cfg.epochs, int) and isinstance(cfg.batch_size, int)

@@ -36,6 +36,7 @@ from ..config._keys import (
     MODEL_KEYS,
     OPTIMIZER_KEYS,
     OPTIMIZER_SETTINGS,
+    PLOT_KEYS,
     SHARED_SETTINGS,
     TRAIN_KEYS,
 )
@@ -92,6 +93,7 @@ def schema(name: str, keys: Mapping[str, Any], doc: str = "") -> type:
 NESTED: dict[str, Mapping[str, Check]] = {
     "early_stopping": EARLY_STOPPING_KEYS,
     "distributed": DISTRIBUTED_KEYS,
+    "plot": PLOT_KEYS,
 }
 
 

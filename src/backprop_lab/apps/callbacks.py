@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("backprop_lab.summarize")
 
@@ -34,11 +34,13 @@ class SummarizeCallback(Callback):
     Arguments:
         x: the swept key of summary.png's x axis (None: the learning rate when
             swept, else the first swept key).
-        y: the metric of summary.png (``final_train_loss``, ``test_accuracy``, …).
+        y: the metric of summary.png (``final_train_loss``, ``test_accuracy``, …); None: the
+            metric an Optuna study optimized (``optimized_metric``), its best trial marked,
+            else ``final_train_loss``.
         enabled: false turns the callback off (``hydra.callbacks.summarize.enabled=false``).
     """
 
-    def __init__(self, x: str | None = None, y: str = "final_train_loss", enabled: bool = True) -> None:
+    def __init__(self, x: str | None = None, y: str | None = None, enabled: bool = True) -> None:
         self.x, self.y, self.enabled = x, y, enabled
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -48,7 +50,11 @@ class SummarizeCallback(Callback):
             sweep_dir = Path(str(config.hydra.sweep.dir))
             from ._summarize import MARKDOWN, summarize
 
-            result = summarize(sweep_dir, x=self.x, y=self.y)
+            y, best = self.y, None
+            study = study_direction(config)
+            if study is not None and y in (None, config.get("optimized_metric")):
+                y, best = config.optimized_metric, study
+            result = summarize(sweep_dir, x=self.x, y=y or "final_train_loss", best=best)
             log.info("%s; summary in %s", result.counts, sweep_dir / MARKDOWN)
         except Exception as err:  # a summary must never fail the sweep it describes
             log.warning(
@@ -56,6 +62,24 @@ class SummarizeCallback(Callback):
                 type(err).__name__,
                 str(err).splitlines()[0] if str(err) else "",
             )
+
+
+def _is_optuna(config: DictConfig) -> bool:
+    return "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower()
+
+
+def study_direction(config: DictConfig) -> str | None:
+    """``maximize`` or ``minimize``: the direction an Optuna sweep optimized its jobs'
+    ``optimized_metric`` in; None for another sweeper, no metric, or several directions."""
+    if not _is_optuna(config) or config.get("optimized_metric") is None:
+        return None
+    direction = OmegaConf.select(config, "hydra.sweeper.direction")
+    if OmegaConf.is_list(direction) or isinstance(direction, (list, tuple)):
+        if len(direction) != 1:
+            return None
+        direction = direction[0]
+    name = getattr(direction, "name", str(direction)).rsplit(".", 1)[-1]
+    return name if name in ("maximize", "minimize") else None
 
 
 class PlainLogs(Callback):
@@ -75,8 +99,7 @@ class PlainLogs(Callback):
         if not self.enabled:
             return
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        sweeper = str(config.hydra.sweeper.get("_target_", ""))
-        if "optuna" not in sweeper.lower():
+        if not _is_optuna(config):
             return  # (importing Optuna costs a sweep that has no study)
         import optuna
 

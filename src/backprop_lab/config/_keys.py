@@ -34,6 +34,7 @@ NOT_RESULT_KEYS = frozenset(
         "optimized_metric",
         "devices",
         "distributed",
+        "plot",
     }
 )
 
@@ -127,7 +128,14 @@ DISTRIBUTED_KEYS: dict[str, Check] = {
     "num_processes": optional(integer(1), "not set"),
     "process_id": optional(integer(0), "not set"),
 }
-GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping")
+GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping", "plot")
+
+#: The ``plot`` group: how a run's plots are drawn (not part of its result).
+PLOT_KEYS: dict[str, Check] = {
+    # log: a log axis (values <= 0 left out); linear; auto: log when the positive values span a
+    # decade, symlog (linear near 0, log above) when some are 0 as well, else linear
+    "scale": choice(_names.PLOT_SCALES),
+}
 
 #: The keys every optimizer group has: which optimizer, and its (peak) learning rate.
 OPTIMIZER_KEYS: dict[str, Check] = {

@@ -37,7 +37,7 @@ from ..training._early_stopping import EarlyStopping
 from ..training._sharding import agree, process_index
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_title, report
+from ._lane import Finishing, Lane, RunSpec, finish, plot_scale, plot_title, report
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
@@ -143,7 +143,7 @@ def _keep_finished(lanes: list[Lane], results: dict, painter: Painter) -> None:
     for lane in lanes:
         results[id(lane)] = lane.dir.summary()
         if lane.writer and not (lane.dir / PLOT).exists():
-            painter.draw(lane.dir.path, plot_title(lane.exp))
+            painter.draw(lane.dir.path, plot_title(lane.exp), plot_scale(lane.exp))
 
 
 def _start_lanes(lanes: list[Lane]) -> None:

@@ -200,6 +200,11 @@ def plot_title(exp: Experiment) -> str:
     )
 
 
+def plot_scale(exp: Experiment) -> str:
+    """A run's ``plot.scale`` (``auto`` when its config has no plot group)."""
+    return (exp.config.get("plot") or {}).get("scale", "auto")
+
+
 def finish(
     lane: Lane, seconds: list[float], wall: float, extra: dict, painter: Painter, shared: Finishing
 ) -> dict:
@@ -209,7 +214,7 @@ def finish(
     records = lane.dir.records()
     last = records[-1] if records else {}
     if lane.writer:
-        painter.draw(lane.dir.path, plot_title(exp))
+        painter.draw(lane.dir.path, plot_title(exp), plot_scale(exp))
     x, y = exp.data.x_train, exp.data.y_train
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
