@@ -66,3 +66,40 @@ def test_a_terminal_shows_a_progress_bar_and_the_log_does_not(tmp_path):
     log = (tmp_path / "train.log").read_text()
     assert "step/s" not in log and "\r" not in log
     assert "training: data moons" in log and f"output {tmp_path}" in log
+
+
+def test_a_vmapped_program_has_one_bar_with_its_lane_count(tmp_path, monkeypatch, caplog):
+    """The bar of a program of four lanes, drawn on a real terminal (a pty's other end as
+    stderr): its lane count, the best lane's loss and accuracy among the running lanes."""
+    import logging
+
+    import numpy as np
+
+    from backprop_lab.files._rundir import RunDir
+    from backprop_lab.runs._experiment import build_experiment
+    from backprop_lab.runs._lane import Lane, RunSpec
+    from backprop_lab.runs._progress import Progress
+    from helpers.train_app import cfg_of
+
+    exp = build_experiment(cfg_of(*TINY))
+    lanes = [Lane(RunSpec(exp, tmp_path / str(i), name=f"#{i}"), RunDir(tmp_path / str(i))) for i in range(4)]
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 160, 0, 0))
+    terminal = open(slave, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    monkeypatch.setattr(sys, "stderr", terminal)
+    m = {"train_loss": np.array([0.5, 0.2, 0.9, 0.1]), "test_accuracy": np.array([0.7, 0.8, 0.6, 0.99])}
+    with caplog.at_level(logging.INFO, logger="backprop_lab.run"):
+        with Progress(lanes, 1, "cpu") as bar:
+            bar.update(2, m, np.array([True, True, True, False]))  # lane 3 stopped (diverged)
+        terminal.flush()
+    terminal.close()
+    shown = os.read(master, 65536).decode()
+    os.close(master)
+    last = shown.replace("\n", "\r").split("\r")
+    frame = [f for f in last if "30/45" in f][-1]
+    assert "program of 4 lanes" in frame and "step/s" in frame
+    assert "loss best=0.2" in frame and "acc best=0.8000" in frame and "lanes=3/4" in frame
+    (banner,) = [
+        r.getMessage() for r in caplog.records if "training 4 lanes as one program" in r.getMessage()
+    ]
+    assert banner.endswith(f"output {tmp_path} (jobs #0, #1, #2, #3)")
