@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backprop_lab.plots import _run as _plots
+from backprop_lab.plots import _scale
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -363,9 +364,9 @@ def test_losses_reaching_zero_keep_a_readable_axis(tmp_path, figures, scale):
 
 def test_plot_scale_values_are_checked():
     with pytest.raises(ValueError, match="plot.scale='logarithmic'"):
-        _plots.axis_scale(np.array([1.0, 0.1]), "logarithmic")
-    assert _plots.axis_scale(np.array([1.0, 0.0])) == "linear"  # one positive value: no decade
-    assert _plots.axis_scale(np.array([np.nan, np.inf, 2.0, 0.1])) == "log"  # non-finite left out
+        _scale.axis_scale(np.array([1.0, 0.1]), "logarithmic")
+    assert _scale.axis_scale(np.array([1.0, 0.0])) == "linear"  # one positive value: no decade
+    assert _scale.axis_scale(np.array([np.nan, np.inf, 2.0, 0.1])) == "log"  # non-finite left out
 
 
 def test_a_one_epoch_run_keeps_every_steps_loss_and_its_labels_apart(tmp_path, figures):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._scale import axis_scale, scale_losses
+
 #: Evaluations up to this many get their values written next to the points.
 _ANNOTATE_UP_TO = 3
 
@@ -66,32 +68,6 @@ def _epoch_means(losses: Sequence[tuple[int, float]], per_epoch: int) -> tuple[n
     return np.array(ends), np.array(means)
 
 
-#: ``plot.scale``'s values: how the loss axis is scaled.
-SCALES = ("auto", "log", "linear")
-
-
-def axis_scale(values: np.ndarray, scale: str = "auto") -> str:
-    """The loss axis's scale for ``values`` under ``plot.scale``: ``log`` and ``linear`` as
-    asked; ``auto`` gives log when the positive values span a decade (symlog, linear around 0
-    and log above the smallest positive value, when some values are 0 or -0.0 as well), else
-    linear.
-
-    >>> axis_scale(np.array([2.3, 0.5, 4.5e-9])), axis_scale(np.array([2.3, 0.0, 4.5e-9]))
-    ('log', 'symlog')
-    >>> axis_scale(np.array([0.17, 0.16])), axis_scale(np.array([0.17, 0.16]), "log")
-    ('linear', 'log')
-    """
-    if scale not in SCALES:
-        raise ValueError(f"plot.scale={scale!r}: expected one of {', '.join(SCALES)}")
-    if scale != "auto":
-        return scale
-    shown = values[np.isfinite(values)]
-    positive = shown[shown > 0]
-    if positive.size < 2 or positive.max() / positive.min() < 10:
-        return "linear"
-    return "log" if positive.size == shown.size else "symlog"
-
-
 def _annotate(ax, steps, values, color: str, above: np.ndarray) -> None:
     """Each finite value written next to its point: above it where ``above``, else below."""
     for s, v, up in zip(steps, values, above):
@@ -137,7 +113,7 @@ def loss_curve(
     each epoch (the training loss as training saw it), train and test loss on
     the whole sets at each evaluation, the test accuracy (right axis, when the
     data are classes); epochs on the top axis. The loss axis follows ``scale``
-    (:func:`axis_scale`). With a few evaluations (a one-epoch run, a one-step
+    (:func:`~._scale.axis_scale`). With a few evaluations (a one-epoch run, a one-step
     run) the values are written on the points, the higher of train and test
     above its point and the lower below, and train and test stay apart when
     equal (the notes' examples test on their training row). Nothing is drawn
@@ -152,25 +128,8 @@ def loss_curve(
     """
     if not records:
         return
-    steps = np.array([r["step"] for r in records])
-    train, test = _values(records, "train_loss"), _values(records, "test_loss")
-    acc = _values(records, "test_accuracy")
-    per_epoch = _steps_per_epoch(records)
+    data, per_epoch, same = _loss_data(records, losses)
     few = len(records) <= _ANNOTATE_UP_TO
-    same = bool(np.allclose(train, test, equal_nan=True))
-    data: dict[str, _XY | None] = {
-        "minibatch": None,
-        "epoch_means": None,
-        "train": (steps, train),
-        "test": (steps, test),
-        "accuracy": (steps, acc) if np.isfinite(acc).any() else None,
-    }
-    if len(losses) > 1:  # every step's loss, however few the evaluations
-        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
-        if per_epoch and per_epoch > 1:
-            ends, means = _epoch_means(losses, per_epoch)
-            if len(ends) > 1:
-                data["epoch_means"] = (ends, means)
     shown = np.concatenate([xy[1] for k, xy in data.items() if xy is not None and k != "accuracy"])
     kind = axis_scale(shown, scale)
     layout = (per_epoch, few, same, kind, tuple(k for k, v in data.items() if v is not None))
@@ -185,7 +144,7 @@ def loss_curve(
             line.set_data(*xy)
         for a in axes:
             a.relim()
-    _scale_losses(axes[0], kind, shown, labels=few)
+    scale_losses(axes[0], kind, shown, labels=few)
     axes[0].title.set_text(title)
     fig.savefig(path, dpi=100)
     if _kept is not None and not few:
@@ -194,24 +153,28 @@ def loss_curve(
         _pyplot().close(fig)
 
 
-def _scale_losses(ax, kind: str, values: np.ndarray, labels: bool) -> None:
-    """The loss axis in scale ``kind`` (:func:`axis_scale`) for ``values``; for symlog, linear
-    below the smallest positive value's power of ten, so that it and 0 are both drawn; room
-    above and below for values written on the points (``labels``)."""
-    if kind == "symlog":
-        positive = values[np.isfinite(values) & (values > 0)]
-        # linear from 0 to the power of ten below the smallest positive value, a decade high
-        ax.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(positive.min())), linscale=1.0)
-    else:
-        ax.set_yscale(kind)
-    if kind == "linear":
-        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-    ax.set_autoscaley_on(True)  # (a kept figure's symlog axis had its bottom set)
-    ax.margins(y=0.15 if kind == "linear" or labels else 0.05)
-    ax.relim()
-    ax.autoscale_view()
-    if kind == "symlog":
-        ax.set_ylim(bottom=0.0)  # 0 at the bottom, not a margin below it
+def _loss_data(records: Sequence[dict], losses: Sequence[tuple[int, float]]):
+    """The loss curve's lines, name → (x, y) or None, the steps per epoch (None when no record
+    says) and whether test equals train at every evaluation."""
+    steps = np.array([r["step"] for r in records])
+    train, test = _values(records, "train_loss"), _values(records, "test_loss")
+    acc = _values(records, "test_accuracy")
+    per_epoch = _steps_per_epoch(records)
+    same = bool(np.allclose(train, test, equal_nan=True))
+    data: dict[str, _XY | None] = {
+        "minibatch": None,
+        "epoch_means": None,
+        "train": (steps, train),
+        "test": (steps, test),
+        "accuracy": (steps, acc) if np.isfinite(acc).any() else None,
+    }
+    if len(losses) > 1:  # every step's loss, however few the evaluations
+        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
+        if per_epoch and per_epoch > 1:
+            ends, means = _epoch_means(losses, per_epoch)
+            if len(ends) > 1:
+                data["epoch_means"] = (ends, means)
+    return data, per_epoch, same
 
 
 def _new_loss_figure(data: dict[str, _XY | None], per_epoch: int | None, few: bool, same: bool):

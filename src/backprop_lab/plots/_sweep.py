@@ -109,22 +109,17 @@ def plot_metric(
     _label_axes(ax, axis, y, log_y)
     note = replicate_note(cells, "band" if axis.numeric else "error bars")
     title = f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else "")
-    drawn_at = {
-        id(r): axis.position[str(value_of(r, x))] + _offset(axis, k, len(lines))
-        for k, line in enumerate(lines)
-        for r in line.rows
-    }
-    if best is not None and (star := _mark_best(ax, axis, rows, y, best, drawn_at)):
+    if best is not None and (star := _mark_best(ax, axis, lines, y, best)):
         title += f"\n{star}"
     ax.set_title(title, fontsize=10)
     # beside the plot, never over a point (a categorical axis leaves the legend no free corner)
+    legend_title = ", ".join(others) or None
     ax.legend(
         fontsize="small",
-        title=", ".join(others) or None,
+        title=legend_title,
         title_fontsize="small",
         loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        borderaxespad=0.0,
+        bbox_to_anchor=(1.01, 1),
     )
     fig.tight_layout()
     return _save(fig, Path(path))
@@ -135,26 +130,21 @@ def _offset(axis: _XAxis, k: int, n: int) -> float:
     return 0.0 if axis.numeric else (k - (n - 1) / 2) * 0.6 / max(n, 1)
 
 
-def _mark_best(ax, axis: _XAxis, rows: Sequence[Row], y: str, direction: str, drawn_at: dict) -> str:
+def _mark_best(ax, axis: _XAxis, lines: Sequence[Group], y: str, direction: str) -> str:
     """A star on the completed run whose ``y`` is best in ``direction``, at the x its line
-    draws it at (``drawn_at``: row id → x); its description for the title ("" when no
-    completed run has ``y``)."""
-    done = [(v, r) for r in rows if r.get("status") == "completed" and (v := number(r.get(y))) is not None]
+    draws it at; its description for the title ("" when no completed run has ``y``)."""
+    done = [
+        (v, r, axis.position[str(value_of(r, axis.key))] + _offset(axis, k, len(lines)))
+        for k, line in enumerate(lines)
+        for r in line.rows
+        if r.get("status") == "completed" and (v := number(r.get(y))) is not None
+    ]
     if not done:
         return ""
     pick = max if direction == "maximize" else min
-    value, row = pick(done, key=lambda vr: vr[0])
-    ax.plot(
-        [drawn_at[id(row)]],
-        [value],
-        ls="none",
-        marker="*",
-        ms=16,
-        mfc="gold",
-        mec="black",
-        zorder=5,
-        label="best",
-    )
+    value, row, x = pick(done, key=lambda vrx: vrx[0])
+    star = dict(ls="none", marker="*", ms=16, mfc="gold", mec="black", zorder=5)
+    ax.plot([x], [value], label="best", **star)
     at = value_of(row, axis.key)
     shown = f"{n:.4g}" if (n := number(at)) is not None else at
     return f"best ({direction}): {value:.4g}, job {row.get('job')}, {axis.key}={shown}"
