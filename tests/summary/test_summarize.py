@@ -690,3 +690,16 @@ def test_an_optuna_sweeps_summary_plots_the_metric_it_optimized(tmp_path: Path, 
     SummarizeCallback().on_multirun_end(basic)
     assert kept_figures[-1].axes[0].get_title().startswith("final train loss by optimizer.lr")
     assert "best" not in kept_figures[-1].axes[0].get_title()
+
+
+def test_a_vmapped_jobs_time_is_marked_as_its_programs(tmp_path: Path) -> None:
+    from backprop_lab.summary._table import PROGRAM_TIMING, markdown
+
+    for job, lr in enumerate((0.1, 1.0)):
+        make_job(tmp_path, str(job), [f"optimizer.lr={lr}"], {**train_summary(), "timing": "program"})
+    rows = collect_rows(tmp_path)
+    assert [r["timing"] for r in rows] == ["program", "program"]
+    assert PROGRAM_TIMING in markdown(rows, "sweep")
+    single = tmp_path / "single"
+    make_job(single, "0", ["optimizer.lr=0.1"], {**train_summary(), "timing": "run"})
+    assert PROGRAM_TIMING not in markdown(collect_rows(single), "sweep")
