@@ -106,7 +106,7 @@ def test_a_refused_trial_scores_worst_and_the_sweep_finishes(tmp_path, launcher)
     import optuna
 
     sweep, db = tmp_path / "sweep", f"sqlite:///{tmp_path / 'study.db'}"
-    _sweep(
+    proc = _sweep(
         sweep,
         *LAUNCHERS[launcher],
         "hydra/sweeper/sampler=grid",
@@ -127,6 +127,17 @@ def test_a_refused_trial_scores_worst_and_the_sweep_finishes(tmp_path, launcher)
     assert trials[0.05].value == pytest.approx(done["test_accuracy"], rel=1e-12)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(done["test_accuracy"], rel=1e-12)
+    # the sweep's log: Optuna's lines in Hydra's plain format, no database set-up, no TPU probe
+    log = proc.stdout + proc.stderr
+    assert "A new study created in RDB" in log  # Optuna's own line, kept
+    assert "\x1b[" not in log and "setup plugin" not in log and "Unable to initialize backend" not in log
+    if launcher == "vmap":  # a lane's log file holds its banner and epoch lines, not only its end
+        (job_log,) = [p.parent / "train.log" for p in sweep.glob("*/checkpoint.eqx")]
+        lines = job_log.read_text().splitlines()
+        assert "training: data moons" in lines[0]
+        assert [line.split(" - ", 1)[1].split("  step")[0] for line in lines[1:4]] == [
+            f"epoch {e}/3" for e in (1, 2, 3)
+        ]
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ def test_default_run() -> None:
         "distributed",
         "early_stopping",
         "checkpoint",
+        "plot",
     }
     assert cfg.seed == 0 and cfg.resume is False and cfg.dtype == "float32"
     assert cfg.grad in ("manual", "autodiff")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backprop_lab.plots import _run as _plots
+from backprop_lab.plots import _scale
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -111,7 +112,8 @@ def test_one_step_run_is_readable(tmp_path, figures):
     assert [int(t) for t in ax.get_xticks() if 0 <= t <= 1] == [0, 1]
 
 
-def test_one_step_run_writes_train_above_and_test_below_their_points(tmp_path, figures):
+def test_one_step_run_writes_the_higher_value_above_and_the_lower_below(tmp_path, figures):
+    """Test above train here: each label on the side away from the other point."""
     records = [
         {"epoch": 0, "step": 0, "train_loss": 0.5, "test_loss": 0.75, "test_accuracy": None},
         {"epoch": 1, "step": 1, "train_loss": 0.25, "test_loss": 0.375, "test_accuracy": None},
@@ -121,8 +123,8 @@ def test_one_step_run_writes_train_above_and_test_below_their_points(tmp_path, f
     (ax,) = fig.axes
     written = {(t.get_text(), tuple(t.xy), t.xyann[1] > 0) for t in ax.texts}
     assert written == {
-        *((f"{r['train_loss']:.4g}", (r["step"], r["train_loss"]), True) for r in records),
-        *((f"{r['test_loss']:.4g}", (r["step"], r["test_loss"]), False) for r in records),
+        *((f"{r['train_loss']:.4g}", (r["step"], r["train_loss"]), False) for r in records),
+        *((f"{r['test_loss']:.4g}", (r["step"], r["test_loss"]), True) for r in records),
     }
 
 
@@ -317,3 +319,95 @@ def test_jobs_in_joblibs_workers_hand_their_plots_to_workers_too(tmp_path):
     _plots.loss_curve(*_run(), tmp_path / "here.png", "title")
     for name in ("a", "b"):
         assert (tmp_path / name / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+
+
+def _y_pixels(ax, values) -> np.ndarray:
+    """Where ``values`` of the loss axis are drawn, in pixels from the figure's bottom."""
+    return ax.transData.transform(np.column_stack([np.zeros(len(values)), values]))[:, 1]
+
+
+def _reaching_zero():
+    """A run whose train loss reaches 4.5e-9 and whose minibatch losses hit 0 and -0.0, while its
+    test loss rises again after step 20 (overfitting)."""
+    train = [2.3, 0.05, 1e-4, 1e-6, 4.5e-9]
+    test = [2.3, 0.02, 0.01, 0.03, 0.06]
+    records = [
+        {"epoch": e, "step": 10 * e, "train_loss": a, "test_loss": b, "test_accuracy": None}
+        for e, (a, b) in enumerate(zip(train, test))
+    ]
+    losses = [(s, float(np.geomspace(2.3, 1e-8, 40)[s])) for s in range(40)]
+    losses[30], losses[35] = (30, 0.0), (35, -0.0)
+    return records, losses
+
+
+@pytest.mark.parametrize("scale", ["auto", "log", "linear"])
+def test_losses_reaching_zero_keep_a_readable_axis(tmp_path, figures, scale):
+    records, losses = _reaching_zero()
+    _plots.loss_curve(records, losses, tmp_path / "loss.png", "zero", scale=scale)
+    (fig,) = figures
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    expected = {"auto": "symlog", "log": "log", "linear": "linear"}[scale]
+    assert ax.get_yscale() == expected
+    tiny, zero = _y_pixels(ax, [4.5e-9, 0.0])
+    rising = _y_pixels(ax, [r["test_loss"] for r in records])
+    if scale == "linear":  # what auto used to draw: 4.5e-9 at 0, the test loss's rise a few pixels
+        assert abs(tiny - zero) < 1 and rising[-1] - rising[2] < 10
+    else:  # 4.5e-9 above 0 (symlog) or the axis's bottom; the overfit's rise plain to see
+        assert ax.get_ylim()[0] <= 4.5e-9 and tiny - ax.transAxes.transform((0, 0))[1] >= -1
+        assert rising[-1] - rising[2] > 15
+        assert _y_pixels(ax, [1e-6])[0] - tiny > 30  # 1e-6 and 4.5e-9 two and a half decades apart
+    if scale == "auto":
+        assert ax.get_yscale() == "symlog" and tiny - zero > 5
+        assert ax.yaxis.get_transform().linthresh == pytest.approx(1e-9)  # 4.5e-9's power of ten
+
+
+def test_plot_scale_values_are_checked():
+    with pytest.raises(ValueError, match="plot.scale='logarithmic'"):
+        _scale.axis_scale(np.array([1.0, 0.1]), "logarithmic")
+    assert _scale.axis_scale(np.array([1.0, 0.0])) == "linear"  # one positive value: no decade
+    assert _scale.axis_scale(np.array([np.nan, np.inf, 2.0, 0.1])) == "log"  # non-finite left out
+
+
+def test_a_one_epoch_run_keeps_every_steps_loss_and_its_labels_apart(tmp_path, figures):
+    """Two evaluations (step 0 and the epoch's end) and ten minibatch losses: the trace stays,
+    and the values written at step 0, where train and test nearly coincide, do not overlap."""
+    records = [
+        {"epoch": 0, "step": 0, "train_loss": 2.301, "test_loss": 2.305, "test_accuracy": 0.1},
+        {"epoch": 1, "step": 10, "train_loss": 1.38, "test_loss": 1.36, "test_accuracy": 0.8},
+    ]
+    losses = [(s, 2.3 - 0.09 * s) for s in range(10)]
+    _plots.loss_curve(records, losses, tmp_path / "loss.png", "one epoch")
+    (fig,) = figures
+    ax = fig.axes[0]
+    trace = _line(ax, "minibatch loss, each step")
+    assert list(trace.get_xdata()) == list(range(10))
+    np.testing.assert_allclose(trace.get_ydata(), [v for _, v in losses])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 4 and _no_overlap(boxes)
+    width, height = fig.canvas.get_width_height()
+    assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= width and b.y1 <= height for b in boxes)
+    # the higher value of each step above its point, the lower below
+    for t in ax.texts:
+        step, value = t.xy
+        other = [r for r in records if r["step"] == step][0]
+        higher = value == max(other["train_loss"], other["test_loss"])
+        assert (t.xyann[1] > 0) == higher, t.get_text()
+    # the accuracy axis's label inside the figure
+    acc_ax = next(a for a in fig.axes[1:] if a.get_ylabel() == "test accuracy")
+    assert acc_ax.yaxis.label.get_window_extent(renderer).x1 <= width
+
+
+def test_grad_norms_label_inside_the_figure(tmp_path, figures):
+    rows = [{"step": s, "grad_norms": [1e-12 * (s + 1), 3e-7, 2.0]} for s in range(0, 20000, 2000)]
+    _plots.grad_norms(rows, tmp_path / "grad.png", "deep sigmoid")
+    (fig,) = figures
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    box = ax.get_tightbbox(renderer)  # tick labels, axis labels, title
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+    assert ax.yaxis.label.get_window_extent(renderer).x0 >= 0

@@ -68,6 +68,8 @@ def _rows(path: Path) -> list[dict]:
         (["devices=0"], "devices"),
         (["distributed.num_processes=2"], "distributed.coordinator_address"),
         (["early_stopping.patience=0"], "early_stopping.patience"),
+        (["plot.scale=logarithmic"], "plot.scale"),
+        (["~plot"], "plot"),
         (["data=xor", "model.sizes=[2,4,1]"], "model.output_activation"),  # softmax over one output
         (
             [

@@ -137,6 +137,14 @@ def test_diverged_cli_run_exits_zero(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+    # piped: the log and its start banner, no progress bar, no JAX backend probing
+    both = result.stdout + result.stderr
+    assert "step/s" not in both and "\r" not in both and "\x1b[" not in both
+    assert "Unable to initialize backend" not in both
+    banner = next(line for line in result.stdout.splitlines() if "training: data moons" in line)
+    for part in ("network [2, 32, 2] relu->identity", "optimizer sgd lr 1e+06", "devices 1 x cpu"):
+        assert part in banner
+    assert "3 epochs of 15 steps" in banner and banner.endswith(f"output {tmp_path}")
 
 
 def _metrics_without_time(path: Path) -> list[dict]:

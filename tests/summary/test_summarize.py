@@ -674,3 +674,87 @@ def test_a_sweeps_plots_are_drawn_here_when_the_worker_dies(seeded: Path, monkey
     assert "drawing them here" in caplog.text
     assert {p.name for p in result.files} >= {"summary.png", "summary_grad_norms.png"}
     assert (seeded / "summary.png").read_bytes()[:8] == PNG
+
+
+@pytest.fixture
+def kept_figures(monkeypatch) -> list:
+    """The figures the plotting code closes, kept open for inspection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept: list = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    close("all")
+
+
+def _study(root: Path) -> list[float]:
+    """A study's trials: activation x lr, one run each; their test accuracies."""
+    accuracies = [0.81, 0.93, 0.88, 0.97, 0.70, 0.90]
+    for job, acc in enumerate(accuracies):
+        overrides = [f"model.activation={('tanh', 'relu', 'sigmoid')[job % 3]}", f"optimizer.lr={job + 1}"]
+        make_job(root, str(job), overrides, train_summary(0.1 * (job + 1), acc=acc))
+    return accuracies
+
+
+def test_best_trial_is_starred_and_the_legend_covers_no_point(tmp_path: Path, kept_figures) -> None:
+    accuracies = _study(tmp_path)
+    rows = collect_rows(tmp_path)
+    plot_metric(rows, tmp_path / "p.png", x="model.activation", y="test_accuracy", best="maximize")
+    (fig,) = kept_figures
+    ax = fig.axes[0]
+    best = max(range(len(accuracies)), key=accuracies.__getitem__)  # job 3: tanh, lr 4
+    assert f"best (maximize): {accuracies[best]:.4g}, job {best}, model.activation=tanh" in ax.get_title()
+    (star,) = [line for line in ax.get_lines() if line.get_label() == "best"]
+    assert list(star.get_ydata()) == [accuracies[best]]
+    # drawn where its line draws job 3's point (tanh's position, shifted for its lr's line)
+    points = np.vstack([np.column_stack(line.get_data()) for line in ax.get_lines() if line is not star])
+    assert any(np.allclose(p, [star.get_xdata()[0], accuracies[best]]) for p in points)
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    on_screen = ax.transData.transform(points)
+    assert not any(legend.contains(x, y) for x, y in on_screen)
+    # minimizing picks the smallest instead
+    plot_metric(rows, tmp_path / "q.png", x="model.activation", y="test_accuracy", best="minimize")
+    assert "best (minimize): 0.7, job 4" in kept_figures[-1].axes[0].get_title()
+
+
+def test_an_optuna_sweeps_summary_plots_the_metric_it_optimized(tmp_path: Path, kept_figures) -> None:
+    from backprop_lab.apps.callbacks import study_direction
+
+    _study(tmp_path)
+    optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}
+    config = OmegaConf.create(
+        {
+            "optimized_metric": "test_accuracy",
+            "hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {**optuna, "direction": ["maximize"]}},
+        }
+    )
+    assert study_direction(config) == "maximize"
+    SummarizeCallback().on_multirun_end(config)
+    title = kept_figures[-1].axes[0].get_title()
+    assert title.startswith("test accuracy by optimizer.lr") and "best (maximize): 0.97, job 3" in title
+    # a basic sweep: no study, the default metric, no star
+    basic = OmegaConf.create(
+        {"optimized_metric": "test_accuracy", "hydra": {"sweep": {"dir": str(tmp_path)}}}
+    )
+    assert study_direction(basic) is None
+    SummarizeCallback().on_multirun_end(basic)
+    assert kept_figures[-1].axes[0].get_title().startswith("final train loss by optimizer.lr")
+    assert "best" not in kept_figures[-1].axes[0].get_title()
+
+
+def test_a_vmapped_jobs_time_is_marked_as_its_programs(tmp_path: Path) -> None:
+    from backprop_lab.summary._table import PROGRAM_TIMING, markdown
+
+    for job, lr in enumerate((0.1, 1.0)):
+        make_job(tmp_path, str(job), [f"optimizer.lr={lr}"], {**train_summary(), "timing": "program"})
+    rows = collect_rows(tmp_path)
+    assert [r["timing"] for r in rows] == ["program", "program"]
+    assert PROGRAM_TIMING in markdown(rows, "sweep")
+    single = tmp_path / "single"
+    make_job(single, "0", ["optimizer.lr=0.1"], {**train_summary(), "timing": "run"})
+    assert PROGRAM_TIMING not in markdown(collect_rows(single), "sweep")

@@ -181,6 +181,11 @@ def test_parallel_launcher_runs_jobs_in_fresh_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(2)]
     assert [s["status"] for s in summaries] == ["completed", "completed"]
+    # the jobs' lines, interleaved on the console, each name their job; so do their own logs
+    for i in range(2):
+        own = (sweep / str(i) / "train.log").read_text().splitlines()
+        assert own and all(f" - [#{i}] " in line for line in own), own
+        assert sum(f" - [#{i}] epoch " in line for line in result.stdout.splitlines()) == 2
     summarize = subprocess.run(
         [sys.executable, "scripts/summarize", str(sweep)],
         capture_output=True,

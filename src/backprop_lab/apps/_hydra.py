@@ -26,6 +26,8 @@ __all__ = [
     "setup_jax",
     "in_multirun",
     "output_dir",
+    "job_name",
+    "quiet_backend_probe",
     "stop_on_config_error",
     "run_checked",
     "record_config_error",
@@ -35,13 +37,26 @@ __all__ = [
 ]
 
 
+#: JAX's logger of its backends: on a machine without a TPU, each process starting JAX logs
+#: (at INFO, which Hydra's log shows) that the TPU backend could not be started.
+_BACKEND_LOGGER = "jax._src.xla_bridge"
+
+
+def quiet_backend_probe() -> None:
+    """JAX's INFO lines about probing for backends off (its warnings stay); called before JAX
+    starts its backends. Hydra's logging config leaves loggers it does not name as they are."""
+    logging.getLogger(_BACKEND_LOGGER).setLevel(logging.WARNING)
+
+
 def setup_jax(cfg) -> None:
     """Float64 when the config asks for it, JAX's persistent compilation cache, and
-    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`).
+    ``jax.distributed`` when the run spans several processes (see :func:`setup_distributed`);
+    JAX's backend-probing chatter off (:func:`quiet_backend_probe`).
 
     Raises:
         ConfigError: a value that cannot be resolved (``${oc.env:UNSET}``).
     """
+    quiet_backend_probe()
     from ..runs._experiment import plain_config
 
     cfg = plain_config(cfg)
@@ -158,6 +173,13 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def job_name() -> str:
+    """A sweep job's label for log lines (``#3``, its number); "" outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return f"#{HydraConfig.get().job.num}" if in_multirun() else ""
+
+
 def output_dir() -> Path:
     """The job's output directory, as Hydra chose it."""
     from hydra.core.hydra_config import HydraConfig
@@ -184,7 +206,7 @@ def run_checked(fn, cfg, kind: str, log: logging.Logger):
     :class:`ConfigError` handled by :func:`stop_on_config_error` (None is returned then)."""
     from ..config._checks import ConfigError
 
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    quiet_backend_probe()
     try:
         return fn(cfg)
     except ConfigError as err:

@@ -37,6 +37,7 @@ from ..config._keys import (
     MODEL_KEYS,
     OPTIMIZER_KEYS,
     OPTIMIZER_SETTINGS,
+    PLOT_KEYS,
     SHARED_SETTINGS,
     TRAIN_KEYS,
 )
@@ -94,6 +95,7 @@ NESTED: dict[str, Mapping[str, Check]] = {
     "early_stopping": EARLY_STOPPING_KEYS,
     "distributed": DISTRIBUTED_KEYS,
     "checkpoint": CHECKPOINT_KEYS,
+    "plot": PLOT_KEYS,
 }
 
 

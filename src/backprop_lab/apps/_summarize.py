@@ -52,6 +52,7 @@ def summarize(
     plot: bool = True,
     csv: str | Path | None = None,
     png: str | Path | None = None,
+    best: str | None = None,
 ) -> Summary:
     """Summarize a sweep directory into summary.csv, summary.md, summary.png and
     summary_grad_norms.png (the last two when there is something to plot).
@@ -64,6 +65,8 @@ def summarize(
         plot: Draw the plots.
         csv: The CSV file (default ``SWEEP_DIR/summary.csv``).
         png: The metric plot (default ``SWEEP_DIR/summary.png``).
+        best: ``maximize`` or ``minimize``: mark the run with the best ``y`` that way on the
+            plot (a study's best trial); None marks none.
 
     Raises:
         FileNotFoundError: ``sweep_dir`` holds no job and no multirun.yaml.
@@ -76,7 +79,9 @@ def summarize(
     # the tables are made here; otherwise here, first
     targets = [Path(png or root / METRIC_PLOT), root / GRAD_PLOT]
     plots = (
-        submit(sweep_plots, str(root.resolve()), *(str(p.resolve()) for p in targets), x, y) if plot else None
+        submit(sweep_plots, str(root.resolve()), *(str(p.resolve()) for p in targets), x, y, best)
+        if plot
+        else None
     )
     tables = [format_table(rows)]
     if (groups := format_groups(rows)) is not None:

@@ -44,7 +44,8 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
     out = Path(out_dir) if out_dir is not None else apps.output_dir()
     refuse = "skip" if apps.in_multirun() else "raise"
     resume = exp.config.get("resume", False) or apps.requeued()
-    (summary,) = run_experiments([RunSpec(exp, out, apps.hydra_files(cfg))], resume=resume, refuse=refuse)
+    spec = RunSpec(exp, out, apps.hydra_files(cfg), name=apps.job_name())  # a sweep's lines name their job
+    (summary,) = run_experiments([spec], resume=resume, refuse=refuse)
     return summary
 
 
@@ -80,7 +81,7 @@ def task(cfg: DictConfig) -> float | None:
     from backprop_lab.runs._engine import RunInterrupted
     from backprop_lab.runs._experiment import ConfigError
 
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no backend-probing chatter
+    apps.quiet_backend_probe()
     try:
         return apps.job_objective(train(cfg), cfg)
     except ConfigError as err:

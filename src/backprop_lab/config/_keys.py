@@ -35,6 +35,7 @@ NOT_RESULT_KEYS = frozenset(
         "devices",
         "distributed",
         "checkpoint",
+        "plot",
     }
 )
 
@@ -187,7 +188,7 @@ DISTRIBUTED_KEYS: dict[str, Check] = {
     "initialization_timeout": integer(1, 86400),
     "heartbeat_timeout": integer(1, 86400),
 }
-GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping", "checkpoint")
+GROUPS = ("data", "model", "optimizer", "logger", "distributed", "early_stopping", "checkpoint", "plot")
 
 
 def _keep(v: Any) -> list[str]:
@@ -204,6 +205,13 @@ CHECKPOINT_KEYS: dict[str, Check] = {
         _keep,
         list[str],
     ),
+}
+
+#: The ``plot`` group: how a run's plots are drawn (not part of its result).
+PLOT_KEYS: dict[str, Check] = {
+    # log: a log axis (values <= 0 left out); linear; auto: log when the positive values span a
+    # decade, symlog (linear near 0, log above) when some are 0 as well, else linear
+    "scale": choice(_names.PLOT_SCALES),
 }
 
 #: The keys every optimizer group has: which optimizer, and its (peak) learning rate.

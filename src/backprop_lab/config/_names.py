@@ -34,6 +34,8 @@ DTYPES = ("float32", "float64")
 DATASETS = ("xor", "and", "or", "swap", "note003", "note004", "moons", "circles", "digits", "file")
 #: ``_trackers.TRACKERS`` (``logger.name``).
 LOGGERS = ("none", "csv", "tensorboard", "mlflow", "wandb")
+#: The loss axis of a run's plots (``plot.scale``).
+PLOT_SCALES = ("auto", "log", "linear")
 #: ``_early_stopping.MAXIMIZE`` (``early_stopping.metric``).
 EARLY_STOPPING_METRICS = ("test_loss", "train_loss", "test_accuracy")
 

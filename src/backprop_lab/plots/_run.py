@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._scale import axis_scale, scale_losses
+
 #: Evaluations up to this many get their values written next to the points.
 _ANNOTATE_UP_TO = 3
 
@@ -66,20 +68,15 @@ def _epoch_means(losses: Sequence[tuple[int, float]], per_epoch: int) -> tuple[n
     return np.array(ends), np.array(means)
 
 
-def _log_scale(values: np.ndarray) -> bool:
-    """Log scale for losses that are all positive and span at least a decade."""
-    shown = values[np.isfinite(values)]
-    return shown.size > 1 and shown.min() > 0 and shown.max() / shown.min() >= 10
-
-
-def _annotate(ax, steps, values, color: str, below: bool) -> None:
-    for s, v in zip(steps, values):
+def _annotate(ax, steps, values, color: str, above: np.ndarray) -> None:
+    """Each finite value written next to its point: above it where ``above``, else below."""
+    for s, v, up in zip(steps, values, above):
         if np.isfinite(v):
             ax.annotate(
                 f"{v:.4g}",
                 (s, v),
                 textcoords="offset points",
-                xytext=(0, -13 if below else 7),
+                xytext=(0, 7 if up else -13),
                 ha="center",
                 fontsize=8,
                 color=color,
@@ -95,7 +92,7 @@ def _place(fig, ax, title: str, *, epochs_on_top: bool, right_axis: bool, legend
     top = 1 - (0.7 if epochs_on_top else 0.35) / height
     bottom = (0.55 + 0.2 * legend_rows) / height
     fig.subplots_adjust(
-        left=0.85 / width, right=1 - (0.65 if right_axis else 0.2) / width, top=top, bottom=bottom
+        left=0.85 / width, right=1 - (0.8 if right_axis else 0.2) / width, top=top, bottom=bottom
     )
     if epochs_on_top:
         ax.set_title(title, fontsize=9, y=1 + 0.4 / ((top - bottom) * height))
@@ -103,49 +100,42 @@ def _place(fig, ax, title: str, *, epochs_on_top: bool, right_axis: bool, legend
         ax.set_title(title, fontsize=9)
 
 
-def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], path: Path, title: str) -> None:
+def loss_curve(
+    records: Sequence[dict],
+    losses: Sequence[tuple[int, float]],
+    path: Path,
+    title: str,
+    scale: str = "auto",
+) -> None:
     """loss_curve.png: losses against step from step 0, the test accuracy on a second axis.
 
     Drawn: every step's minibatch loss (thin grey), the mean minibatch loss of
     each epoch (the training loss as training saw it), train and test loss on
     the whole sets at each evaluation, the test accuracy (right axis, when the
-    data are classes); epochs on the top axis. Log scale when the losses span a
-    decade; with a few evaluations (a one-step run) the values are written on
-    the points and train and test stay apart when equal (the notes' examples
-    test on their training row). Nothing is drawn without records.
+    data are classes); epochs on the top axis. The loss axis follows ``scale``
+    (:func:`~._scale.axis_scale`). With a few evaluations (a one-epoch run, a one-step
+    run) the values are written on the points, the higher of train and test
+    above its point and the lower below, and train and test stay apart when
+    equal (the notes' examples test on their training row). Nothing is drawn
+    without records.
 
     Arguments:
         records: metrics.jsonl records, step 0 first.
         losses: ``(step, loss)`` of every optimizer step (losses.csv).
         path: the PNG file.
         title: the plot's title (data, network, optimizer, gradient).
+        scale: ``plot.scale``: ``auto``, ``log`` or ``linear``.
     """
     if not records:
         return
-    steps = np.array([r["step"] for r in records])
-    train, test = _values(records, "train_loss"), _values(records, "test_loss")
-    acc = _values(records, "test_accuracy")
-    per_epoch = _steps_per_epoch(records)
+    data, per_epoch, same = _loss_data(records, losses)
     few = len(records) <= _ANNOTATE_UP_TO
-    same = bool(np.allclose(train, test, equal_nan=True))
-    data: dict[str, _XY | None] = {
-        "minibatch": None,
-        "epoch_means": None,
-        "train": (steps, train),
-        "test": (steps, test),
-        "accuracy": (steps, acc) if np.isfinite(acc).any() else None,
-    }
-    if losses and not few:
-        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
-        if per_epoch and per_epoch > 1:
-            ends, means = _epoch_means(losses, per_epoch)
-            if len(ends) > 1:
-                data["epoch_means"] = (ends, means)
-    log = _log_scale(np.concatenate([train, test] + ([data["minibatch"][1]] if data["minibatch"] else [])))
-    layout = (per_epoch, few, same, log, tuple(k for k, v in data.items() if v is not None))
+    shown = np.concatenate([xy[1] for k, xy in data.items() if xy is not None and k != "accuracy"])
+    kind = axis_scale(shown, scale)
+    layout = (per_epoch, few, same, kind, tuple(k for k, v in data.items() if v is not None))
     kept = None if _kept is None or few else _kept.get(layout)
     if kept is None:
-        fig, axes, lines = _new_loss_figure(data, per_epoch, few, same, log)
+        fig, axes, lines = _new_loss_figure(data, per_epoch, few, same)
     else:
         fig, axes, lines = kept
         for name, line in lines.items():
@@ -154,7 +144,7 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
             line.set_data(*xy)
         for a in axes:
             a.relim()
-        axes[0].autoscale_view()
+    scale_losses(axes[0], kind, shown, labels=few)
     axes[0].title.set_text(title)
     fig.savefig(path, dpi=100)
     if _kept is not None and not few:
@@ -163,49 +153,41 @@ def loss_curve(records: Sequence[dict], losses: Sequence[tuple[int, float]], pat
         _pyplot().close(fig)
 
 
-def _new_loss_figure(data: dict[str, _XY | None], per_epoch: int | None, few: bool, same: bool, log: bool):
+def _loss_data(records: Sequence[dict], losses: Sequence[tuple[int, float]]):
+    """The loss curve's lines, name → (x, y) or None, the steps per epoch (None when no record
+    says) and whether test equals train at every evaluation."""
+    steps = np.array([r["step"] for r in records])
+    train, test = _values(records, "train_loss"), _values(records, "test_loss")
+    acc = _values(records, "test_accuracy")
+    per_epoch = _steps_per_epoch(records)
+    same = bool(np.allclose(train, test, equal_nan=True))
+    data: dict[str, _XY | None] = {
+        "minibatch": None,
+        "epoch_means": None,
+        "train": (steps, train),
+        "test": (steps, test),
+        "accuracy": (steps, acc) if np.isfinite(acc).any() else None,
+    }
+    if len(losses) > 1:  # every step's loss, however few the evaluations
+        data["minibatch"] = (np.array([s for s, _ in losses]), np.array([v for _, v in losses], float))
+        if per_epoch and per_epoch > 1:
+            ends, means = _epoch_means(losses, per_epoch)
+            if len(ends) > 1:
+                data["epoch_means"] = (ends, means)
+    return data, per_epoch, same
+
+
+def _new_loss_figure(data: dict[str, _XY | None], per_epoch: int | None, few: bool, same: bool):
     """The loss curve's figure for ``data`` (name → (x, y) or None): ``(figure, its axes with
-    lines, the lines by name)``."""
+    lines, the lines by name)``; its loss axis is scaled by the caller."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
-    lines = {}
-    if data["minibatch"] is not None:
-        (lines["minibatch"],) = ax.plot(
-            *data["minibatch"], lw=0.5, alpha=0.35, color="tab:gray", label="minibatch loss, each step"
-        )
-    if data["epoch_means"] is not None:
-        (lines["epoch_means"],) = ax.plot(
-            *data["epoch_means"], lw=1.2, color="0.25", label="train, mean minibatch loss per epoch"
-        )
-    train_xy, test_xy = data["train"], data["test"]
-    assert train_xy is not None and test_xy is not None, "a loss curve always has train and test"
-    steps, train = train_xy
-    test = test_xy[1]  # at the same steps
-    (lines["train"],) = ax.plot(
-        steps, train, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3
-    )
-    (lines["test"],) = ax.plot(
-        steps,
-        test,
-        marker="s",
-        ms=6 if same else 4,
-        ls="--" if same else "-",
-        color="tab:orange",
-        mfc="none" if same else "tab:orange",
-        label="test loss" + (" (equals train here)" if same else ""),
-    )
+    lines = _draw_losses(ax, data, same)
     if few:
-        _annotate(ax, steps, train, "tab:blue", below=False)
-        if not same:
-            _annotate(ax, steps, test, "tab:orange", below=True)
+        _annotate_points(ax, data, same)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if log:
-        ax.set_yscale("log")
-    else:
-        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-        ax.margins(y=0.15)
     if per_epoch and per_epoch > 1:
         top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
         top.set_xlabel("epoch", fontsize=9)
@@ -233,6 +215,48 @@ def _new_loss_figure(data: dict[str, _XY | None], per_epoch: int | None, few: bo
     return fig, axes, lines
 
 
+def _draw_losses(ax, data: dict[str, _XY | None], same: bool) -> dict:
+    """The loss lines: every step's minibatch loss, the epochs' means, train and test loss."""
+    lines = {}
+    if data["minibatch"] is not None:
+        (lines["minibatch"],) = ax.plot(
+            *data["minibatch"], lw=0.5, alpha=0.35, color="tab:gray", label="minibatch loss, each step"
+        )
+    if data["epoch_means"] is not None:
+        (lines["epoch_means"],) = ax.plot(
+            *data["epoch_means"], lw=1.2, color="0.25", label="train, mean minibatch loss per epoch"
+        )
+    train_xy, test_xy = data["train"], data["test"]
+    assert train_xy is not None and test_xy is not None, "a loss curve always has train and test"
+    (lines["train"],) = ax.plot(
+        *train_xy, marker="o", ms=4, color="tab:blue", label="train loss (whole set)", zorder=3
+    )
+    (lines["test"],) = ax.plot(
+        *test_xy,
+        marker="s",
+        ms=6 if same else 4,
+        ls="--" if same else "-",
+        color="tab:orange",
+        mfc="none" if same else "tab:orange",
+        label="test loss" + (" (equals train here)" if same else ""),
+    )
+    return lines
+
+
+def _annotate_points(ax, data: dict[str, _XY | None], same: bool) -> None:
+    """The train and test values written at their points: at each step the higher one above
+    its point, the lower one below, so the two never write over each other; train alone
+    (above) when test equals it. The axis keeps room at both ends for the labels."""
+    train_xy, test_xy = data["train"], data["test"]
+    assert train_xy is not None and test_xy is not None
+    (steps, train), test = train_xy, test_xy[1]
+    higher = ~(test > train)  # train above where test is not higher (NaN: above)
+    _annotate(ax, steps, train, "tab:blue", higher | same)
+    if not same:
+        _annotate(ax, steps, test, "tab:orange", ~higher)
+    ax.margins(x=0.08)
+
+
 def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
     """grad_norms.png: ‖∂L/∂Wˡ‖_F of each layer at each evaluation (log scale); nothing
     when the records carry no ``grad_norms``.
@@ -257,6 +281,7 @@ def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
     if np.all(norms[np.isfinite(norms)] > 0):
         ax.set_yscale("log")
     ax.legend(fontsize=8, title="1 = next to the input", title_fontsize=8)
-    _place(fig, ax, title, epochs_on_top=False, right_axis=False, legend_rows=0)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()  # the y label and the log axis's tick labels inside the figure, however wide
     fig.savefig(path, dpi=100)
     plt.close(fig)

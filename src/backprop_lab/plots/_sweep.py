@@ -60,7 +60,11 @@ def _spans_decade(values: Sequence[float]) -> bool:
 
 
 def plot_metric(
-    rows: Sequence[Row], path: str | Path, x: str | None = None, y: str = "final_train_loss"
+    rows: Sequence[Row],
+    path: str | Path,
+    x: str | None = None,
+    y: str = "final_train_loss",
+    best: str | None = None,
 ) -> Path | None:
     """Plot a metric against a swept key, one line per combination of the other swept keys.
 
@@ -76,6 +80,9 @@ def plot_metric(
             (default: :func:`default_x`).
         y: A metric column, e.g. ``final_train_loss`` (default), ``test_accuracy``,
             ``test_loss``.
+        best: ``maximize`` or ``minimize``: the run with the best ``y`` that way (a completed
+            one) is marked with a star and named in the title, as the study that optimized
+            ``y`` would pick it; None marks nothing.
 
     Returns:
         ``path``, or None when there is no key to plot against or no finished
@@ -101,10 +108,46 @@ def plot_metric(
         diverged_any |= _draw_line(ax, axis, line, y, (k, len(lines)), name, log_y, top)
     _label_axes(ax, axis, y, log_y)
     note = replicate_note(cells, "band" if axis.numeric else "error bars")
-    ax.set_title(f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else ""), fontsize=10)
-    ax.legend(fontsize="small", title=", ".join(others) or None, title_fontsize="small")
+    title = f"{label(y)} by {x}: {note}" + ("; x: diverged" if diverged_any else "")
+    if best is not None and (star := _mark_best(ax, axis, lines, y, best)):
+        title += f"\n{star}"
+    ax.set_title(title, fontsize=10)
+    # beside the plot, never over a point (a categorical axis leaves the legend no free corner)
+    legend_title = ", ".join(others) or None
+    ax.legend(
+        fontsize="small",
+        title=legend_title,
+        title_fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def _offset(axis: _XAxis, k: int, n: int) -> float:
+    """How far line ``k`` of ``n`` is drawn beside a named x value (side by side); 0 on a numeric axis."""
+    return 0.0 if axis.numeric else (k - (n - 1) / 2) * 0.6 / max(n, 1)
+
+
+def _mark_best(ax, axis: _XAxis, lines: Sequence[Group], y: str, direction: str) -> str:
+    """A star on the completed run whose ``y`` is best in ``direction``, at the x its line
+    draws it at; its description for the title ("" when no completed run has ``y``)."""
+    done = [
+        (v, r, axis.position[str(value_of(r, axis.key))] + _offset(axis, k, len(lines)))
+        for k, line in enumerate(lines)
+        for r in line.rows
+        if r.get("status") == "completed" and (v := number(r.get(y))) is not None
+    ]
+    if not done:
+        return ""
+    pick = max if direction == "maximize" else min
+    value, row, x = pick(done, key=lambda vrx: vrx[0])
+    star = dict(ls="none", marker="*", ms=16, mfc="gold", mec="black", zorder=5)
+    ax.plot([x], [value], label="best", **star)
+    at = value_of(row, axis.key)
+    shown = f"{n:.4g}" if (n := number(at)) is not None else at
+    return f"best ({direction}): {value:.4g}, job {row.get('job')}, {axis.key}={shown}"
 
 
 @dataclasses.dataclass
@@ -141,8 +184,7 @@ def _draw_line(ax, axis: _XAxis, line: Group, y: str, k_of: tuple[int, int], nam
         is not None
     ]
     if points:
-        width = 0.6 / max(n, 1)
-        px = [p + (0 if axis.numeric else (k - (n - 1) / 2) * width) for p, _, _ in points]
+        px = [p + _offset(axis, k, n) for p, _, _ in points]
         mean = [m for _, m, _ in points]
         std = [s for _, _, s in points]
         if axis.numeric:

@@ -41,29 +41,33 @@ WORKERS = 2
 _drawing = threading.Lock()
 
 
-def lane_plots(folder: str, title: str) -> None:
-    """A run's loss_curve.png and, when its records carry gradient norms, grad_norms.png, from
-    the files in its directory (metrics.jsonl, losses.csv): a job names the directory only."""
+def lane_plots(folder: str, title: str, scale: str = "auto") -> None:
+    """A run's loss_curve.png (its loss axis by ``plot.scale``, ``scale``) and, when its records
+    carry gradient norms, grad_norms.png, from the files in its directory (metrics.jsonl,
+    losses.csv): a job names the directory only."""
     from ..files._rundir import RunDir
     from . import _run
 
     run = RunDir(Path(folder))
     with _drawing:
         records = run.records()
-        _run.loss_curve(records, run.losses(), Path(folder) / PLOT, title)
+        _run.loss_curve(records, run.losses(), Path(folder) / PLOT, title, scale)
         _run.grad_norms(records, Path(folder) / GRAD_PLOT, title)
 
 
-def sweep_plots(sweep_dir: str, png: str, flow_png: str, x: str | None, y: str) -> list[bool]:
-    """A sweep's summary.png and summary_grad_norms.png from its jobs' files: whether each was
-    drawn (not when there is nothing to show)."""
+def sweep_plots(
+    sweep_dir: str, png: str, flow_png: str, x: str | None, y: str, best: str | None = None
+) -> list[bool]:
+    """A sweep's summary.png (``best``: the direction its best run is marked in, or None) and
+    summary_grad_norms.png from its jobs' files: whether each was drawn (not when there is
+    nothing to show)."""
     from ..summary._rows import collect_rows
     from ._sweep import plot_grad_flow, plot_metric
 
     rows = collect_rows(Path(sweep_dir))
     with _drawing:
         return [
-            plot_metric(rows, Path(png), x=x, y=y) is not None,
+            plot_metric(rows, Path(png), x=x, y=y, best=best) is not None,
             plot_grad_flow(rows, Path(sweep_dir), Path(flow_png)) is not None,
         ]
 
@@ -199,9 +203,10 @@ class Painter:
         except OSError as err:  # no process to spare: draw here
             log.warning("plots are drawn in this process (no worker: %s)", err)
 
-    def draw(self, folder: str | Path, title: str) -> None:
-        """Hand the plots of the run in ``folder`` (its records and losses written) to the pool."""
-        args = (str(folder), title)
+    def draw(self, folder: str | Path, title: str, scale: str = "auto") -> None:
+        """Hand the plots of the run in ``folder`` (its records and losses written) to the pool;
+        ``scale``: ``plot.scale``."""
+        args = (str(folder), title, scale)
         self.jobs.append((_hand(self.pool, lane_plots, args), args))
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from ..training._lanes import keep_where, measure_lanes, run_lanes
 from ..training._sharding import Placement, plan
 from ._experiment import Experiment
 from ._lane import Lane, record, save
+from ._progress import Progress
 from ._signals import Signals
 
 log = logging.getLogger("backprop_lab.run")
@@ -193,16 +194,19 @@ def train_group(lanes: list[Lane], signals: Signals, t_run: float, width: int = 
     alive = np.array([l.status == "running" for l in lanes])
     seconds = []
     epoch = lanes[0].epoch
-    while epoch < exp.epochs and alive.any() and signals.received is None:
-        n_epochs = min(log_every, exp.epochs - epoch)
-        t0 = time.perf_counter()
-        chunk = _run_chunk(prog, epoch, n_epochs)
-        seconds.append(time.perf_counter() - t0)
-        alive = _keep_good(lanes, prog, alive, chunk)
-        _record_chunk(lanes, prog, alive, chunk, t_run)
-        epoch = chunk.end
-        if signals.received is None and alive.any():
-            _progress(lanes, alive, epoch)
+    platform = prog.place.mesh.devices.flat[0].platform
+    with Progress(lanes, prog.place.devices, platform, writer=lanes[0].writer) as bar:
+        while epoch < exp.epochs and alive.any() and signals.received is None:
+            n_epochs = min(log_every, exp.epochs - epoch)
+            t0 = time.perf_counter()
+            chunk = _run_chunk(prog, epoch, n_epochs)
+            seconds.append(time.perf_counter() - t0)
+            alive = _keep_good(lanes, prog, alive, chunk)
+            _record_chunk(lanes, prog, alive, chunk, t_run)
+            epoch = chunk.end
+            bar.update(epoch, chunk.m, alive)
+            if signals.received is None and alive.any():
+                _progress(lanes, alive, epoch, chunk.m)
     for i, lane in enumerate(lanes):
         if alive[i]:
             lane.status = "completed" if lane.epoch >= lane.exp.epochs else "interrupted"
@@ -239,20 +243,26 @@ def _diverged(lane: Lane, losses: np.ndarray, finite: bool, factor: float | None
     return True
 
 
-def _progress(lanes, alive, epoch):
-    if len(lanes) == 1:
-        rec = lanes[0].dir.records()[-1]
-        acc = "" if rec["test_accuracy"] is None else f"  test accuracy {rec['test_accuracy']:.4f}"
-        lanes[0].say(
-            logging.INFO,
-            "epoch %d/%d  step %d  train loss %.6g%s",
+def _progress(lanes: list[Lane], alive: np.ndarray, epoch: int, m: dict) -> None:
+    """Each chunk's log line, from the chunk's evaluation ``m``: a single run's epoch line; for a
+    program of several lanes one line in the log, and each running lane's epoch line in its
+    own log file."""
+    for i, lane in enumerate(lanes):
+        if not alive[i]:
+            continue
+        acc = "" if lane.exp.data.n_classes is None else f"  test accuracy {float(m['test_accuracy'][i]):.4f}"
+        loss = finite_or_none(m["train_loss"][i])
+        args = (
             epoch,
-            lanes[0].exp.epochs,
-            rec["step"],
-            rec["train_loss"] or float("nan"),
+            lane.exp.epochs,
+            epoch * lane.exp.steps_per_epoch,
+            np.nan if loss is None else loss,
             acc,
         )
-    else:
+        (lane.say if len(lanes) == 1 else lane.write_log)(
+            logging.INFO, "epoch %d/%d  step %d  train loss %.6g%s", *args
+        )
+    if len(lanes) > 1:
         log.info(
             "epoch %d/%d: %d of %d lanes running", epoch, lanes[0].exp.epochs, int(alive.sum()), len(lanes)
         )

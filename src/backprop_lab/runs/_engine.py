@@ -39,7 +39,7 @@ from ..training._sharding import agree, process_index
 from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_title, record_failure, report, stopped
+from ._lane import Finishing, Lane, RunSpec, finish, plot_scale, plot_title, record_failure, report, stopped
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
@@ -147,7 +147,7 @@ def _keep_finished(lanes: list[Lane], results: dict, painter: Painter) -> None:
     for lane in lanes:
         results[id(lane)] = lane.dir.summary()
         if lane.writer and not (lane.dir / PLOT).exists():
-            painter.draw(lane.dir.path, plot_title(lane.exp))
+            painter.draw(lane.dir.path, plot_title(lane.exp), plot_scale(lane.exp))
 
 
 def _start_lanes(lanes: list[Lane]) -> None:
@@ -206,6 +206,20 @@ def _close_trackers(lanes: list[Lane], results: dict, status: str, error: str) -
                 pass
 
 
+def _report_program(lanes: int, summary: dict | None) -> None:
+    """The timing of a program of several lanes, once: every lane's summary holds the same
+    figures (``timing: "program"``), which are the program's, not a lane's."""
+    if summary is None:
+        return
+    rate = summary.get("samples_per_second")
+    log.info(
+        "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
+        lanes,
+        summary["wall_time"],
+        "" if rate is None else f", {rate:.4g} samples/s over all lanes",
+    )
+
+
 def run_experiments(
     specs: Sequence[RunSpec], *, resume: bool = False, refuse: str = "raise", **extra
 ) -> list[dict | None]:
@@ -247,6 +261,8 @@ def run_experiments(
             _start_lanes(runnable)
             seconds, wall = _train_all(runnable, signals, len(specs))
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
+            if len(runnable) > 1 and runnable[0].writer:
+                _report_program(len(runnable), results[id(runnable[0])])
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
             _close_trackers(lanes, results, "interrupted", str(RunInterrupted(stop.signum)))

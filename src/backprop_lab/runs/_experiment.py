@@ -35,6 +35,7 @@ from ..config._keys import (
     MODEL_KEYS,
     NOT_RESULT_KEYS,
     OPTIMIZER_KEYS,
+    PLOT_KEYS,
     PROCESS_KEYS,
     TRAIN_KEYS,
 )
@@ -423,6 +424,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
             raise ConfigError("devices", top["devices"], str(err).split(" is ", 1)[-1]) from None
     check_group("early_stopping", cfg["early_stopping"], EARLY_STOPPING_KEYS)
     check_group("checkpoint", cfg["checkpoint"], CHECKPOINT_KEYS)
+    check_group("plot", cfg["plot"], PLOT_KEYS)
     dtype = DTYPES[top["dtype"]]
     sizes = check_model_config(cfg["model"], top["loss"])
     opt_cfg = dict(cfg["optimizer"])

@@ -74,7 +74,12 @@ class Lane:
         return self.spec.exp
 
     def say(self, level: int, msg: str, *args) -> None:
+        """A line in the log, named by the lane's job, and in the lane's own log file."""
         log.log(level, "%s" + msg, f"[{self.spec.name}] " if self.spec.name else "", *args)
+        self.write_log(level, msg, *args)
+
+    def write_log(self, level: int, msg: str, *args) -> None:
+        """A line in the lane's own log file only (a vmapped job's), when it has one."""
         if self.spec.log_file is not None and self.writer:
             line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}][{log.name}][{logging.getLevelName(level)}] - "
             try:
@@ -240,6 +245,11 @@ def plot_title(exp: Experiment) -> str:
     )
 
 
+def plot_scale(exp: Experiment) -> str:
+    """A run's ``plot.scale`` (``auto`` when its config has no plot group)."""
+    return (exp.config.get("plot") or {}).get("scale", "auto")
+
+
 def finish(
     lane: Lane, seconds: list[float], wall: float, extra: dict, painter: Painter, shared: Finishing
 ) -> dict:
@@ -249,10 +259,11 @@ def finish(
     records = lane.dir.records()
     last = records[-1] if records else {}
     if lane.writer:
-        painter.draw(lane.dir.path, plot_title(exp))
+        painter.draw(lane.dir.path, plot_title(exp), plot_scale(exp))
     x, y = exp.data.x_train, exp.data.y_train
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
+    lanes = extra.get("lanes", 1)  # the times are the program's: its lanes train together
     summary = {
         "kind": "train",
         "status": lane.status,
@@ -263,8 +274,9 @@ def finish(
         "final_train_loss": last.get("train_loss"),
         "final_test_loss": last.get("test_loss"),
         "test_accuracy": last.get("test_accuracy"),
-        "samples_per_second": steps_timed * exp.batch_size / sum(timed) if sum(timed) > 0 else None,
+        "samples_per_second": lanes * steps_timed * exp.batch_size / sum(timed) if sum(timed) > 0 else None,
         "wall_time": wall,
+        "timing": "program" if lanes > 1 else "run",
         "first_chunk_seconds": seconds[0] if seconds else None,
         "grad": exp.grad,
         "batch_size": exp.batch_size,

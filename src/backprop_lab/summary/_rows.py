@@ -54,6 +54,7 @@ TRAIN_FIELDS = (
     "test_accuracy",
     "samples_per_second",
     "wall_time",
+    "timing",
     "diverged_at_step",
     "grad_start_passed",
     "grad_start_max_rel_error",

@@ -41,6 +41,11 @@ _GROUP_COLUMNS = {
     "compare": (("max_rel_error", "max rel err"), ("speedup", "speedup")),
 }
 _TEXT_COLUMNS = ("job", "overrides", "status", "group", "runs")
+#: summary.md's note under the jobs when some ran as lanes of a vmapped program.
+PROGRAM_TIMING = (
+    "A job trained as a lane of a vmapped program (`timing: program`) shows its program's "
+    "time and samples/s: all of the program's lanes together, the same in each."
+)
 
 
 def _fmt(value: Any) -> str:
@@ -205,6 +210,8 @@ def markdown(rows: Sequence[Row], title: str, images: Sequence[str] = ()) -> str
     header, body, common = _job_cells(rows)
     lines += ["## Jobs", ""] + ([f"Same in every job: `{common}`", ""] if common else [])
     lines += [*_md_table(header, body), ""]
+    if any(r.get("timing") == "program" for r in rows):
+        lines += [PROGRAM_TIMING, ""]
     return "\n".join(lines)
 
 
