@@ -55,7 +55,7 @@ def train_lanes(jobs) -> list[float | None]:
     experiment when the launcher built it already, or None."""
     from backprop_lab.apps import _hydra as apps
     from backprop_lab.runs._engine import RunSpec, run_experiments
-    from backprop_lab.runs._experiment import build_experiment
+    from backprop_lab.runs._experiment import ConfigError, build_experiment
 
     apps.setup_jax(jobs[0][0])
     specs = [
@@ -63,7 +63,13 @@ def train_lanes(jobs) -> list[float | None]:
         for cfg, out, files, name, log_file, exp in jobs
     ]
     resume = specs[0].exp.config.get("resume", False) or apps.requeued()
-    summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+    try:
+        summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+    except ConfigError as err:  # a tracker that cannot start: the program's jobs stop, the sweep goes on
+        log.error("%s", err)
+        for _, out, files, *_ in jobs:
+            apps.record_config_error(Path(out), "train", err, files)
+        summaries = [None] * len(jobs)
     return [apps.job_objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 
