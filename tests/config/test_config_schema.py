@@ -95,7 +95,8 @@ def test_the_schemas_change_no_value_and_no_type(untyped_conf, app, overrides):
         ("train", ["optimizer=momentum", "optimizer.nesterov=abc"], "optimizer.nesterov", "not a valid bool"),
         ("train", ["optimizer=sgd", "optimizer.b1=0.9"], "optimizer.b1", "not in 'SgdConfig'"),
         ("train", ["data=moons", "data.n_samples=many"], "data.n_samples", "converted to Integer"),
-        ("train", ["logger=csv", "logger.dir=[a,b]"], "logger.dir", "str"),
+        ("train", ["logger=csv", "logger.csv.dir=[a,b]"], "logger.csv.dir", "str"),
+        ("train", ["logger=[csv,mlflow]", "logger.mlflow.timeout=soon"], "logger.mlflow.timeout", "Float"),
         ("train", ["epochs=abc"], "epochs", "converted to Integer"),
         ("train", ["batch_size=all"], "batch_size", "converted to Integer"),
         ("train", ["divergence_factor=big"], "divergence_factor", "converted to Float"),
@@ -133,10 +134,9 @@ def test_each_schema_has_the_keys_and_types_of_its_table():
         own = fields(SCHEMAS["data"][name])
         assert own.pop("name") is str and set(own) == set(spec.defaults), name
         assert all(kind == _config_keys.DATA_OPTIONS[key].kind | None for key, kind in own.items())
-    assert set(SCHEMAS["logger"]) == set(TRACKERS)
-    for name, tracker in TRACKERS.items():
-        own = fields(SCHEMAS["logger"][name])
-        assert own.pop("name") is str and own == kinds(tracker.SETTINGS), name
+    assert set(SCHEMAS["logger"]) == set(TRACKERS) - {"none"}  # none has no keys
+    for name in SCHEMAS["logger"]:
+        assert fields(SCHEMAS["logger"][name]) == kinds(TRACKERS[name].SETTINGS), name
     top = fields(SCHEMAS[None]["train"])
     assert set(top) == set(_config_keys.TRAIN_KEYS) | set(_config_keys.GROUPS)
     assert {k: top[k] for k in _config_keys.TRAIN_KEYS} == kinds(_config_keys.TRAIN_KEYS)
@@ -146,8 +146,12 @@ def test_each_schema_has_the_keys_and_types_of_its_table():
 
 
 def test_every_option_in_conf_has_a_schema_and_every_app_names_them():
-    for group in ("data", "model", "optimizer", "logger"):
+    for group in ("data", "model", "optimizer"):
         assert options(group) == sorted(SCHEMAS[group]), group
+    for option in SCHEMAS["logger"]:  # each logger's file types its own keys
+        text = (CONF / "logger" / f"{option}.yaml").read_text()
+        assert f"- /schema/logger@{option}: {option}\n" in text, option
+    assert options("logger") == sorted([*SCHEMAS["logger"], "none"])
     for app in APPS:
         text = (CONF / f"{app}.yaml").read_text()
         for group in ("data", "model", "optimizer"):

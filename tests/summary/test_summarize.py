@@ -50,8 +50,14 @@ def train_summary(loss: float | None = 0.1, status: str = "completed", acc: floa
         "wall_time": 1.25,
         "diverged_at_step": 42 if status == "diverged" else None,
         "grad_agreement": {
-            "start": {"passed": True, "max_rel_error": 1e-7, "max_abs_error": 1e-9},
-            "end": {"passed": status != "diverged", "max_rel_error": 2e-7, "max_abs_error": 1e-9},
+            "start": {"passed": True, "max_rel_error": 1e-7, "max_abs_error": 1e-9, "tolerance": 7.6e-6},
+            "end": {
+                "passed": status != "diverged",
+                "max_rel_error": 2e-7,
+                "max_abs_error": 3e-9,
+                "tolerance": 7.6e-6,
+                "min_cosine": 1.0,
+            },
         },
     }
 
@@ -145,6 +151,33 @@ def test_rows_statuses_and_fields(sweep: Path) -> None:
     assert rows[4]["kind"] is None and rows[4]["lr"] == 0.1
     assert "grad_agreement" not in first
     assert "final_train_loss" not in rows[5]
+
+
+def test_the_gradient_checks_numbers_and_tolerances_are_columns(sweep: Path, tmp_path: Path) -> None:
+    rows = collect_rows(sweep)
+    assert (rows[0]["grad_end_tolerance"], rows[0]["grad_end_max_abs_error"]) == (7.6e-6, 3e-9)
+    assert rows[0]["grad_end_min_cosine"] == 1.0 and rows[0]["grad_start_min_cosine"] is None
+    header, _, first_job, *_ = format_table(rows).splitlines()
+    assert header.split()[-6:] == ["grad", "ok", "grad", "rel", "err", "grad", "tol"][-6:]
+    assert header.index("grad ok") < header.index("grad rel err") < header.index("grad tol")
+    assert first_job.split()[-3:] == ["yes", "2.000e-07", "7.600e-06"]
+    with open(write_csv(rows, tmp_path / "out.csv"), newline="") as f:
+        first = next(csv.DictReader(f))
+    assert float(first["grad_end_tolerance"]) == 7.6e-6 and float(first["grad_start_max_rel_error"]) == 1e-7
+
+
+def test_only_the_jobs_own_summaries_count(sweep: Path) -> None:
+    """MLflow's copy of a job's summary.json (an artifact, in a store inside the job or beside
+    the sweep) is not a job."""
+    for store in (sweep / "0" / "mlruns", sweep.parents[1] / "mlruns", sweep / "mlartifacts"):
+        artifacts = store / "1" / "0123abcd" / "artifacts"
+        artifacts.mkdir(parents=True)
+        (artifacts / "summary.json").write_text((sweep / "0" / "summary.json").read_text())
+    (sweep / "1" / "copy").mkdir()
+    (sweep / "1" / "copy" / "summary.json").write_text((sweep / "1" / "summary.json").read_text())
+    assert [p.name for p in find_job_dirs(sweep)] == ["0", "1", "2", "3", "4", "5", "10"]
+    assert [p.name for p in find_job_dirs(sweep.parents[1])] == [p.name for p in find_job_dirs(sweep)]
+    assert status_counts(collect_rows(sweep)) == "7 jobs: 4 completed, 1 corrupt, 1 diverged, 1 missing"
 
 
 def test_activation_and_lr_from_config_when_not_overridden(tmp_path: Path) -> None:

@@ -13,18 +13,21 @@ import json
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
+from backprop_lab.apps._summarize import summarize
 from backprop_lab.files._checkpoint import read_header
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from backprop_lab.trackers._registry import TRACKERS, check_logger_config
-from helpers.train_app import ROOT, TINY, app, cfg_of
+from backprop_lab.trackers._base import folder_name
+from backprop_lab.trackers._registry import TRACKERS, TrackerError, check_logger_config
+from helpers.train_app import ROOT, TINY, app, cfg_of, run_cli
 
 
 def _files(run: Path) -> dict:
@@ -82,20 +85,27 @@ def _train(tmp_path: Path, logger: str, *overrides: str) -> tuple[Path, dict]:
 # ---------------------------------------------------------------- config checks
 
 
+def _logger_group(*overrides: str) -> dict:
+    return OmegaConf.to_container(cfg_of(*overrides)["logger"])
+
+
 def test_every_logger_has_a_config_file_its_schema_accepts():
     for name in TRACKERS:
-        cfg = yaml.safe_load((ROOT / "conf" / "logger" / f"{name}.yaml").read_text())
-        assert cfg["name"] == name
-        assert check_logger_config(cfg)["name"] == name
+        group = _logger_group(f"logger={name}")
+        assert list(check_logger_config(group)) == ([] if name == "none" else [name])
+    both = _logger_group("logger=[csv,tensorboard]")
+    assert check_logger_config(both) == {"csv": {"dir": "csv"}, "tensorboard": {"dir": "tensorboard"}}
 
 
 @pytest.mark.parametrize(
     ("group", "message"),
     [
-        ({"name": "wandb", "mode": "sometimes"}, "logger.mode='sometimes' is invalid: expected one of"),
-        ({"name": "csv", "folder": "x"}, "logger has no key 'folder'"),
-        ({"name": "mlflow", "tracking_uri": 3}, "logger.tracking_uri=3 is invalid"),
-        ({"name": "neptune"}, "valid choices are: csv, mlflow, none, tensorboard, wandb"),
+        ({"wandb": {"mode": "sometimes"}}, "logger.wandb.mode='sometimes' is invalid: expected one of"),
+        ({"csv": {"folder": "x"}}, "logger.csv has no key 'folder'"),
+        ({"mlflow": {"tracking_uri": 3}}, "logger.mlflow.tracking_uri=3 is invalid"),
+        ({"mlflow": {"timeout": 0}}, "logger.mlflow.timeout=0 is invalid: expected a number > 0"),
+        ({"csv": {}, "neptune": {}}, "valid choices are: csv, mlflow, none, tensorboard, wandb, or several"),
+        ("csv", "logger='csv' is invalid: valid choices are"),
     ],
 )
 def test_bad_logger_settings_are_config_errors(group, message):
@@ -116,6 +126,26 @@ def test_a_missing_package_stops_the_run_at_its_config_check(logger, package, mo
     with pytest.raises(ConfigError, match="backprop-lab\\[trackers\\]"):
         app.train(cfg_of(*TINY, f"logger={logger}"), out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_tracker_that_fails_mid_run_is_left_out_in_one_line(tmp_path, caplog):
+    """The csv tracker's folder removed after it started: one error line, and TensorBoard,
+    beside it, still gets every call."""
+    import shutil
+
+    from backprop_lab.trackers._registry import Trackers
+
+    trackers = Trackers(tmp_path, {name: TRACKERS[name](tmp_path, None) for name in ("csv", "tensorboard")})
+    trackers.start({"seed": 0})
+    trackers.log_losses(0, [1.0, 0.5])
+    shutil.rmtree(tmp_path / "csv")
+    trackers.log_losses(2, [0.25])
+    trackers.log_losses(3, [0.125])
+    trackers.finish({"status": "completed", "steps": 4})
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(lines) == 1 and lines[0].startswith("logger=csv stopped logging this run: ")
+    loss = _tensorboard_back(_tensorboard_folder(tmp_path)).Scalars("loss")
+    assert [(e.step, e.value) for e in loss] == [(0, 1.0), (1, 0.5), (2, 0.25), (3, 0.125)]
 
 
 # ---------------------------------------------------------------- csv
@@ -146,12 +176,6 @@ def _check_csv(run: Path, files: dict) -> None:
     assert all(_text_value(back["summary"][k]) == v for k, v in summary.items())
 
 
-@pytest.mark.slow
-def test_csv_tracker(tmp_path):
-    run, files = _train(tmp_path, "csv")
-    _check_csv(run, files)
-
-
 # ---------------------------------------------------------------- tensorboard
 
 
@@ -176,10 +200,15 @@ def _hparams(events) -> tuple[dict, int]:
     return values, end.session_end_info.status
 
 
+def _tensorboard_folder(run: Path) -> Path:
+    (folder,) = (run / "tensorboard").iterdir()  # the run's folder, named by the run
+    return folder
+
+
 def _check_tensorboard(run: Path, files: dict) -> None:
     from tensorboard.plugins.hparams import api_pb2
 
-    events = _tensorboard_back(run / "tensorboard")
+    events = _tensorboard_back(_tensorboard_folder(run))
     float32 = np.float32
     loss = [(e.step, float32(e.value)) for e in events.Scalars("loss")]
     assert loss == [(s, float32(v)) for s, v in sorted(files["losses"].items())]
@@ -207,26 +236,32 @@ def _check_tensorboard(run: Path, files: dict) -> None:
 
 
 @pytest.mark.slow
-def test_tensorboard_tracker(tmp_path):
-    run, files = _train(tmp_path, "tensorboard")
+def test_several_trackers_at_once_csv_and_tensorboard(tmp_path):
+    run, files = _train(tmp_path, "[csv,tensorboard]")
+    _check_csv(run, files)
     _check_tensorboard(run, files)
+    assert _tensorboard_folder(run).name == "run"  # no overrides without Hydra: the directory's name
 
 
 # ---------------------------------------------------------------- mlflow
 
 
-def _mlflow_client(store: Path, monkeypatch):
+def _mlflow_client(launch_dir: Path):
+    """MLflow's client on the default store of runs started from ``launch_dir``."""
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3's file store asks for it
-    return MlflowClient(tracking_uri=store.resolve().as_uri())
+    return MlflowClient(tracking_uri=f"sqlite:///{launch_dir.resolve()}/mlflow.db")
 
 
-def _check_mlflow(run: Path, files: dict, monkeypatch, tmp_path: Path) -> str:
-    client = _mlflow_client(run / "mlruns", monkeypatch)
-    (experiment,) = [e for e in client.search_experiments() if e.name == "backprop-lab"]
-    (found,) = client.search_runs([experiment.experiment_id])
-    assert json.loads((run / "mlflow_run.json").read_text())["run_id"] == found.info.run_id
+def _mlflow_runs(client, experiment: str) -> list:
+    (found,) = [e for e in client.search_experiments() if e.name == experiment]
+    return client.search_runs([found.experiment_id])
+
+
+def _check_mlflow(run: Path, files: dict, tmp_path: Path, experiment: str = "backprop-lab") -> str:
+    client = _mlflow_client(tmp_path)
+    (found,) = [r for r in _mlflow_runs(client, experiment) if r.info.run_id == _mlflow_state(run)["run_id"]]
+    assert found.data.tags["backprop_lab.output_dir"] == str(run.resolve())
     assert found.info.status == "FINISHED" and found.data.tags["status"] == "completed"
     history = client.get_metric_history(found.info.run_id, "loss")
     assert sorted((m.step, m.value) for m in history) == sorted(files["losses"].items())
@@ -237,15 +272,45 @@ def _check_mlflow(run: Path, files: dict, monkeypatch, tmp_path: Path) -> str:
     config = _leaves(files["config"])
     assert set(found.data.params) == set(config)
     assert all(_text_value(found.data.params[k]) == v for k, v in config.items())
-    local = client.download_artifacts(found.info.run_id, "summary.json", str(tmp_path))
-    assert json.loads(Path(local).read_text()) == files["summary"]
+    with tempfile.TemporaryDirectory() as into:  # not among the runs: it would be a job of its own
+        local = client.download_artifacts(found.info.run_id, "summary.json", into)
+        assert json.loads(Path(local).read_text()) == files["summary"]
     return found.info.run_id
 
 
+def _mlflow_state(run: Path) -> dict:
+    return json.loads((run / "mlflow_run.json").read_text())
+
+
 @pytest.mark.slow
-def test_mlflow_tracker(tmp_path, monkeypatch):
+def test_mlflow_tracker_and_a_state_file_that_is_not_the_runs(tmp_path, monkeypatch):
+    """One SQLite store in the launch directory; an edited mlflow_run.json is refused in one
+    line on resume, and no second MLflow run appears."""
+    monkeypatch.chdir(tmp_path)
     run, files = _train(tmp_path, "mlflow")
-    _check_mlflow(run, files, monkeypatch, tmp_path)
+    run_id = _check_mlflow(run, files, tmp_path)
+    assert _mlflow_runs(_mlflow_client(tmp_path), "backprop-lab")[0].info.run_name == "run"
+    state = _mlflow_state(run)
+    other = _mlflow_client(tmp_path).create_run(
+        _mlflow_runs(_mlflow_client(tmp_path), "backprop-lab")[0].info.experiment_id
+    )
+    edits = {
+        "not JSON": "{",
+        "another run": json.dumps({**state, "run_id": other.info.run_id}),
+        "no such run": json.dumps({**state, "run_id": "0" * 32}),
+        "a list": "[]",
+    }
+    resume = cfg_of(*TINY, "resume=true", "epochs=4", "logger=mlflow")
+    for what, text in edits.items():
+        (run / "mlflow_run.json").write_text(text)
+        with pytest.raises(TrackerError, match=r"^logger=mlflow: .*mlflow_run\.json.*delete it") as info:
+            app.train(resume, out_dir=run)
+        assert "\n" not in str(info.value), what
+    assert {r.info.run_id for r in _mlflow_runs(_mlflow_client(tmp_path), "backprop-lab")} == {
+        run_id,
+        other.info.run_id,
+    }
+    assert _files(run)["summary"]["steps"] == files["summary"]["steps"]  # nothing trained meanwhile
 
 
 # ---------------------------------------------------------------- wandb
@@ -325,10 +390,53 @@ def _check_wandb(run: Path, files: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_wandb_tracker_offline(tmp_path):
+def test_wandb_tracker_offline_and_its_refusals(tmp_path, monkeypatch):
+    """Offline by default; online without a login, or an edited wandb_run.json on resume,
+    is one line and no new W&B run."""
     run, files = _train(tmp_path, "wandb")
     backs = _check_wandb(run, files)
     assert len(backs) == 1
+    resume = ("resume=true", "epochs=4", "logger=wandb")
+    state = json.loads((run / "wandb_run.json").read_text())
+    for text in ("{", json.dumps({"id": 7}), json.dumps({"id": "x" + state["id"]})):
+        (run / "wandb_run.json").write_text(text)
+        with pytest.raises(TrackerError, match=r"^logger=wandb: .*wandb_run\.json.*delete it[^\n]*$"):
+            app.train(cfg_of(*TINY, *resume), out_dir=run)
+    for key in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    with pytest.raises(TrackerError, match=r"^logger=wandb: .*needs a W&B login.*wandb login"):
+        app.train(cfg_of(*TINY, "logger=wandb", "logger.wandb.mode=online"), out_dir=tmp_path / "online")
+    assert not (tmp_path / "online" / "metrics.jsonl").exists()
+    assert len(list((run / "wandb").glob("*run-*"))) == 1
+
+
+@pytest.mark.slow
+def test_an_unreachable_mlflow_server_is_one_line_within_the_time_limit(tmp_path):
+    """MLflow retries a server that refuses connections for minutes; the run stops at
+    logger.mlflow.timeout with one line naming the service and exit status 2."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    result = run_cli(
+        tmp_path / "run",
+        *TINY,
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri={uri}",
+        "logger.mlflow.timeout=2",
+        "jax_cache_dir=null",
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "logger=mlflow" in line]
+    assert len(lines) == 1 and f"MLflow tracking server at {uri} did not answer within 2 s" in lines[0]
+    assert "Traceback" not in output and "Retrying" not in output
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 # ---------------------------------------------------------------- resume
@@ -338,6 +446,7 @@ def test_wandb_tracker_offline(tmp_path):
 @pytest.mark.parametrize("logger", ["csv", "tensorboard", "mlflow", "wandb"])
 def test_a_resumed_run_continues_its_tracker_run(logger, tmp_path, monkeypatch):
     """Trained for 2 epochs, then resumed to 3: one tracker run holds every step once."""
+    monkeypatch.chdir(tmp_path)  # MLflow's store is in the launch directory
     run = tmp_path / "run"
     short = [o for o in TINY if not o.startswith("epochs=")]
     if logger == "tensorboard":  # both starts within one second: tensorboardX names files by the second
@@ -356,10 +465,10 @@ def test_a_resumed_run_continues_its_tracker_run(logger, tmp_path, monkeypatch):
     if logger == "csv":
         _check_csv(run, files)
     elif logger == "tensorboard":
-        assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+        assert len(list(_tensorboard_folder(run).glob("events.out.tfevents.*"))) == 2
         _check_tensorboard(run, files)
     elif logger == "mlflow":
-        _check_mlflow(run, files, monkeypatch, tmp_path)
+        _check_mlflow(run, files, tmp_path)
     else:
         assert len(_check_wandb(run, files)) == 2
 
@@ -367,36 +476,63 @@ def test_a_resumed_run_continues_its_tracker_run(logger, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- sweeps
 
 
+def _tensorboard_runs(logdir: Path) -> dict:
+    """TensorBoard's own view of a log directory: run name → its ``loss`` scalars."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    events = EventMultiplexer(size_guidance={"scalars": 0})
+    events.AddRunsFromDirectory(str(logdir))
+    events.Reload()
+    return {run: [(e.step, e.value) for e in events.Scalars(run, "loss")] for run in events.Runs()}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("logger", ["csv", "wandb"])
+@pytest.mark.parametrize("logger", ["[mlflow,tensorboard]", "[csv,wandb]"])
 def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
-    sweep = tmp_path / "sweep"
+    """A sweep started from a directory: MLflow's runs in one experiment of the store there,
+    TensorBoard's readable over the sweep directory, each named by its overrides; the sweep's
+    summary counts its jobs only."""
+    sweep = tmp_path / "multirun" / "lr"
     result = subprocess.run(
         [
             sys.executable,
-            "experiments/train.py",
+            str(ROOT / "experiments" / "train.py"),
             "-m",
             *TINY,
             "optimizer.lr=0.01,0.1",
             "hydra/launcher=vmap",
             f"logger={logger}",
-            f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.dir=multirun/lr",
+            "jax_cache_dir=null",
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
         timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert len(jobs) == 2
-    lrs = set()
+    names = {}
     for job in jobs:
         files = _files(job)
         assert files["summary"]["launcher"] == "vmap" and files["summary"]["lanes"] == 2
-        lrs.add(files["config"]["optimizer"]["lr"])
-        if logger == "csv":
+        names[job.name] = f"optimizer.lr={files['config']['optimizer']['lr']}"
+        if logger == "[csv,wandb]":
             _check_csv(job, files)
-        else:
             _check_wandb(job, files)
-    assert lrs == {0.01, 0.1}
+        else:
+            run_id = _check_mlflow(job, files, tmp_path, experiment="multirun/lr")
+            assert _mlflow_client(tmp_path).get_run(run_id).info.run_name == names[job.name]
+            _check_tensorboard(job, files)
+            runs = _tensorboard_runs(sweep)
+            folder = f"{job.name}/tensorboard/{folder_name(names[job.name])}"
+            assert runs[folder] == [
+                (s, pytest.approx(v, rel=1e-6)) for s, v in sorted(files["losses"].items())
+            ]
+    assert set(names.values()) == {"optimizer.lr=0.01", "optimizer.lr=0.1"}
+    if logger == "[mlflow,tensorboard]":
+        assert len(_tensorboard_runs(sweep)) == 2
+        assert len(_mlflow_runs(_mlflow_client(tmp_path), "multirun/lr")) == 2
+        assert summarize(sweep, plot=False).counts == "2 jobs: 2 completed"
+        assert summarize(tmp_path, plot=False).counts == "2 jobs: 2 completed"  # mlruns/ beside it too

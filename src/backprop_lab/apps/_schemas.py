@@ -122,9 +122,11 @@ SCHEMAS: dict[str | None, dict[str, type]] = {
         )
         for name, own in OPTIMIZER_SETTINGS.items()
     },
+    # a logger's keys are under its name (logger.csv.dir), typed by its own file's defaults list
     "logger": {
-        name: schema(f"{name}_logger", {"name": str, **tracker.SETTINGS}, f"The typed keys of logger={name}.")
+        name: schema(f"{name}_logger", dict(tracker.SETTINGS), f"The typed keys of logger={name}.")
         for name, tracker in TRACKERS.items()
+        if tracker.SETTINGS
     },
     None: {"train": schema("train", _train_keys(), "The typed top level of the training config.")},
 }

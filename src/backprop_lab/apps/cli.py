@@ -23,6 +23,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -230,7 +231,19 @@ def _compose(name: str, overrides: Sequence[str], multirun: bool = False):
                 with_log_configuration=False,
             )
     except Exception as err:  # noqa: BLE001 - whatever Hydra or OmegaConf refuse, in one line
-        raise UsageError(one_line(err)) from None
+        raise UsageError(_with_options(one_line(err))) from None
+
+
+def _with_options(message: str) -> str:
+    """Hydra's "Could not load 'GROUP/OPTION'" (an unknown option in a list of options,
+    ``logger=[csv,neptune]``) with the group's options, as it says them for a single one."""
+    from ..apps import CONF_DIR
+
+    found = re.search(r"Could not load '([\w/]+)/(\w+)'", message)
+    if found is None or not (Path(CONF_DIR) / found.group(1)).is_dir():
+        return message
+    options = ", ".join(sorted(p.stem for p in (Path(CONF_DIR) / found.group(1)).glob("*.yaml")))
+    return f"{message}; available options in '{found.group(1)}': {options}"
 
 
 def _composed_yaml(name: str, overrides: Sequence[str], multirun: bool) -> str:

@@ -57,7 +57,7 @@ def train_lanes(jobs) -> list[float | None]:
     ends a run: the lanes record ``status: "interrupted"``, the exit status is 128 + n."""
     from backprop_lab.apps import _hydra as apps
     from backprop_lab.runs._engine import RunInterrupted, RunSpec, run_experiments
-    from backprop_lab.runs._experiment import build_experiment
+    from backprop_lab.runs._experiment import ConfigError, build_experiment
 
     apps.setup_jax(jobs[0][0])
     specs = [
@@ -69,6 +69,11 @@ def train_lanes(jobs) -> list[float | None]:
         summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
     except RunInterrupted as err:
         sys.exit(128 + err.signum)
+    except ConfigError as err:  # a tracker that cannot start: the program's jobs stop, the sweep goes on
+        log.error("%s", err)
+        for _, out, files, *_ in jobs:
+            apps.record_config_error(Path(out), "train", err, files)
+        summaries = [None] * len(jobs)
     return [apps.job_objective(summary, cfg) for summary, (cfg, *_) in zip(summaries, jobs)]
 
 

@@ -32,7 +32,7 @@ GRADS = ("manual", "autodiff")
 DTYPES = ("float32", "float64")
 #: ``_data.DATASETS`` (``data.name``).
 DATASETS = ("xor", "and", "or", "swap", "note003", "note004", "moons", "circles", "digits", "file")
-#: ``_trackers.TRACKERS`` (``logger.name``).
+#: ``trackers.TRACKERS`` (``logger=NAME``, or several: ``logger=[csv,tensorboard]``).
 LOGGERS = ("none", "csv", "tensorboard", "mlflow", "wandb")
 #: The loss axis of a run's plots (``plot.scale``).
 PLOT_SCALES = ("auto", "log", "linear")
@@ -63,7 +63,7 @@ def valid_values(app: str) -> list[tuple[str, str]]:
     if app == "train":
         rows += [
             ("grad", ", ".join(GRADS)),
-            ("logger.name", ", ".join(LOGGERS)),
+            ("logger", ", ".join(LOGGERS) + ", or several, e.g. [csv,tensorboard]"),
             ("early_stopping.metric", "null (never), " + ", ".join(EARLY_STOPPING_METRICS)),
         ]
     return rows

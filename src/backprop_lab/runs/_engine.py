@@ -159,7 +159,11 @@ def _start_lanes(lanes: list[Lane]) -> None:
         lane.stopper = EarlyStopping.from_config(lane.exp.config.get("early_stopping"))
         if lane.epoch > 0:
             lane.stopper.replay(lane.dir.records())
-        lane.tracker = make_tracker(lane.exp.config, lane.dir.path) if lane.writer else Tracker(lane.dir.path)
+        lane.tracker = (
+            make_tracker(lane.exp.config, lane.dir.path, lane.spec.config_files)
+            if lane.writer
+            else Tracker(lane.dir.path)
+        )
         # the keys that decide the result: a resume may change the others (epochs), which a
         # tracker run that continues (MLflow's params are write-once) must not see change
         lane.tracker.start(result_config(lane.exp.config))

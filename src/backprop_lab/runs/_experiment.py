@@ -412,7 +412,7 @@ def build_experiment(cfg: Mapping) -> Experiment:
     cfg = absolute_data_path(plain_config(cfg))
     top = check_top(cfg, TRAIN_KEYS, required=("seed", "loss", "grad", "epochs", "dtype"))
     for group in GROUPS:  # removed (~group: absent, or empty under its schema) is no group at all
-        if not cfg.get(group):
+        if not cfg.get(group) and not (group == "logger" and group in cfg):  # logger=none is {}
             hint = f"e.g. {group}=<name>" if group in GROUPS[:4] else f"set {group}.KEY=... instead"
             raise ConfigError(group, "<missing>", f"the {group} group is required; {hint}")
     check_logger_config(cfg["logger"])

@@ -43,6 +43,9 @@ Row = dict[str, Any]
 
 #: The most jobs of a sweep's plan :func:`planned_jobs` expands.
 MAX_PLANNED = 100_000
+#: The numbers of a summary's ``grad_agreement`` checks (besides ``passed``), each a column
+#: ``grad_start_<field>`` and ``grad_end_<field>``.
+AGREEMENT_FIELDS = ("max_rel_error", "tolerance", "max_abs_error", "min_cosine")
 
 NOT_STARTED = "not started"
 """Status of a job the sweep planned (multirun.yaml) that has no directory."""
@@ -56,10 +59,7 @@ TRAIN_FIELDS = (
     "wall_time",
     "timing",
     "diverged_at_step",
-    "grad_start_passed",
-    "grad_start_max_rel_error",
-    "grad_end_passed",
-    "grad_end_max_rel_error",
+    *(f"grad_{when}_{field}" for when in ("start", "end") for field in ("passed", *AGREEMENT_FIELDS)),
 )
 """Columns taken from a training job's summary.json (grad_* flattened from grad_agreement)."""
 
@@ -94,7 +94,9 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 
 def find_job_dirs(sweep_dir: str | Path, *, allow_empty: bool = False) -> list[Path]:
-    """Job directories under a sweep directory: those holding ``.hydra/`` or ``summary.json``.
+    """Job directories under a sweep directory: those holding ``.hydra/`` or ``summary.json``,
+    but none inside another job directory (a tracker's store in a run, say) and no copy an
+    MLflow store holds as an artifact: only the jobs' own files count.
 
     Arguments:
         sweep_dir: A Hydra multirun directory (or a parent of several).
@@ -114,13 +116,26 @@ def find_job_dirs(sweep_dir: str | Path, *, allow_empty: bool = False) -> list[P
             f"{root} is not a directory; pass a Hydra multirun directory such as multirun/<date>/<time>"
         )
     jobs = {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-    jobs |= {p.parent for p in root.rglob("summary.json") if p.is_file()}
+    jobs |= {p.parent for p in root.rglob("summary.json") if p.is_file() and not _tracker_copy(p, root)}
+    # a job's own files only: what lies inside a job directory (a tracker's store, copies) is the job's
+    jobs = {job for job in jobs if not any(parent in jobs for parent in job.parents)}
     if not jobs and not allow_empty:
         raise FileNotFoundError(
             f"no job directories under {root}: expected subdirectories with .hydra/overrides.yaml "
             "or summary.json, as a Hydra multirun (-m) writes them"
         )
     return sorted(jobs, key=lambda path: _job_order(path.relative_to(root).parts))
+
+
+#: Folders of MLflow's stores: a summary.json below one is a run's artifact, a copy of the job's own.
+_TRACKER_STORES = frozenset({"mlruns", "mlartifacts"})
+
+
+def _tracker_copy(path: Path, root: Path) -> bool:
+    """Whether a summary.json is an experiment tracker's copy: an MLflow artifact
+    (``<store>/<experiment>/<run>/artifacts/summary.json``, or anything below ``mlruns/``)."""
+    parts = path.relative_to(root).parts[:-1]
+    return bool(_TRACKER_STORES & set(parts)) or (bool(parts) and parts[-1] == "artifacts")
 
 
 def _job_order(parts: Sequence[str]) -> tuple:
@@ -222,8 +237,8 @@ def read_job(job_dir: str | Path, root: str | Path | None = None) -> Row:
         for when in ("start", "end"):
             check = agreement.get(when) if isinstance(agreement, dict) else None
             check = check if isinstance(check, dict) else {}
-            row[f"grad_{when}_passed"] = check.get("passed")
-            row[f"grad_{when}_max_rel_error"] = check.get("max_rel_error")
+            for field in ("passed", *AGREEMENT_FIELDS):
+                row[f"grad_{when}_{field}"] = check.get(field)
     # keep any other plain value the job reported (e.g. epochs, grad), for the CSV
     for key, value in summary.items():
         if key not in row and (value is None or isinstance(value, (str, int, float, bool))):

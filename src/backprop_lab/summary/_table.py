@@ -23,6 +23,8 @@ _TRAIN_COLUMNS = (
     ("wall_time", "time s"),
     ("samples_per_second", "samples/s"),
     ("grad_end_passed", "grad ok"),
+    ("grad_end_max_rel_error", "grad rel err"),
+    ("grad_end_tolerance", "grad tol"),
 )
 _COMPARE_COLUMNS = (
     ("max_rel_error", "max rel err"),

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config._checks import text
 from ..files._rundir import RunDir, write_atomic
-from ._base import Tracker, config_text, flat_config, record_metrics, tracker_dir
+from ._base import RunInfo, Tracker, config_text, flat_config, record_metrics, tracker_dir
 
 PARAMS, METRICS, SUMMARY = "params.csv", "metrics.csv", "summary.csv"
 _METRICS_HEADER = ("step", "name", "value")
@@ -37,12 +37,12 @@ def _csv(rows: Iterable[Sequence[Any]]) -> str:
 
 
 class CsvTracker(Tracker):
-    """Writes ``<run>/csv/`` (``logger.dir``: another folder, relative to the run directory)."""
+    """Writes ``<run>/csv/`` (``logger.csv.dir``: another folder, relative to the run directory)."""
 
     SETTINGS = {"dir": text()}
 
-    def __init__(self, out_dir: Path, dir: str = "csv"):
-        super().__init__(out_dir, dir=dir)
+    def __init__(self, out_dir: Path, run: RunInfo | None = None, dir: str = "csv"):
+        super().__init__(out_dir, run, dir=dir)
         self.dir = tracker_dir(out_dir, dir)
 
     def start(self, config: Mapping[str, Any]) -> None:

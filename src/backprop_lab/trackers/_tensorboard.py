@@ -1,6 +1,9 @@
-"""``logger=tensorboard``: TensorBoard event files in ``<run>/tensorboard/``, written with tensorboardX.
+"""``logger=tensorboard``: TensorBoard event files in ``<run>/tensorboard/<name>/``, written
+with tensorboardX.
 
-What goes in (``tensorboard --logdir <run>`` shows it; ``pip install tensorboard``):
+``<name>`` is the run's name, its overrides (:class:`~._base.RunInfo`), so
+``tensorboard --logdir <sweep dir>`` shows a sweep's runs side by side as
+``<job>/tensorboard/<overrides>`` (``pip install tensorboard``). What goes in:
 
 - the config as the run's hyperparameters (the HParams dashboard: one session
   per run, with ``train_loss``, ``test_loss`` and ``test_accuracy`` as its metrics);
@@ -9,7 +12,8 @@ What goes in (``tensorboard --logdir <run>`` shows it; ``pip install tensorboard
   indented four spaces so TensorBoard shows it as a code block), and the session's
   end status (completed: success, diverged: failure, interrupted: aborted).
 
-A resumed run writes a new event file into the same folder, which TensorBoard
+A resumed run writes a new event file into the same folder (the one folder there
+already, whatever the name would be now), which TensorBoard
 reads as the same run; where a killed run had logged past its checkpoint, the
 resumed run's earlier steps replace those values (TensorBoard drops a tag's
 values at and after a step that is logged again).
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config._checks import text
-from ._base import Tracker, flat_config, import_package, record_metrics, tracker_dir
+from ._base import RunInfo, Tracker, flat_config, folder_name, import_package, record_metrics, tracker_dir
 
 if TYPE_CHECKING:
     from tensorboardX import SummaryWriter
@@ -31,19 +35,33 @@ if TYPE_CHECKING:
 #: The HParams dashboard's metric columns.
 HPARAM_METRICS = ("train_loss", "test_loss", "test_accuracy")
 #: Summary status → the HParams session's end status.
-END_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "interrupted": "STATUS_ABORTED"}
+END_STATUS = {
+    "completed": "STATUS_SUCCESS",
+    "diverged": "STATUS_FAILURE",
+    "failed": "STATUS_FAILURE",
+    "interrupted": "STATUS_ABORTED",
+}
 
 
 class TensorBoardTracker(Tracker):
-    """Writes ``<run>/tensorboard/`` (``logger.dir``: another folder, relative to the run directory)."""
+    """Writes ``<run>/tensorboard/<name>/`` (``logger.tensorboard.dir``: another folder than tensorboard/)."""
 
     SETTINGS = {"dir": text()}
     PACKAGE = "tensorboardX"
 
-    def __init__(self, out_dir: Path, dir: str = "tensorboard"):
-        super().__init__(out_dir, dir=dir)
-        self.dir = tracker_dir(out_dir, dir)
+    def __init__(self, out_dir: Path, run: RunInfo | None = None, dir: str = "tensorboard"):
+        super().__init__(out_dir, run, dir=dir)
+        self.root = tracker_dir(out_dir, dir)
         self.writer: SummaryWriter | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The run's folder of event files: the one already there (a resumed run), else its name."""
+        if self.root.is_dir():
+            held = [p for p in self.root.iterdir() if p.is_dir() and any(p.glob("events.out.tfevents.*"))]
+            if len(held) == 1:
+                return held[0]
+        return self.root / folder_name(self.run_info.name)
 
     def _started(self) -> SummaryWriter:
         """The writer :meth:`start` opened."""
@@ -58,9 +76,10 @@ class TensorBoardTracker(Tracker):
         # tensorboardX names a file by the second it was opened: a resumed run
         # started within the same second would reopen (and truncate) the first
         # one's file, so each start numbers its own (the run directory is locked).
-        started = len(list(self.dir.glob("events.out.tfevents.*")))
+        folder = self.dir
+        started = len(list(folder.glob("events.out.tfevents.*")))
         self.writer = writer = tbx.SummaryWriter(
-            logdir=str(self.dir), flush_secs=10, filename_suffix=f".{started}"
+            logdir=str(folder), flush_secs=10, filename_suffix=f".{started}"
         )
         experiment, session_start, _ = hparams(flat_config(config), dict.fromkeys(HPARAM_METRICS, 0.0))
         writer.file_writer.add_summary(experiment, 0)

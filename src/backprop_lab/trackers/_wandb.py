@@ -8,25 +8,39 @@ What goes in:
 - the summary into the run's summary; the run exits with code 0 when
   completed, 1 when diverged or interrupted.
 
-``logger.mode=offline`` (the default) needs no account and no network: the
+The W&B run is named by the run's overrides, and a sweep's runs share a group named
+after the sweep directory unless ``logger.wandb.group`` names one. Online, a missing
+login or a server that does not answer within ``logger.wandb.timeout`` seconds stops
+the run before it computes anything (exit 2).
+
+``logger.wandb.mode=offline`` (the default) needs no account and no network: the
 run is a folder ``<run>/wandb/offline-run-DATE_TIME-ID/`` holding a
 ``run-ID.wandb`` file, which ``wandb sync <that folder>`` uploads later.
 Console capture and system metrics are off (the lanes of a vmapped sweep share
 one process, and the run's own log already holds its lines). The run's id is
 kept in ``<run>/wandb_run.json``: a resumed run logs to the same W&B run
-(offline, a second folder with the same id; ``wandb sync`` replays them in order).
+(offline, a second folder with the same id; ``wandb sync`` replays them in order),
+and refuses a file whose id no run folder of this run directory holds.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config._checks import choice, optional, text
 from ..files._rundir import write_json
-from ._base import Tracker, import_package, record_metrics, tracker_dir
+from ._base import (
+    TIMEOUT,
+    RunInfo,
+    Tracker,
+    TrackerError,
+    import_package,
+    read_state,
+    record_metrics,
+    tracker_dir,
+)
 
 if TYPE_CHECKING:
     from wandb import Run
@@ -42,21 +56,27 @@ class WandbTracker(Tracker):
         "project": text(),
         "entity": optional(text(), "your default entity"),
         "mode": choice(["offline", "online"]),
-        "group": optional(text(), "no group"),
+        "group": optional(text(), "the sweep directory for a sweep's jobs, no group for single runs"),
         "dir": optional(text(), "the run directory: <run>/wandb/"),
+        "timeout": TIMEOUT,
     }
     PACKAGE = "wandb"
+    REMOTE = True
 
     def __init__(
         self,
         out_dir: Path,
+        run: RunInfo | None = None,
         project: str = "backprop-lab",
         entity: str | None = None,
         mode: str = "offline",
         group: str | None = None,
         dir: str | None = None,
+        timeout: float = 60.0,
     ):
-        super().__init__(out_dir, project=project, entity=entity, mode=mode, group=group, dir=dir)
+        super().__init__(
+            out_dir, run, project=project, entity=entity, mode=mode, group=group, dir=dir, timeout=timeout
+        )
         self.dir = tracker_dir(out_dir, dir)
         self.run: Run | None = None
 
@@ -67,27 +87,51 @@ class WandbTracker(Tracker):
         return self.run
 
     def _previous_id(self) -> str | None:
-        try:
-            state = json.loads((self.out_dir / STATE).read_text())
-        except (OSError, json.JSONDecodeError):
+        """The W&B run id this run directory logged to, None when it has not; refused when the
+        file is not one this tracker wrote or names a run this directory does not hold."""
+        path = self.out_dir / STATE
+        state = read_state("wandb", path, ("id",), "W&B")
+        if state is None:
             return None
-        return state.get("id") if isinstance(state, dict) else None
+        run_id = state["id"]
+        if not any(p.is_dir() for p in (self.dir / "wandb").glob(f"*run-*-{run_id}")):
+            raise TrackerError(
+                "wandb",
+                f"{path} names the W&B run {run_id!r}, which {self.dir / 'wandb'} "
+                "does not hold; restore the file, or delete it to start a new W&B run",
+            )
+        return run_id
 
     def start(self, config: Mapping[str, Any]) -> None:
         wandb = import_package("wandb", self.PACKAGE)
-        self.dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        if s["mode"] == "online" and not wandb.login(prompt=False, verify=False):
+            raise TrackerError(
+                "wandb",
+                "logger.wandb.mode=online needs a W&B login: run `wandb login` "
+                "or set WANDB_API_KEY, or log offline (logger.wandb.mode=offline)",
+            )
+        previous = self._previous_id()
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.run = run = wandb.init(
             project=s["project"],
             entity=s["entity"],
             mode=s["mode"],
-            group=s["group"],
+            group=s["group"] or self.run_info.group,
+            name=self.run_info.name,
             dir=str(self.dir),
             config=dict(config),
-            id=self._previous_id(),
+            id=previous,
             resume="allow",
             reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, save_code=False),
+            settings=wandb.Settings(
+                console="off",
+                silent=True,
+                x_disable_stats=True,
+                save_code=False,
+                init_timeout=s["timeout"],
+                login_timeout=s["timeout"],
+            ),
         )
         write_json(self.out_dir / STATE, {"id": run.id})
 

@@ -15,6 +15,7 @@ so a sweep can ``jax.vmap`` over learning rates and seeds without recompiling.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -23,7 +24,7 @@ import numpy as np
 import optax
 
 from ..nn._autodiff import autodiff_grad
-from ..nn._backprop import loss_value, manual_value_and_grad, prepare_inputs
+from ..nn._backprop import check_inputs, loss_value, manual_value_and_grad
 from ..nn._losses import Loss
 from ..nn._network import MLP
 from ._optimizers import Static
@@ -136,8 +137,9 @@ def check_train_args(
     batch_size: object,
     grad: object,
 ) -> None:
-    """All the checks :func:`train` makes before compiling anything."""
-    prepare_inputs(model, x, y, loss)
+    """All the checks :func:`train` makes before compiling anything (from shapes and types
+    alone: no array operation)."""
+    check_inputs(model, x, y, loss)
     if grad not in GRADS:
         raise ValueError(f"unknown grad {grad!r}; valid choices are: {', '.join(GRADS)}")
     if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
@@ -186,13 +188,27 @@ def run_steps(
         x,
         y,
         key,
-        jnp.asarray(start, jnp.int32),
+        np.int32(start) if isinstance(start, (int, np.integer)) else jnp.asarray(start, jnp.int32),
         loss=loss,
         optimizer=Static(optimizer),
         steps=int(steps),
         batch_size=None if batch_size is None else int(batch_size),
         grad=grad,
     )
+
+
+@functools.cache
+def _default_key() -> Array:
+    """``PRNGKey(0)``, made once: a key is an array, and making one is a computation of its own."""
+    return jax.random.PRNGKey(0)
+
+
+def _as_rows(a: Array, dtype: np.dtype) -> Array:
+    """``a`` as a 2-D JAX array of ``dtype``; one that is one already goes as it is (a small
+    network's run is so short that converting it again would cost a sizeable part of it)."""
+    if isinstance(a, jax.Array) and a.dtype == dtype and a.ndim == 2:
+        return a
+    return jnp.atleast_2d(jnp.asarray(a, dtype))
 
 
 def train(
@@ -228,9 +244,8 @@ def train(
         model, x, y, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
     )
     dtype = model.weights[0].dtype
-    x = jnp.atleast_2d(jnp.asarray(x, dtype))
-    y = jnp.atleast_2d(jnp.asarray(y, dtype))
-    key = jax.random.PRNGKey(0) if key is None else key
+    x, y = _as_rows(x, dtype), _as_rows(y, dtype)
+    key = _default_key() if key is None else key
     model, _, losses = run_steps(
         model,
         optimizer.init(model),
