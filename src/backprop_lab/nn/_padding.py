@@ -254,7 +254,7 @@ def masked_forward_trace(model: MLP, mask: LaneMask, x: Array) -> tuple[Trace, t
         if l == last:
             a = out.fn(z)
         else:
-            h = jnp.where(mask.units[l], _hidden(mask, "fn", z), 0.0)
+            h = jnp.where(mask.units[l][None, :], _hidden(mask, "fn", z), 0.0)
             a = jnp.where(mask.real[l], h, _resize(a, z.shape[-1]))
             hs.append(h)
         zs.append(z)
@@ -285,7 +285,8 @@ def masked_backprop_trace(model: MLP, mask: LaneMask, x: Array, y: Array, loss: 
     deltas = [delta]
     g = delta @ model.weights[-1]
     for l in range(len(model.weights) - 2, -1, -1):
-        delta = jnp.where(mask.units[l] & mask.real[l], g * _hidden(mask, "deriv", z[l], hs[l]), 0.0)
+        own = (mask.units[l] & mask.real[l])[None, :]
+        delta = jnp.where(own, g * _hidden(mask, "deriv", z[l], hs[l]), 0.0)
         deltas.insert(0, delta)
         if l > 0:
             g = jnp.where(mask.real[l], delta @ model.weights[l], _resize(g, model.weights[l].shape[1]))
