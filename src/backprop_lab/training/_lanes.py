@@ -3,7 +3,9 @@
 Each lane of a sweep is an ordinary training run: its own initial network
 (from its seed), its own minibatch order, its own learning rate. The lanes
 differ only in array values, never in shapes or code, so ``jax.vmap`` turns N
-runs into one compiled program. The learning rate lives in the optimizer state
+runs into one compiled program. Networks of different widths, depths or hidden
+activations become such lanes too, padded to one shape and masked
+(:mod:`._masked`, :mod:`backprop_lab.nn._padding`). The learning rate lives in the optimizer state
 (``optax.inject_hyperparams``, as :func:`make_optimizer` builds it), which is
 what makes it a vmappable value rather than a compile-time constant.
 """

@@ -33,7 +33,7 @@ def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *trees)
 
 
-def stack_states(models: Sequence[MLP], opt_states: Sequence[Any]) -> tuple[MLP, Any, LaneMask | None]:
+def stack_states(models: Sequence[Any], opt_states: Sequence[Any]) -> tuple[MLP, Any, LaneMask | None]:
     """The lanes' networks and optimizer states stacked on the host along a leading lane axis.
 
     Networks of one architecture are stacked as they are (mask None); of several, each is
