@@ -1,7 +1,7 @@
 """T12: a sweep over widths, depths, activations, learning rates and seeds through Hydra.
 
 Whole commands, each into a fresh ``hydra.sweep.dir`` with the benchmark's own compile
-cache: ``hydra/launcher=vmap`` as one padded program, against (a) the same launcher with
+cache, warmed first by one job run alone: ``hydra/launcher=vmap`` as one padded program, against (a) the same launcher with
 one program per architecture (``hydra.launcher.vmap_keys=[optimizer.lr,seed]``, its
 behaviour before architectures became lanes) and (b) the basic launcher. The basic
 launcher runs ``basic_jobs`` of the sweep's jobs (one per architecture; the whole sweep
@@ -129,6 +129,9 @@ def bench_architecture_sweep(
     with tempfile.TemporaryDirectory(prefix="bench-t12-") as tmp:
         env = user_env(BACKPROP_LAB_CACHE=str(Path(tmp) / "jax_cache"))
         import_jax = _import_jax_seconds(env)
+        # the compile cache warmed as T10 warms it: one job alone (the programs every run shares)
+        single = [o.split(",")[0] for o in sweep[1:] if not o.startswith("seed=")]
+        run_command([*_app("train"), *single, f"hydra.run.dir={tmp}/single"], env=env)
         one = _timed([*_app("train"), *sweep, "hydra/launcher=vmap", f"hydra.sweep.dir={tmp}/one"], env)
         wall = max(s["wall_time"] for s in _summaries(Path(tmp) / "one"))
         steps = max(s["steps"] for s in _summaries(Path(tmp) / "one"))
