@@ -25,6 +25,7 @@ run one by one, as the basic launcher would.
 import copy
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,11 +149,7 @@ class VmapLauncher(Launcher):
     def __init__(self, vmap_keys: Sequence[str] = LANE_KEYS, max_padding: float = 4.0) -> None:
         super().__init__()
         self.vmap_keys = list(vmap_keys)
-        if isinstance(max_padding, bool) or not isinstance(max_padding, (int, float)) or not max_padding >= 1:
-            from backprop_lab.config._checks import ConfigError
-
-            raise ConfigError("hydra.launcher.max_padding", max_padding, "expected a number >= 1, e.g. 4")
-        self.max_padding = float(max_padding)
+        self.max_padding = max_padding
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -190,6 +187,13 @@ class VmapLauncher(Launcher):
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if not (isinstance(self.max_padding, (int, float)) and self.max_padding >= 1):  # before any job
+            log.error(
+                "hydra.launcher.max_padding=%s: expected a number >= 1, e.g. 4 (1 gives every model.sizes "
+                "its own program)",
+                self.max_padding,
+            )
+            sys.exit(2)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
         jobs = []
