@@ -130,7 +130,7 @@ def bench_architecture_sweep(
         env = user_env(BACKPROP_LAB_CACHE=str(Path(tmp) / "jax_cache"))
         import_jax = _import_jax_seconds(env)
         # the compile cache warmed as T10 warms it: one job alone (the programs every run shares)
-        single = [o.split(",")[0] for o in sweep[1:] if not o.startswith("seed=")]
+        single = _sweep(1, 1, epochs, sizes[:1], activations[:1])[1:]
         run_command([*_app("train"), *single, f"hydra.run.dir={tmp}/single"], env=env)
         one = _timed([*_app("train"), *sweep, "hydra/launcher=vmap", f"hydra.sweep.dir={tmp}/one"], env)
         wall = max(s["wall_time"] for s in _summaries(Path(tmp) / "one"))
@@ -147,7 +147,7 @@ def bench_architecture_sweep(
         )
         # the basic launcher: one job of each architecture (first lr, seed 0), scaled to the sweep
         subset = [o for o in sweep if not o.startswith(("optimizer.lr=", "seed="))]
-        subset += [sweep[5].split(",")[0], "seed=0"]
+        subset += [o for o in single if o.startswith(("optimizer.lr=", "seed="))]
         basic_some = _timed([*_app("train"), *subset, f"hydra.sweep.dir={tmp}/basic"], env)
         basic = basic_some * jobs / basic_jobs
         one_losses = {
