@@ -43,12 +43,12 @@ import numpy as np
 
 from backprop_lab import configure_cpu
 
-from . import processes, targets
+from . import architectures, processes, targets
 from .processes import USER_XLA_FLAGS
 from .timing import Row, row
 
 #: Every benchmark: name → (function, keyword arguments per mode).
-BENCHMARKS = {**targets.BENCHMARKS, **processes.BENCHMARKS}
+BENCHMARKS = {**targets.BENCHMARKS, **processes.BENCHMARKS, **architectures.BENCHMARKS}
 
 #: The default output file of ``scripts/bench`` (git-ignored).
 DEFAULT_JSON = Path("bench-results") / "bench.json"

@@ -30,7 +30,7 @@ def check_rows(rows, target):
         json.dumps(r)  # JSON-ready
 
 
-SLOW = {"t9", "t10"}  # whole training commands, several seconds each
+SLOW = {"t9", "t10", "t12"}  # whole training commands, several seconds each
 
 
 @pytest.mark.parametrize(

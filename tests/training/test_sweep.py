@@ -107,7 +107,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "as 1 vmapped program" in result.stdout + result.stderr
+    assert "6 jobs as 1 program" in result.stdout + result.stderr
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert len(jobs) == 6
     statuses = {}

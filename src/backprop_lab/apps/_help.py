@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..config._keys import LANE_KEYS
 from ..config._names import valid_values
 from ._schemas import SCHEMAS, field_types
 
@@ -29,7 +30,10 @@ APPS = {
 #: Launchers and sweepers that plugins register (no file in conf/ to find them by).
 PLUGIN_CHOICES = {
     "hydra/launcher": (
-        "vmap (a sweep over lr and seed as one vmapped program), joblib, submitit_local, submitit_slurm"
+        "vmap (a sweep as one vmapped program; its lanes may differ in "
+        + ", ".join(LANE_KEYS)
+        + "; hydra.launcher.max_padding, default 4, splits a group whose padded/real FLOPs exceed it"
+        + " by model.sizes), joblib, submitit_local, submitit_slurm"
     ),
     "hydra/sweeper": "basic, optuna",
 }

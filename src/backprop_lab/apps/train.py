@@ -51,13 +51,15 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
 
 def train_lanes(jobs) -> list[float | None]:
     """``hydra/launcher=vmap``'s way in: jobs ``(cfg, out_dir, hydra_files, name, log_file,
-    experiment)`` that differ only in learning rate and seed, run as the lanes of one program;
+    experiment)`` that differ only in lane values (learning rate, seed, numeric optimizer settings,
+    architecture), run as the lanes of one program;
     each job's objective (as ``task`` returns it). ``experiment`` is the job's checked
     experiment when the launcher built it already, or None. A signal ends the sweep as it
     ends a run: the lanes record ``status: "interrupted"``, the exit status is 128 + n."""
     from backprop_lab.apps import _hydra as apps
     from backprop_lab.runs._engine import RunInterrupted, RunSpec, run_experiments
     from backprop_lab.runs._experiment import ConfigError, build_experiment
+    from backprop_lab.training._masked import padding_ratio
 
     apps.setup_jax(jobs[0][0])
     specs = [
@@ -65,8 +67,11 @@ def train_lanes(jobs) -> list[float | None]:
         for cfg, out, files, name, log_file, exp in jobs
     ]
     resume = specs[0].exp.config.get("resume", False) or apps.requeued()
+    padding = padding_ratio([s.exp.model.sizes for s in specs])  # the program's padded/real FLOPs
     try:
-        summaries = run_experiments(specs, resume=resume, refuse="skip", launcher="vmap")
+        summaries = run_experiments(
+            specs, resume=resume, refuse="skip", launcher="vmap", padding=round(padding, 4)
+        )
     except RunInterrupted as err:
         sys.exit(128 + err.signum)
     except ConfigError as err:  # a tracker that cannot start: the program's jobs stop, the sweep goes on

@@ -214,6 +214,21 @@ PLOT_KEYS: dict[str, Check] = {
     "scale": choice(_names.PLOT_SCALES),
 }
 
+#: The keys whose values may differ between the lanes of one vmapped program (the vmap
+#: launcher's default ``vmap_keys``): what a lane holds as array values, and its architecture.
+LANE_KEYS: tuple[str, ...] = (
+    "optimizer.lr",
+    "seed",
+    "model.sizes",
+    "model.activation",
+    "model.init",
+    "optimizer.momentum",
+    "optimizer.b1",
+    "optimizer.b2",
+    "optimizer.eps",
+    "optimizer.weight_decay",
+)
+
 #: The keys every optimizer group has: which optimizer, and its (peak) learning rate.
 OPTIMIZER_KEYS: dict[str, Check] = {
     "name": choice(_names.OPTIMIZERS),

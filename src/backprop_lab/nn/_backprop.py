@@ -184,6 +184,23 @@ def backprop_trace(
     return _compiled_backprop_trace(model, x, y, loss, variant=variant)
 
 
+def output_delta(
+    loss_fn: Loss,
+    out: Activation,
+    z: Array,
+    a: Array,
+    y: Array,
+    combine: Callable[[Activation, Array, Array, Array], Array] = _hadamard,
+) -> Array:
+    """δᴸ of the output layer: the loss's closed form for this output, else (∂aᴸ/∂zᴸ)ᵀ ∂ℓ/∂aᴸ."""
+    if out.name in loss_fn.fused:
+        return loss_fn.fused[out.name](z, a, y)
+    if loss_fn.grad_a is not None:
+        return combine(out, z, a, loss_fn.grad_a(a, y))
+    # calling the missing grad_a raised this TypeError before
+    raise TypeError(f"loss {loss_fn.name!r} has no grad_a and no fused rule for {out.name!r}")
+
+
 def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str) -> BackpropTrace:
     check_variant(variant)
     combine = VARIANTS[variant]
@@ -193,12 +210,7 @@ def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, varian
     trace = forward_trace(model, x)
     z, a = trace.z, trace.a
 
-    if out.name in loss_fn.fused:
-        delta = loss_fn.fused[out.name](z[-1], a[-1], y)
-    elif loss_fn.grad_a is not None:
-        delta = combine(out, z[-1], a[-1], loss_fn.grad_a(a[-1], y))
-    else:  # calling the missing grad_a raised this TypeError before
-        raise TypeError(f"loss {loss_fn.name!r} has no grad_a and no fused rule for {out.name!r}")
+    delta = output_delta(loss_fn, out, z[-1], a[-1], y, combine)
     deltas = [delta]
     for l in range(len(model.weights) - 1, 0, -1):
         delta = combine(hidden, z[l - 1], a[l], delta @ model.weights[l])

@@ -21,7 +21,9 @@ import optax
 from ..checks._evaluation import is_one_hot
 from ..files._rundir import CHECKPOINT, finite_or_none
 from ..nn._network import MLP
+from ..nn._padding import LaneMask
 from ..training._lanes import keep_where, measure_lanes, run_lanes
+from ..training._masked import lane_state, stack_states
 from ..training._sharding import Placement, plan
 from ._experiment import Experiment
 from ._lane import Lane, record, save
@@ -58,6 +60,7 @@ class _Program:
     models: MLP  # the lanes' networks stacked: each array has a leading lanes axis
     opts: optax.OptState
     measure: dict
+    masks: tuple[LaneMask, LaneMask] | None = None  # lanes of several architectures: (host, devices)
 
 
 def _program(lanes: list[Lane], width: int) -> _Program:
@@ -74,22 +77,25 @@ def _program(lanes: list[Lane], width: int) -> _Program:
     data = {a: _data(padded, a) for a in ("x_train", "y_train", "x_test", "y_test")}
     x, y, x_test, y_test = (place.put_lanes(v) if v.ndim == 3 else place.replicate(v) for v in data.values())
     keys = place.put_lanes(np.stack([np.asarray(l.exp.key) for l in padded]))
-    # stacked on the host (the placement copies from there): no program to build for it
-    models, opts = (
-        place.put_lanes(jax.tree.map(lambda *leaves: np.stack(leaves), *trees))
-        for trees in ([l.model for l in padded], [l.opt_state for l in padded])
-    )
+    # stacked on the host (the placement copies from there): no program to build for it; lanes
+    # of several architectures padded to one shape, with their masks
+    models, opts, mask = stack_states([l.model for l in padded], [l.opt_state for l in padded])
+    models, opts = place.put_lanes(models), place.put_lanes(opts)
     measure = dict(
         loss=base.loss,
         diagnostics=bool(base.config.get("diagnostics", False)),
         one_hot=is_one_hot(np.asarray(base.data.y_test)),
     )
-    return _Program(base, place, x, y, x_test, y_test, keys, models, opts, measure)
+    masks = None if mask is None else (mask, place.put_lanes(mask))
+    return _Program(base, place, x, y, x_test, y_test, keys, models, opts, measure, masks)
 
 
 def _measure(prog: _Program, models) -> dict:
     """Each lane's evaluation of ``models`` (train and test loss, accuracy, ...), on the host."""
-    return prog.place.gather(measure_lanes(models, prog.x, prog.y, prog.x_test, prog.y_test, **prog.measure))
+    mask = None if prog.masks is None else prog.masks[1]
+    return prog.place.gather(
+        measure_lanes(models, prog.x, prog.y, prog.x_test, prog.y_test, **prog.measure, mask=mask)
+    )
 
 
 def _record_start(lanes: list[Lane], prog: _Program, t_run: float) -> None:
@@ -133,6 +139,7 @@ def _run_chunk(prog: _Program, epoch: int, n_epochs: int) -> _Chunk:
         batch_size=None if exp.batch_size == exp.data.n_train else exp.batch_size,
         grad=exp.grad,
         batch_sharding=prog.place.batch,
+        mask=None if prog.masks is None else prog.masks[1],
     )
     return _Chunk(epoch, epoch + n_epochs, models, opts, _measure(prog, models), prog.place.gather(losses))
 
@@ -163,8 +170,7 @@ def _record_chunk(lanes: list[Lane], prog: _Program, ok: np.ndarray, chunk: _Chu
         if not ok[i]:
             continue
         lane.epoch = chunk.end
-        lane.model = jax.tree.map(lambda leaf: leaf[i], host_models)
-        lane.opt_state = jax.tree.map(lambda leaf: leaf[i], host_opts)
+        lane.model, lane.opt_state = lane_state(host_models, host_opts, prog.masks and prog.masks[0], i)
         rec = record(lane, chunk.m, i, chunk.losses[i, -spe:].mean(), time.perf_counter() - t_run)
         lane.append(chunk.start * spe, chunk.losses[i], [rec])
         save(lane, rec)

@@ -1,7 +1,8 @@
 """The run engine: one or more training runs (lanes) as one compiled program, with their files.
 
 A single run is one lane; a vectorized sweep is many lanes that differ only in
-array values (learning rate, seed). Both go through :func:`run_experiments`:
+array values (learning rate, seed, numeric optimizer settings) and architecture
+(hidden widths, depth, activation: padded to one shape, see ``training._masked``). Both go through :func:`run_experiments`:
 
 1. each lane's directory is locked and checked: a directory holding a run is
    refused unless ``resume=true``, and a resume continues only the same run
@@ -32,6 +33,7 @@ import jax
 from ..files._checkpoint import CheckpointError, load_checkpoint
 from ..files._rundir import CHECKPOINT, PLOT, RunDir, RunDirError
 from ..files._safe import os_error_line
+from ..nn._network import MLP
 from ..plots._worker import Painter
 from ..trackers._registry import Tracker, make_tracker
 from ..training._early_stopping import EarlyStopping
@@ -51,9 +53,9 @@ log = logging.getLogger("backprop_lab.run")
 def _check_lanes(specs: Sequence[RunSpec]) -> None:
     def shape(e: Experiment):
         return (
-            e.model.sizes,
-            e.model.activation,
+            (e.model.sizes[0], e.model.sizes[-1]),  # widths, depth and activation may differ (padded)
             e.model.output_activation,
+            e.model.biases[0] is not None,
             e.loss,
             e.grad,
             e.epochs,
@@ -64,7 +66,7 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
             e.config.get("log_every", 1),
             e.config.get("divergence_factor", DIVERGENCE_FACTOR),
             e.config.get("diagnostics", False),
-            jax.tree.structure(e.optimizer.init(e.model)),
+            jax.tree.structure(e.optimizer.init(e.model), is_leaf=lambda n: isinstance(n, MLP)),
         )
 
     if len(specs) < 2:
@@ -73,8 +75,9 @@ def _check_lanes(specs: Sequence[RunSpec]) -> None:
     for s in specs[1:]:
         if shape(s.exp) != first:
             raise ValueError(
-                "lanes of one program must differ only in array values "
-                "(learning rate, seed); group the runs by everything else"
+                "lanes of one program must differ only in array values (learning rate, seed, "
+                "numeric optimizer settings) and architecture (hidden widths, depth, activation); "
+                "group the runs by everything else"
             )
 
 

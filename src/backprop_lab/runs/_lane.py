@@ -114,9 +114,11 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
         "test_accuracy": float(m["test_accuracy"][i]) if exp.data.n_classes is not None else None,
         "wall_time": round(wall, 4),
     }
+    real = m["real_layers"][i] if "real_layers" in m else None  # a padded lane: its own layers only
     for key in ("grad_norms", "bias_grad_norms", "mean_abs_delta"):
         if key in m:
-            rec[key] = [finite_or_none(v) for v in m[key][i]]
+            values = m[key][i] if real is None else m[key][i][real]
+            rec[key] = [finite_or_none(v) for v in values]
     return rec
 
 

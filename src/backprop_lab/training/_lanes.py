@@ -3,7 +3,9 @@
 Each lane of a sweep is an ordinary training run: its own initial network
 (from its seed), its own minibatch order, its own learning rate. The lanes
 differ only in array values, never in shapes or code, so ``jax.vmap`` turns N
-runs into one compiled program. The learning rate lives in the optimizer state
+runs into one compiled program. Networks of different widths, depths or hidden
+activations become such lanes too, padded to one shape and masked
+(:mod:`._masked`, :mod:`backprop_lab.nn._padding`). The learning rate lives in the optimizer state
 (``optax.inject_hyperparams``, as :func:`make_optimizer` builds it), which is
 what makes it a vmappable value rather than a compile-time constant.
 """
@@ -23,6 +25,8 @@ from jax.typing import ArrayLike
 from ..checks._evaluation import accuracy_of
 from ..nn._backprop import backprop_trace, loss_value
 from ..nn._network import MLP
+from ..nn._padding import LaneMask, masked_backprop_trace, masked_forward_trace, masked_loss_value
+from ._masked import lane_state, stack_states
 from ._optimizers import Static, check_learning_rate
 from ._train import check_train_args, scan_steps
 
@@ -69,6 +73,7 @@ def _run_lanes(
     y,
     keys,
     start,
+    mask,
     *,
     loss,
     optimizer,
@@ -87,7 +92,9 @@ def _run_lanes(
         grad=grad,
         batch_sharding=batch_sharding,
     )
-    return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis, 0, None))(models, opt_states, x, y, keys, start)
+    return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis, 0, None, 0))(
+        models, opt_states, x, y, keys, start, mask
+    )
 
 
 def run_lanes(
@@ -104,6 +111,7 @@ def run_lanes(
     batch_size: int | None = None,
     grad: str = "manual",
     batch_sharding: jax.sharding.Sharding | None = None,
+    mask: LaneMask | None = None,
 ) -> tuple[MLP, optax.OptState, Array]:
     """:func:`run_steps` for every lane at once.
 
@@ -115,6 +123,8 @@ def run_lanes(
         keys: (lanes, 2) PRNG keys for each lane's minibatch order.
         batch_sharding: a ``jax.sharding.Sharding`` for each minibatch (rows over
             devices: data parallel), or None.
+        mask: for padded networks of different architectures, their stacked
+            :class:`LaneMask` (see :func:`stack_states`); None when the lanes share one.
 
     Returns:
         ``(models, opt_states, losses)``; losses of shape (lanes, steps).
@@ -127,6 +137,7 @@ def run_lanes(
         y,
         keys,
         jnp.asarray(start, jnp.int32),
+        mask,
         loss=loss,
         optimizer=Static(optimizer),
         steps=int(steps),
@@ -134,6 +145,20 @@ def run_lanes(
         grad=grad,
         data_axis=data_axis,
         batch_sharding=batch_sharding,
+    )
+
+
+def with_hyperparams(opt_state: Any, **values: Any) -> Any:
+    """An ``inject_hyperparams`` optimizer state with numeric settings replaced (momentum, b1, …)."""
+    hyper = getattr(opt_state, "hyperparams", {})
+    for name in values:
+        if name not in hyper:
+            raise ValueError(
+                f"{name!r} is not a numeric setting in the optimizer state "
+                f"(it holds: {', '.join(hyper) or 'none'}); build it with make_optimizer"
+            )
+    return opt_state._replace(
+        hyperparams={**hyper, **{k: jnp.asarray(v, hyper[k].dtype) for k, v in values.items()}}
     )
 
 
@@ -149,12 +174,15 @@ def train_sweep(
     batch_size: int | None = None,
     grad: str = "manual",
     keys: Array | None = None,
+    settings: Sequence[dict] | None = None,
 ) -> tuple[list[MLP], Array]:
     """Train one network per learning rate (and per initial network) in one vmapped program.
 
     Arguments:
         models: one MLP (every lane starts from it) or one per lane (e.g. one
-            per seed), all of the same architecture.
+            per seed). They may differ in hidden widths, depth and hidden
+            activation: the lanes are then padded and masked (see
+            :func:`stack_states`), each computing its own network.
         x: the training inputs (n, in), shared by every lane.
         y: the training targets (n, out), shared by every lane.
         loss: as :func:`train`.
@@ -165,31 +193,40 @@ def train_sweep(
             :func:`make_optimizer` (its own rate is replaced lane by lane).
         learning_rates: one per lane.
         keys: (lanes, 2) minibatch-order keys; default ``PRNGKey(0)`` for every lane.
+        settings: per lane, numeric optimizer settings that replace the optimizer's
+            own (``{"momentum": 0.5}``, ``{"b1": 0.8, "weight_decay": 1e-4}``), or None.
 
     Returns:
         ``(trained_models, histories)``: a list of MLPs and losses (lanes, steps).
-        Lane i equals ``train(models[i], …, optimizer=make_optimizer(name, lr_i))``.
+        Lane i equals ``train(models[i], …, optimizer=make_optimizer(name, lr_i, **settings_i))``.
     """
     rates = list(np.asarray(learning_rates, dtype=object).reshape(-1))
     if not rates:
         raise ValueError("learning_rates is empty; give one learning rate per lane")
     for lr in rates:
         check_learning_rate(lr.item() if hasattr(lr, "item") else lr)
-    lrs = jnp.asarray(np.asarray(rates, dtype=np.float64))
-    lanes = lrs.shape[0]
+    lanes = len(rates)
     models = [models] * lanes if isinstance(models, MLP) else list(models)
-    if len(models) != lanes:
-        raise ValueError(f"got {len(models)} models for {lanes} learning rates; give one per lane")
-    check_train_args(
-        models[0], x, y, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
-    )
+    settings = [{}] * lanes if settings is None else list(settings)
+    if len(models) != lanes or len(settings) != lanes:
+        raise ValueError(
+            f"got {len(models)} models and {len(settings)} settings for {lanes} learning rates; "
+            "give one per lane"
+        )
+    for model in models:
+        check_train_args(
+            model, x, y, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
+        )
     dtype = models[0].weights[0].dtype
     x = jnp.atleast_2d(jnp.asarray(x, dtype))
     y = jnp.atleast_2d(jnp.asarray(y, dtype))
     keys = jnp.stack([jax.random.PRNGKey(0)] * lanes) if keys is None else keys
-    stacked = stack_lanes(models)
-    opt_states = init_lanes(stacked, optimizer, lrs)
-    stacked, _, losses = run_lanes(
+    states = [
+        with_hyperparams(optimizer.init(m), learning_rate=lr, **extra)
+        for m, lr, extra in zip(models, rates, settings)
+    ]
+    stacked, opt_states, mask = stack_states(models, states)
+    stacked, opt_states, losses = run_lanes(
         stacked,
         opt_states,
         x,
@@ -201,8 +238,10 @@ def train_sweep(
         steps=steps,
         batch_size=batch_size,
         grad=grad,
+        mask=mask,
     )
-    return unstack_lanes(stacked, lanes), losses
+    host = jax.tree.map(np.asarray, (stacked, opt_states))
+    return [jax.tree.map(jnp.asarray, lane_state(host[0], host[1], mask, i)[0]) for i in range(lanes)], losses
 
 
 def _finite(tree: Any) -> Array:
@@ -213,27 +252,44 @@ def _norms(arrays) -> Array:
     return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(a))) for a in arrays])
 
 
+def _mean_abs(delta: Array, units: Array | None) -> Array:
+    """Mean |δ| of a layer: over its real units only when the network is padded."""
+    if units is None:
+        return jnp.mean(jnp.abs(delta))
+    return jnp.sum(jnp.abs(delta)) / (delta.shape[0] * jnp.sum(units))
+
+
 @functools.partial(jax.jit, static_argnames=("loss", "one_hot", "diagnostics", "data_axis"))
-def _measure(models, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_axis):
-    def one(model, x, y, x_test, y_test):
+def _measure(models, masks, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_axis):
+    def one(model, mask, x, y, x_test, y_test):
+        if mask is None:
+            value, trace = functools.partial(loss_value, model), functools.partial(backprop_trace, model)
+            outputs = model(x_test)
+        else:  # a padded lane: its own network's numbers, its real layers flagged
+            value = functools.partial(masked_loss_value, model, mask)
+            trace = functools.partial(masked_backprop_trace, model, mask)
+            outputs = masked_forward_trace(model, mask, x_test)[0].a[-1]
         out = {
-            "test_loss": loss_value(model, x_test, y_test, loss),
-            "test_accuracy": accuracy_of(model(x_test), y_test, one_hot),
+            "test_loss": value(x_test, y_test, loss),
+            "test_accuracy": accuracy_of(outputs, y_test, one_hot),
             "finite": _finite(model),
         }
         if diagnostics:
-            trace = backprop_trace(model, x, y, loss)
-            out["train_loss"] = trace.loss
-            out["grad_norms"] = _norms(trace.grads.weights)
-            if all(b is not None for b in trace.grads.biases):
-                out["bias_grad_norms"] = _norms(trace.grads.biases)
-            out["mean_abs_delta"] = jnp.stack([jnp.mean(jnp.abs(d)) for d in trace.delta])
+            tr = trace(x, y, loss)
+            out["train_loss"] = tr.loss
+            out["grad_norms"] = _norms(tr.grads.weights)
+            if all(b is not None for b in tr.grads.biases):
+                out["bias_grad_norms"] = _norms(tr.grads.biases)
+            units = [None] * len(tr.delta) if mask is None else mask.units
+            out["mean_abs_delta"] = jnp.stack([_mean_abs(d, u) for d, u in zip(tr.delta, units)])
+            if mask is not None:
+                out["real_layers"] = mask.real
         else:
-            out["train_loss"] = loss_value(model, x, y, loss)
+            out["train_loss"] = value(x, y, loss)
         return out
 
-    return jax.vmap(one, in_axes=(0, data_axis, data_axis, data_axis, data_axis))(
-        models, x, y, x_test, y_test
+    return jax.vmap(one, in_axes=(0, 0, data_axis, data_axis, data_axis, data_axis))(
+        models, masks, x, y, x_test, y_test
     )
 
 
@@ -247,6 +303,7 @@ def measure_lanes(
     loss: str,
     one_hot: bool,
     diagnostics: bool = True,
+    mask: LaneMask | None = None,
 ) -> dict[str, Array]:
     """Evaluate every lane in one compiled call.
 
@@ -260,10 +317,13 @@ def measure_lanes(
         Arrays with a leading lane axis: ``train_loss``, ``test_loss``,
         ``test_accuracy``, ``finite`` (every parameter finite) and, with
         diagnostics, per layer (first layer first) ``grad_norms`` (‖∂L/∂Wˡ‖_F),
-        ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|).
+        ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|). Padded
+        lanes (``mask`` given) measure their own networks; their per-layer arrays
+        include identity layers, which ``real_layers`` (lanes, layers) marks False.
     """
     return _measure(
         models,
+        mask,
         x,
         y,
         x_test,

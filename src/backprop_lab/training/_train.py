@@ -27,6 +27,7 @@ from ..nn._autodiff import autodiff_grad
 from ..nn._backprop import check_inputs, loss_value, manual_value_and_grad
 from ..nn._losses import Loss
 from ..nn._network import MLP
+from ..nn._padding import MASKED_GRADS, LaneMask, mask_params
 from ._optimizers import Static
 
 Array = jax.Array
@@ -71,6 +72,7 @@ def scan_steps(
     y: Array,
     key: Array,
     start: Array,
+    mask: LaneMask | None = None,
     *,
     loss: str,
     optimizer: Static,
@@ -82,6 +84,7 @@ def scan_steps(
     """``steps`` optimizer steps from global step ``start`` as one ``lax.scan`` (traceable; the
     body :func:`run_steps` compiles and the sweeps vmap). ``optimizer`` is a :class:`Static`;
     ``batch_sharding`` shards each minibatch's rows over devices (data parallel) or is None.
+    ``mask``: a padded network's :class:`LaneMask` (its gradients and updates masked), or None.
 
     Returns:
         ``(model, opt_state, losses)``, losses of shape (steps,).
@@ -111,8 +114,13 @@ def scan_steps(
         if batch_sharding is not None:  # data parallel: each device takes its rows of the batch
             xb = jax.lax.with_sharding_constraint(xb, batch_sharding)
             yb = jax.lax.with_sharding_constraint(yb, batch_sharding)
-        value, grads = value_and_grad(model, xb, yb, loss)
-        updates, opt_state = opt.update(grads, opt_state, model)
+        if mask is None:
+            value, grads = value_and_grad(model, xb, yb, loss)
+            updates, opt_state = opt.update(grads, opt_state, model)
+        else:  # a padded lane: its gradient and update are 0 off its own parameters
+            value, grads = MASKED_GRADS[grad](model, mask, xb, yb, loss)
+            updates, opt_state = opt.update(grads, opt_state, model)
+            updates = mask_params(updates, mask)
         return (optax.apply_updates(model, updates), opt_state, perm), value
 
     if batch_size is None or per_epoch == 1:

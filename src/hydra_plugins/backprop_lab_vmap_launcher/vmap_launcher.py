@@ -1,4 +1,4 @@
-"""``hydra/launcher=vmap``: run a training sweep as vmapped programs, one per architecture.
+"""``hydra/launcher=vmap``: run a training sweep as vmapped programs, architectures as lanes.
 
     python experiments/train.py -m optimizer.lr=0.001,0.01,0.1,1 seed=0,1,2,3 hydra/launcher=vmap
 
@@ -10,7 +10,12 @@ sweeper composes each job once more to validate the batch), so from its
 job of each group composed in full, the others derived from it.
 Jobs whose config is refused run through the app's own task function, which
 records ``config_error``. The others are grouped by everything but the keys in
-``vmap_keys`` (``optimizer.lr`` and ``seed``), and each group goes to the app's
+``vmap_keys`` (the learning rate, the seed, the numeric optimizer settings and the
+architecture: ``model.sizes``, ``model.activation``, ``model.init``; networks of
+one group are padded to its largest shape and masked, see docs/architecture-sweeps.md).
+A group whose padding would cost more than ``max_padding`` times its real FLOPs is
+split by shape. The launcher logs one line naming what tells the programs apart and
+one per program with its padded/real FLOPs. Each group goes to the app's
 ``task.run_lanes``: for experiments/train.py, the same run engine a single run
 uses, with every job a lane of one ``jax.vmap``-ed program. The launcher itself
 writes nothing. An app without ``run_lanes`` (compare, explain) has its jobs
@@ -20,6 +25,7 @@ run one by one, as the basic launcher would.
 import copy
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from backprop_lab.config._keys import LANE_KEYS
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +48,9 @@ log = logging.getLogger(__name__)
 class VmapLauncherConf:
     _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher.VmapLauncher"
     # Config keys whose values may differ between the lanes of one program.
-    vmap_keys: list[str] = field(default_factory=lambda: ["optimizer.lr", "seed"])
+    vmap_keys: list[str] = field(default_factory=lambda: list(LANE_KEYS))
+    # Split a group by model.sizes when its padded FLOPs exceed this many times its real FLOPs.
+    max_padding: float = 4.0
 
 
 ConfigStore.instance().store(
@@ -136,9 +146,10 @@ class SweepConfigs:
 
 
 class VmapLauncher(Launcher):
-    def __init__(self, vmap_keys: Sequence[str] = ("optimizer.lr", "seed")) -> None:
+    def __init__(self, vmap_keys: Sequence[str] = LANE_KEYS, max_padding: float = 4.0) -> None:
         super().__init__()
         self.vmap_keys = list(vmap_keys)
+        self.max_padding = max_padding
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -176,6 +187,13 @@ class VmapLauncher(Launcher):
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if not (isinstance(self.max_padding, (int, float)) and self.max_padding >= 1):  # before any job
+            log.error(
+                "hydra.launcher.max_padding=%s: expected a number >= 1, e.g. 4 (1 gives every model.sizes "
+                "its own program)",
+                self.max_padding,
+            )
+            sys.exit(2)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
         jobs = []
@@ -203,8 +221,7 @@ class VmapLauncher(Launcher):
             else:  # the app's own task records the config error, as under any launcher
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 returns[idx] = self._run(self.task_function, cfg)
-        log.info("Launching %d jobs as %d vmapped program(s)", sum(map(len, groups.values())), len(groups))
-        for group in groups.values():
+        for group in _programs(list(groups.values()), list(groups), self.max_padding):
             lanes: list[tuple] = []
             rets: list[JobReturn] = []
             for idx, overrides, _ in group:
@@ -221,6 +238,72 @@ class VmapLauncher(Launcher):
                 ret.return_value = value
                 returns[idx] = ret
         return [returns[idx] for idx, _, _ in jobs]
+
+
+def _flat(node: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _labels(keys: Sequence[str]) -> list[str]:
+    """Per group (its config minus the lane keys, as JSON), the values that tell it from the
+    others: ``data.name=moons``."""
+    flat = [_flat(json.loads(k)) for k in keys]
+    names = sorted({n for f in flat for n in f})
+    differ = [n for n in names if len({json.dumps(f.get(n, "<none>"), default=str) for f in flat}) > 1]
+    return [
+        " ".join(f"{n}={json.dumps(f.get(n), default=str)}".replace('"', "") for n in differ) for f in flat
+    ]
+
+
+def _sizes(cfg: DictConfig) -> tuple[int, ...]:
+    return tuple(int(w) for w in cfg.model.sizes)
+
+
+def _ratio(jobs: list) -> float:
+    from backprop_lab.training._masked import padding_ratio
+
+    try:
+        return padding_ratio([_sizes(cfg) for _, _, cfg in jobs])
+    except ValueError:  # widths that cannot share a program (no such job passes its checks)
+        return float("inf")
+
+
+def _programs(groups: list[list], keys: Sequence[str], max_padding: float) -> list[list]:
+    """The groups of jobs as programs, a group whose padding costs more than ``max_padding``
+    times its real FLOPs split by ``model.sizes``; logs what tells the programs apart and
+    each program's padded/real FLOPs."""
+    programs: list[tuple[list, str, float]] = []
+    for jobs, label in zip(groups, _labels(keys)):
+        ratio = _ratio(jobs)
+        if ratio <= max_padding:
+            programs.append((jobs, label, ratio))
+            continue
+        shapes: dict = {}
+        for job in jobs:
+            shapes.setdefault(_sizes(job[2]), []).append(job)
+        log.info(
+            "padding %s to one shape would cost %.2fx its real FLOPs, more than max_padding=%g: "
+            "one program per model.sizes",
+            label or "the jobs",
+            ratio,
+            max_padding,
+        )
+        for sizes, part in shapes.items():
+            programs.append((part, f"{label} model.sizes={list(sizes)}".strip(), 1.0))
+    n = sum(len(jobs) for jobs, _, _ in programs)
+    labels = ", ".join(label for _, label, _ in programs) if len(programs) > 1 else ""
+    log.info(
+        "%d jobs as %d program%s%s", n, len(programs), "s" * (len(programs) != 1), labels and f": {labels}"
+    )
+    for i, (jobs, _, ratio) in enumerate(programs):
+        log.info("program %d: %d lanes, padded/real FLOPs %.3g", i + 1, len(jobs), ratio)
+    return [jobs for jobs, _, _ in programs]
 
 
 def _checked(cfg: DictConfig):
