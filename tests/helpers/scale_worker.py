@@ -83,6 +83,7 @@ def main(out: Path, kind: str, devices: str, *dist: str) -> None:
             y,
             keys,
             jax.numpy.asarray(0, jax.numpy.int32),
+            None,  # no mask: lanes of one architecture
             data_axis=None,
             **{**kwargs, "optimizer": _sweep.Static(exp.optimizer)},
         )

@@ -335,6 +335,7 @@ def tmpfs(tmp_path):
 
 def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys, tmp_path):
     from backprop_lab.apps._summarize import main as summarize
+    from backprop_lab.trackers._base import TrackerError
 
     run = tmpfs.path / "run"
     app.train(cfg_of(*TINY[:2], "epochs=1", *TINY[3:]), out_dir=run)
@@ -344,10 +345,11 @@ def test_a_read_only_filesystem_is_one_line_and_changes_nothing(tmpfs, capsys, t
         with pytest.raises(RunDirError, match="read-only") as info:
             app.train(cfg_of(*TINY, *extra), out_dir=target)
         assert str(target) in str(info.value) and "\n" not in str(info.value)
-    tracked = (*TINY, "logger=csv", f"logger.dir={tmpfs.path / 'csv'}")  # a tracker's directory
-    with pytest.raises(RunDirError, match="read-only"):
+    tracked = (*TINY, "logger=csv", f"logger.csv.dir={tmpfs.path / 'csv'}")  # a tracker's directory
+    with pytest.raises(TrackerError, match="Read-only file system") as refused:  # before any compute
         app.train(cfg_of(*tracked), out_dir=tmp_path / "tracked")
-    assert json.loads((tmp_path / "tracked" / "summary.json").read_text())["status"] == "failed"
+    assert str(tmpfs.path / "csv") in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "tracked" / "checkpoint.eqx").exists()
     _claim(_hydra_cfg(f"hydra.sweep.dir={tmpfs.path / 'sweep'}"), "sweep", capsys)
     assert summarize([str(tmpfs.path), "--no-plot"]) == 2
     assert "read-only" in capsys.readouterr().err

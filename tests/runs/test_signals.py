@@ -184,7 +184,7 @@ def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_w
     set_up = tmp_path / "set_up"
     result = _signalled(
         _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates),
-        lambda out: "Launching" in out,
+        lambda out: " jobs as " in out,
         (signal.SIGTERM,),
         tmp_path,
     )
