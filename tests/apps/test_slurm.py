@@ -131,9 +131,15 @@ def _files(job: Path) -> list[str]:
 
 
 def test_slurm_vmap_submits_each_group_as_one_job_with_the_vmap_files(slurm_cluster, tmp_path):
-    # Two groups: tanh (four lanes: 2 learning rates x 2 seeds) and an activation the
-    # config refuses (four config errors). Beside it, the same sweep by hydra/launcher=vmap here.
-    sweep = ["optimizer.lr=0.1,1.0", "seed=0,1", "model.activation=tanh,bogus"]
+    # Two groups (batch sizes), each of two architectures (a deeper one padded to it) x 2
+    # learning rates, half with an activation the config refuses (config errors): one SLURM
+    # job per group. Beside it, the same sweep by hydra/launcher=vmap here.
+    sweep = [
+        "batch_size=null,2",
+        "model.sizes=[2,4,1],[2,3,3,1]",
+        "optimizer.lr=0.1,1.0",
+        "model.activation=tanh,bogus",
+    ]
     local = subprocess.Popen(
         [
             sys.executable,
@@ -164,14 +170,14 @@ def test_slurm_vmap_submits_each_group_as_one_job_with_the_vmap_files(slurm_clus
     out, _ = local.communicate(timeout=300)
     assert local.returncode == 0, out[-3000:]
 
-    # One job array, one task per group (two allocations for eight jobs), each requeueable.
+    # One job array, one task per group (two allocations for sixteen jobs), each requeueable.
     submitit = tmp_path / "slurm" / ".submitit"
     folders = sorted(p.name for p in submitit.iterdir() if re.fullmatch(r"\d+_\d+", p.name))
     array_id = folders[0].split("_")[0]
     assert folders == [f"{array_id}_0", f"{array_id}_1"]
     assert "#SBATCH --requeue\n" in (submitit / array_id / f"{array_id}_submission.sh").read_text()
 
-    for num in range(8):
+    for num in range(16):
         vmap, slurm = tmp_path / "vmap" / str(num), tmp_path / "slurm" / str(num)
         assert _files(slurm) == _files(vmap), num
         summary = json.loads((slurm / "summary.json").read_text())
@@ -179,7 +185,7 @@ def test_slurm_vmap_submits_each_group_as_one_job_with_the_vmap_files(slurm_clus
             assert summary["status"] == "config_error" and "bogus" in summary["error"], summary
             continue
         assert summary["status"] == "completed" and summary["launcher"] == "vmap"
-        assert summary["lanes"] == 4, summary
+        assert summary["lanes"] == 4, summary  # both architectures, both learning rates
         assert _lines(slurm / "metrics.jsonl") == _lines(vmap / "metrics.jsonl")
         assert _payload(slurm / "checkpoint.eqx") == _payload(vmap / "checkpoint.eqx")
 

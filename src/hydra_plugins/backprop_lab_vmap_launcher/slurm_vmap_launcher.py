@@ -3,12 +3,13 @@
     python experiments/train.py -m hydra/launcher=slurm_vmap \\
         optimizer.lr=0.001,0.01,0.1,1 seed=0,1,2,3
 
-The jobs of the sweep whose overrides differ only in ``vmap_keys`` form a group,
-and each group is submitted as one SLURM job (the groups together as one job
+The jobs of the sweep whose overrides differ only in ``vmap_keys`` (by default
+hydra/launcher=vmap's: learning rate, seed, architecture and the numeric optimizer
+settings) form a group, and each group is submitted as one SLURM job (the groups together as one job
 array, through submitit as ``hydra/launcher=slurm`` does): a 64-lane
 learning-rate x seed sweep is one allocation, not 64. Inside its job a group
 runs through ``VmapLauncher`` itself (which composes each job's config and
-groups them again: here into the one program), so every job directory gets
+groups them again: into one padded program, split by shape past ``max_padding``), so every job directory gets
 what ``hydra/launcher=vmap`` gives it, and a job whose config is refused
 records ``config_error`` while the others run. ``lanes_per_job`` splits a
 larger group over several SLURM jobs.
@@ -42,11 +43,11 @@ from omegaconf import OmegaConf
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 
+from backprop_lab.config._keys import LANE_KEYS
+
 from .vmap_launcher import VmapLauncher
 
 log = logging.getLogger(__name__)
-
-VMAP_KEYS = ["optimizer.lr", "seed"]
 
 
 @dataclass
@@ -54,7 +55,9 @@ class SlurmVmapLauncherConf(SlurmQueueConf):
     """hydra-submitit-launcher's SLURM fields, and the keys whose values may differ within a job."""
 
     _target_: str = "hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher.SlurmVmapLauncher"
-    vmap_keys: list[str] = field(default_factory=lambda: list(VMAP_KEYS))
+    vmap_keys: list[str] = field(default_factory=lambda: list(LANE_KEYS))
+    # As hydra/launcher=vmap's: a group padded beyond this many times its real FLOPs is split by shape.
+    max_padding: float = 4.0
     # At most this many jobs (lanes) per SLURM job: a larger group is split; None: no limit.
     lanes_per_job: int | None = None
     # Requeue on timeout through submitit, up to this many times; the runs resume.
@@ -181,18 +184,23 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
     """Each group of jobs that differ only in ``vmap_keys`` as one SLURM job running VmapLauncher."""
 
     def __init__(
-        self, vmap_keys: Sequence[str] = tuple(VMAP_KEYS), lanes_per_job: int | None = None, **params: Any
+        self,
+        vmap_keys: Sequence[str] = LANE_KEYS,
+        lanes_per_job: int | None = None,
+        max_padding: float = 4.0,
+        **params: Any,
     ) -> None:
         super().__init__(**params)
         self.vmap_keys = list(vmap_keys)
         self.lanes_per_job = lanes_per_job
+        self.max_padding = max_padding
 
     def __call__(self, numbered: list[tuple], singleton_state: dict[type, Singleton]) -> list[JobReturn]:
         """Inside the SLURM job: the group's jobs ``(job number, overrides)`` through VmapLauncher."""
         Singleton.set_state(singleton_state)
         setup_globals()
         with _in_job(self):
-            vmap = VmapLauncher(self.vmap_keys)
+            vmap = VmapLauncher(self.vmap_keys, self.max_padding)
             vmap.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
             return _exit_if_interrupted(lambda: vmap.launch_numbered(numbered))
 
