@@ -40,10 +40,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides, setup_globals
 from omegaconf import OmegaConf
 
+from backprop_lab.config._keys import LANE_KEYS
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
-
-from backprop_lab.config._keys import LANE_KEYS
 
 from .vmap_launcher import VmapLauncher
 
