@@ -63,9 +63,10 @@ class _Program:
     masks: tuple[LaneMask, LaneMask] | None = None  # lanes of several architectures: (host, devices)
 
 
-def _program(lanes: list[Lane], width: int) -> _Program:
+def _program(lanes: list[Lane], width: int, like: list[MLP] | None = None) -> _Program:
     """Place the lanes' data, keys and states on the devices the plan gives them, in a program
-    at least ``width`` lanes wide (lane 0 repeated)."""
+    at least ``width`` lanes wide (lane 0 repeated), laid out for the networks ``like``
+    (default: the lanes' own; see ``stack_states``)."""
     base = lanes[0].exp
     place, note = plan(max(len(lanes), width), base.batch_size, base.config.get("devices"))
     place = dataclasses.replace(place, lanes=len(lanes), pad=place.lanes + place.pad - len(lanes))
@@ -79,7 +80,7 @@ def _program(lanes: list[Lane], width: int) -> _Program:
     keys = place.put_lanes(np.stack([np.asarray(l.exp.key) for l in padded]))
     # stacked on the host (the placement copies from there): no program to build for it; lanes
     # of several architectures padded to one shape, with their masks
-    models, opts, mask = stack_states([l.model for l in padded], [l.opt_state for l in padded])
+    models, opts, mask = stack_states([l.model for l in padded], [l.opt_state for l in padded], like)
     models, opts = place.put_lanes(models), place.put_lanes(opts)
     measure = dict(
         loss=base.loss,
@@ -186,15 +187,18 @@ def _record_chunk(lanes: list[Lane], prog: _Program, ok: np.ndarray, chunk: _Chu
             )
 
 
-def train_group(lanes: list[Lane], signals: Signals, t_run: float, width: int = 1) -> list[float]:
+def train_group(
+    lanes: list[Lane], signals: Signals, t_run: float, width: int = 1, like: list[MLP] | None = None
+) -> list[float]:
     """Train lanes that start at the same epoch together, in a program at least ``width`` lanes
-    wide, chunk by chunk until the last epoch, the last lane stops or a signal comes; return
-    the seconds of each chunk."""
+    wide and laid out for the networks ``like`` (default: the lanes' own), chunk by chunk
+    until the last epoch, the last lane stops or a signal comes; return the seconds of each
+    chunk."""
     exp = lanes[0].exp
     log_every = exp.config.get("log_every", 1)
     if signals.received is not None:
         return []
-    prog = _program(lanes, width)
+    prog = _program(lanes, width, like)
     if lanes[0].epoch == 0:
         _record_start(lanes, prog, t_run)
     alive = np.array([l.status == "running" for l in lanes])

@@ -172,17 +172,19 @@ def _start_lanes(lanes: list[Lane]) -> None:
         lane.tracker.start(result_config(lane.exp.config))
 
 
-def _train_all(lanes: list[Lane], signals: Signals, width: int) -> tuple[list[float], float]:
+def _train_all(lanes: list[Lane], signals: Signals, program: list[Lane]) -> tuple[list[float], float]:
     """Train the lanes, in groups by the epoch they start from, until they end or a signal
-    comes: the seconds of each chunk and the wall time. Each group's program is ``width``
-    lanes wide, as wide as the program all of them started in: a lane's numbers depend on
-    the width of its program (XLA lays a one-lane program out differently), so a resumed
-    lane computes what it would have computed without the stop, bit for bit."""
+    comes: the seconds of each chunk and the wall time. Each group's program is laid out as
+    the one all of them started in (``program``: its lanes, finished ones too): as many lanes
+    wide, its networks padded to the same shape with the same activations. A lane's numbers
+    depend on its program's layout (XLA lays a one-lane or unpadded program out differently),
+    so a resumed lane computes what it would have computed without the stop, bit for bit."""
     _start([l for l in lanes if l.epoch == 0])
     t_run = time.perf_counter()
     seconds: list[float] = []
+    like = [l.exp.model for l in program]
     for epoch in sorted({l.epoch for l in lanes}):
-        seconds += train_group([l for l in lanes if l.epoch == epoch], signals, t_run, width)
+        seconds += train_group([l for l in lanes if l.epoch == epoch], signals, t_run, len(program), like)
     return seconds, time.perf_counter() - t_run
 
 
@@ -266,7 +268,7 @@ def run_experiments(
             painter = Painter(len(runnable) if process_index() == 0 else 0)  # its workers start now
             _keep_finished([l for l, a in zip(lanes, actions) if a == _KEEP], results, painter)
             _start_lanes(runnable)
-            seconds, wall = _train_all(runnable, signals, len(specs))
+            seconds, wall = _train_all(runnable, signals, lanes)
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
             if len(runnable) > 1 and runnable[0].writer:
                 _report_program(len(runnable), results[id(runnable[0])])

@@ -33,13 +33,17 @@ def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *trees)
 
 
-def stack_states(models: Sequence[Any], opt_states: Sequence[Any]) -> tuple[MLP, Any, LaneMask | None]:
+def stack_states(
+    models: Sequence[Any], opt_states: Sequence[Any], like: Sequence[MLP] | None = None
+) -> tuple[MLP, Any, LaneMask | None]:
     """The lanes' networks and optimizer states stacked on the host along a leading lane axis.
 
     Networks of one architecture are stacked as they are (mask None); of several, each is
     padded to the group's :func:`group_sizes` first, with its optimizer state, and the
     stacked :class:`LaneMask` says which parts are each lane's own. The group's hidden
-    activations are in the order they first appear.
+    activations are in the order they first appear. ``like`` (default ``models``): the
+    networks whose shapes and activations lay the program out; some lanes of a program
+    resumed apart from the others are laid out as the whole program was.
 
     >>> import jax, optax
     >>> nets = [MLP([2, 3, 2], "tanh", key=jax.random.PRNGKey(0)), MLP([2, 5, 4, 2], "relu", key=jax.random.PRNGKey(1))]
@@ -48,10 +52,11 @@ def stack_states(models: Sequence[Any], opt_states: Sequence[Any]) -> tuple[MLP,
     >>> models.sizes, models.weights[1].shape, mask.activations
     ((2, 5, 4, 2), (2, 4, 5), ('tanh', 'relu'))
     """
-    if len({architecture(m) for m in models}) == 1:
+    like = models if like is None else like
+    if len({architecture(m) for m in [*like, *models]}) == 1:
         return _stack(models), _stack(opt_states), None
-    padded = group_sizes([m.sizes for m in models])
-    activations = tuple(dict.fromkeys(m.activation for m in models))
+    padded = group_sizes([m.sizes for m in [*like, *models]])
+    activations = tuple(dict.fromkeys(m.activation for m in [*like, *models]))
 
     def pad(node: Any) -> Any:
         return pad_network(node, padded, activations)[0] if _is_net(node) else node
