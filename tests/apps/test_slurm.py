@@ -219,10 +219,17 @@ LONG_DIGITS = [f"epochs={LONG_EPOCHS}" if o.startswith("epochs=") else o for o i
 
 
 @pytest.mark.parametrize(
-    ("launcher", "seeds", "how"),
-    [("slurm", "0", "scontrol"), ("slurm_vmap", "0,1", "scontrol"), ("slurm_vmap", "0,1", "usr2")],
+    ("launcher", "lanes", "jobs", "how"),
+    [
+        ("slurm", "seed=0", 1, "scontrol"),
+        # two architectures as the lanes of one padded program
+        ("slurm_vmap", "model.sizes=[64,32,10],[64,16,16,10]", 2, "scontrol"),
+        ("slurm_vmap", "seed=0,1", 2, "usr2"),
+    ],
 )
-def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(slurm_cluster, tmp_path, launcher, seeds, how):
+def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
+    slurm_cluster, tmp_path, launcher, lanes, jobs, how
+):
     def sweep(name: str) -> subprocess.Popen:
         return subprocess.Popen(
             [
@@ -231,7 +238,7 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(slurm_cluster, tmp
                 "-m",
                 f"hydra/launcher={launcher}",
                 *LONG_DIGITS,
-                f"seed={seeds}",
+                lanes,
                 f"hydra.sweep.dir={tmp_path / name}",
                 f"jax_cache_dir={tmp_path / 'cache'}",
                 *SMALL_JOB,
@@ -273,7 +280,7 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(slurm_cluster, tmp
     assert "resuming" in log, log[-3000:]
     if how == "usr2":  # submitit checkpointed and requeued; the run still stopped after its chunk
         assert f"Requeued job {folder}" in log and "job requeued: the run stops after" in log, log[-3000:]
-    for num in range(len(seeds.split(","))):
+    for num in range(jobs):
         a, b = tmp_path / "plain" / str(num), tmp_path / "requeued" / str(num)
         assert json.loads((b / "summary.json").read_text())["status"] == "completed"
         rows = _lines(b / "metrics.jsonl")
