@@ -264,13 +264,27 @@ def test_a_run_whose_plots_a_worker_draws_never_imports_matplotlib(tmp_path):
     assert (tmp_path / "a" / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()
 
 
+def _one_epoch(train: float, test: float, accuracy: float | None = 0.8):
+    """A run of one epoch of ten steps: two evaluations, their values written at the points."""
+    records = [
+        {"epoch": 0, "step": 0, "train_loss": 2.3, "test_loss": 2.3 if test == train else 2.4},
+        {"epoch": 1, "step": 10, "train_loss": train, "test_loss": test},
+    ]
+    for r in records:
+        r["test_accuracy"] = accuracy
+    return records, [(s, 2.3 - (2.3 - train) * s / 10) for s in range(10)]
+
+
 def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
     """A plot worker keeps each layout's figure and redraws it with the next run's data: the PNG
-    is the one a new figure gives, whatever was drawn in it before."""
+    is the one a new figure gives, whatever was drawn in it before (other limits, other values
+    written at the points, other layouts in between)."""
     runs = [_run(seed) for seed in range(3)]
     runs.append(
         ([{**r, "train_loss": r["train_loss"] * 1e3} for r in runs[0][0]], runs[0][1])
     )  # other limits
+    runs += [_one_epoch(1.38, 1.36), _one_epoch(0.9, 0.9), _one_epoch(0.5, 0.7), _run(3)]
+    runs += [_one_epoch(1.5, 1.2), _one_epoch(0.6, 0.6), _one_epoch(0.3, 0.1, None)]
     for i, (records, losses) in enumerate(runs):
         _plots.loss_curve(records, losses, tmp_path / f"new{i}.png", f"run {i}")
     monkeypatch.setattr(_plots, "_kept", None)
