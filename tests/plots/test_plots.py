@@ -287,11 +287,14 @@ def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
     runs += [_one_epoch(1.5, 1.2), _one_epoch(0.6, 0.6), _one_epoch(0.3, 0.1, None)]
     for i, (records, losses) in enumerate(runs):
         _plots.loss_curve(records, losses, tmp_path / f"new{i}.png", f"run {i}")
+    built, new_figure = [], _plots._new_loss_figure
+    monkeypatch.setattr(_plots, "_new_loss_figure", lambda *a: built.append(a) or new_figure(*a))
+    monkeypatch.setattr(_plots, "_KEEP_UP_TO", 2)  # four layouts: the one unused longest goes
     monkeypatch.setattr(_plots, "_kept", None)
     _plots.keep_figures()
     for i, (records, losses) in enumerate(runs):
         _plots.loss_curve(records, losses, tmp_path / f"kept{i}.png", f"run {i}")
-    assert len(_plots._kept) < len(runs)  # a figure was reused
+    assert len(_plots._kept) == 2 and len(built) == 6  # 11 runs: 5 drawn in a kept figure
     for i in range(len(runs)):
         assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
 
