@@ -299,6 +299,24 @@ def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
         assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
 
 
+def test_a_kept_figure_that_fails_to_save_is_closed_not_kept(tmp_path, monkeypatch):
+    """A PNG that cannot be written (here a directory in its place) raises, and the figure it
+    left half-drawn is closed rather than kept: the next run of that layout gets a new one."""
+    records, losses = _run()
+    _plots.loss_curve(records, losses, tmp_path / "new.png", "b")
+    monkeypatch.setattr(_plots, "_kept", None)
+    _plots.keep_figures()
+    _plots.loss_curve(*_run(1), tmp_path / "a.png", "a")
+    open_figures = len(plt.get_fignums())
+    (tmp_path / "b.png").mkdir()
+    with pytest.raises(OSError):
+        _plots.loss_curve(records, losses, tmp_path / "b.png", "b")
+    assert len(plt.get_fignums()) == open_figures - 1 and not _plots._kept
+    _plots.loss_curve(records, losses, tmp_path / "c.png", "b")
+    assert (tmp_path / "c.png").read_bytes() == (tmp_path / "new.png").read_bytes()
+    plt.close("all")
+
+
 _JOBLIB_JOBS = """
 import logging, sys
 from joblib import Parallel, delayed

@@ -142,14 +142,16 @@ def loss_curve(
     kind = axis_scale(shown, scale)
     layout = (per_epoch, few, same, kind, tuple(k for k, v in data.items() if v is not None))
     kept = None if _kept is None else _kept.pop(layout, None)
-    if kept is None:
-        fig, axes, lines = _new_loss_figure(data, per_epoch, few, same)
-    else:
-        fig, axes, lines = kept
-        _redraw(axes, lines, data, few, same)
-    scale_losses(axes[0], kind, shown, labels=few)
-    axes[0].title.set_text(title)
-    fig.savefig(path, dpi=100, pil_kwargs=dict(_PNG))
+    fig, axes, lines = kept or _new_loss_figure(data, per_epoch, few, same)
+    try:
+        if kept is not None:
+            _redraw(axes, lines, data, few, same)
+        scale_losses(axes[0], kind, shown, labels=few)
+        axes[0].title.set_text(title)
+        fig.savefig(path, dpi=100, pil_kwargs=dict(_PNG))
+    except BaseException:
+        _pyplot().close(fig)  # a figure left half-drawn is not kept
+        raise
     if _kept is None:
         _pyplot().close(fig)
         return
