@@ -305,5 +305,5 @@ def grad_norms(records: Sequence[dict], path: Path, title: str) -> None:
     ax.legend(fontsize=8, title="1 = next to the input", title_fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()  # the y label and the log axis's tick labels inside the figure, however wide
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, pil_kwargs=dict(_PNG))
     plt.close(fig)
