@@ -264,22 +264,57 @@ def test_a_run_whose_plots_a_worker_draws_never_imports_matplotlib(tmp_path):
     assert (tmp_path / "a" / "loss_curve.png").read_bytes() == (tmp_path / "here.png").read_bytes()
 
 
+def _one_epoch(train: float, test: float, accuracy: float | None = 0.8):
+    """A run of one epoch of ten steps: two evaluations, their values written at the points."""
+    records = [
+        {"epoch": 0, "step": 0, "train_loss": 2.3, "test_loss": 2.3 if test == train else 2.4},
+        {"epoch": 1, "step": 10, "train_loss": train, "test_loss": test},
+    ]
+    for r in records:
+        r["test_accuracy"] = accuracy
+    return records, [(s, 2.3 - (2.3 - train) * s / 10) for s in range(10)]
+
+
 def test_kept_figures_draw_the_files_new_figures_draw(tmp_path, monkeypatch):
     """A plot worker keeps each layout's figure and redraws it with the next run's data: the PNG
-    is the one a new figure gives, whatever was drawn in it before."""
+    is the one a new figure gives, whatever was drawn in it before (other limits, other values
+    written at the points, other layouts in between)."""
     runs = [_run(seed) for seed in range(3)]
     runs.append(
         ([{**r, "train_loss": r["train_loss"] * 1e3} for r in runs[0][0]], runs[0][1])
     )  # other limits
+    runs += [_one_epoch(1.38, 1.36), _one_epoch(0.9, 0.9), _one_epoch(0.5, 0.7), _run(3)]
+    runs += [_one_epoch(1.5, 1.2), _one_epoch(0.6, 0.6), _one_epoch(0.3, 0.1, None)]
     for i, (records, losses) in enumerate(runs):
         _plots.loss_curve(records, losses, tmp_path / f"new{i}.png", f"run {i}")
+    built, new_figure = [], _plots._new_loss_figure
+    monkeypatch.setattr(_plots, "_new_loss_figure", lambda *a: built.append(a) or new_figure(*a))
+    monkeypatch.setattr(_plots, "_KEEP_UP_TO", 2)  # four layouts: the one unused longest goes
     monkeypatch.setattr(_plots, "_kept", None)
     _plots.keep_figures()
     for i, (records, losses) in enumerate(runs):
         _plots.loss_curve(records, losses, tmp_path / f"kept{i}.png", f"run {i}")
-    assert len(_plots._kept) < len(runs)  # a figure was reused
+    assert len(_plots._kept) == 2 and len(built) == 6  # 11 runs: 5 drawn in a kept figure
     for i in range(len(runs)):
         assert (tmp_path / f"kept{i}.png").read_bytes() == (tmp_path / f"new{i}.png").read_bytes(), i
+
+
+def test_a_kept_figure_that_fails_to_save_is_closed_not_kept(tmp_path, monkeypatch):
+    """A PNG that cannot be written (here a directory in its place) raises, and the figure it
+    left half-drawn is closed rather than kept: the next run of that layout gets a new one."""
+    records, losses = _run()
+    _plots.loss_curve(records, losses, tmp_path / "new.png", "b")
+    monkeypatch.setattr(_plots, "_kept", None)
+    _plots.keep_figures()
+    _plots.loss_curve(*_run(1), tmp_path / "a.png", "a")
+    open_figures = len(plt.get_fignums())
+    (tmp_path / "b.png").mkdir()
+    with pytest.raises(OSError):
+        _plots.loss_curve(records, losses, tmp_path / "b.png", "b")
+    assert len(plt.get_fignums()) == open_figures - 1 and not _plots._kept
+    _plots.loss_curve(records, losses, tmp_path / "c.png", "b")
+    assert (tmp_path / "c.png").read_bytes() == (tmp_path / "new.png").read_bytes()
+    plt.close("all")
 
 
 _JOBLIB_JOBS = """
