@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,9 +252,18 @@ def test_a_loss_exploding_to_1e29_is_divergence_and_the_last_good_state_is_kept(
 # --- resume: only the same run -----------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained") / "run"
+    app.train(cfg_of(*TINY), out_dir=run)
+    return run
+
+
 @pytest.fixture
-def finished(tmp_path):
-    app.train(cfg_of(*TINY), out_dir=tmp_path / "run")
+def finished(trained, tmp_path) -> Path:
+    """A finished TINY run, moved: the same run (its mark comes along) in a directory of its own
+    (tests/runs/test_run_dirs.py resumes moved runs). Its files keep their modes."""
+    shutil.copytree(trained, tmp_path / "run")
     return tmp_path / "run"
 
 
