@@ -50,7 +50,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The SLURM tests form one xdist group (``--dist loadgroup``), run first: one worker
     spends their waits on the cluster while the others run the rest. The other slow
     tests (subprocesses, training) come next, so the quick ones fill the workers' ends
-    instead of one long test running alone at the end."""
+    instead of one long test running alone at the end.
+
+    Under ``loadgroup`` every test is a unit of its own, sent to whichever worker is
+    free, and a module-scoped fixture is built once per worker that runs a test using
+    it. Tests that share an expensive one (a trained run) therefore name an
+    ``xdist_group`` of their own (``pytestmark``): one worker builds it once."""
     for item in items:
         if item.get_closest_marker("slurm") is not None:
             item.add_marker(pytest.mark.xdist_group("slurm"))
@@ -84,6 +89,19 @@ def slurm_cluster() -> str:
     if os.environ.get("BACKPROP_LAB_REQUIRE_SLURM") == "1":
         pytest.fail(f"no SLURM cluster: {reason}")
     pytest.skip(f"no SLURM cluster: {reason}")
+
+
+@pytest.fixture(scope="session")
+def straight_slow(tmp_path_factory) -> Path:
+    """The run of ``helpers.train_app.SLOW`` from start to end by the command line: what a run of
+    it stopped (a signal, kill -9) and resumed by the command line ends as, bit for bit. The
+    tests using it name ``xdist_group("straight_slow")``, so one worker runs it once."""
+    from helpers.train_app import SLOW, run_cli
+
+    run = tmp_path_factory.mktemp("straight_slow") / "run"
+    result = run_cli(run, *SLOW)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -61,7 +61,7 @@ def _wait_for(check, timeout: float, what: str):
         value = check()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -218,20 +218,13 @@ LONG_EPOCHS = 150
 LONG_DIGITS = [f"epochs={LONG_EPOCHS}" if o.startswith("epochs=") else o for o in DIGITS]
 
 
-@pytest.mark.parametrize(
-    ("launcher", "lanes", "jobs", "how"),
-    [
-        ("slurm", "seed=0", 1, "scontrol"),
-        # two architectures as the lanes of one padded program
-        ("slurm_vmap", "model.sizes=[64,32,10],[64,16,16,10]", 2, "scontrol"),
-        ("slurm_vmap", "seed=0,1", 2, "usr2"),
-    ],
-)
-def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
-    slurm_cluster, tmp_path, launcher, lanes, jobs, how
-):
-    def sweep(name: str) -> subprocess.Popen:
-        return subprocess.Popen(
+class _LongSweep:
+    """The sweep of DIGITS for LONG_EPOCHS over ``lanes`` (an override), started in ``out`` under ``launcher``
+    (``cache``: the compilation cache of every such sweep: the machine's 2 cores are shared)."""
+
+    def __init__(self, out: Path, launcher: str, lanes: str, cache: Path) -> None:
+        self.out, self._output = out, None
+        self.proc = subprocess.Popen(
             [
                 sys.executable,
                 str(TRAIN),
@@ -239,8 +232,8 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
                 f"hydra/launcher={launcher}",
                 *LONG_DIGITS,
                 lanes,
-                f"hydra.sweep.dir={tmp_path / name}",
-                f"jax_cache_dir={tmp_path / 'cache'}",
+                f"hydra.sweep.dir={out}",
+                f"jax_cache_dir={cache}",
                 *SMALL_JOB,
             ],
             cwd=ROOT,
@@ -249,9 +242,56 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
             text=True,
         )
 
-    # Side by side, one core each: the same sweep twice, one of them requeued mid-run
-    # (a compilation cache for the three starts: the machine's 2 cores are shared).
-    plain, requeued = sweep("plain"), sweep("requeued")
+    def output(self) -> str:
+        """The command's whole output, once it has ended."""
+        if self._output is None:
+            self._output = self.proc.communicate(timeout=240)[0]
+        return self._output
+
+    def stop(self) -> None:
+        self.proc.kill()
+        _cancel(self.out)
+
+
+@pytest.fixture(scope="module")
+def never_requeued(tmp_path_factory):
+    """The sweep of each (launcher, lanes) run once without a requeue, for every case that
+    requeues it: started by the first such case, side by side with its requeued sweep; a later
+    case finds it finished. Gives ``start(launcher, lanes)`` and the sweeps' compilation cache."""
+    started: dict[tuple[str, str], _LongSweep] = {}
+    cache = tmp_path_factory.mktemp("long_sweeps") / "cache"
+
+    def start(launcher: str, lanes: str) -> _LongSweep:
+        if (launcher, lanes) not in started:
+            out = tmp_path_factory.mktemp("never_requeued") / "plain"
+            started[launcher, lanes] = _LongSweep(out, launcher, lanes, cache)
+        return started[launcher, lanes]
+
+    yield start, cache
+    for sweep in started.values():
+        sweep.stop()
+
+
+# the slurm_vmap sweep: two architectures as the lanes of one padded program
+ARCHITECTURES = "model.sizes=[64,32,10],[64,16,16,10]"
+
+
+@pytest.mark.parametrize(
+    ("launcher", "lanes", "jobs", "how"),
+    [
+        ("slurm", "seed=0", 1, "scontrol"),
+        ("slurm_vmap", ARCHITECTURES, 2, "scontrol"),
+        ("slurm_vmap", ARCHITECTURES, 2, "usr2"),
+    ],
+)
+def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
+    slurm_cluster, never_requeued, tmp_path, launcher, lanes, jobs, how
+):
+    # Side by side, one core each: the same sweep twice, one of them requeued mid-run. The one
+    # never requeued is shared by the cases of one launcher and lanes (scontrol and usr2).
+    start, cache = never_requeued
+    plain = start(launcher, lanes)
+    requeued = _LongSweep(tmp_path / "requeued", launcher, lanes, cache)
     try:
         metrics = tmp_path / "requeued" / "0" / "metrics.jsonl"
         _wait_for(
@@ -266,14 +306,11 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
             if (p / f"{p.name}_0_log.out").exists()
         ]
         _run(*REQUEUE[how], folder)
-        outs = [p.communicate(timeout=240)[0] for p in (plain, requeued)]
+        outs = [sweep.output() for sweep in (plain, requeued)]
     finally:
-        for p in (plain, requeued):
-            p.kill()
-        _cancel(tmp_path / "plain")
-        _cancel(tmp_path / "requeued")
-    for p, out in zip((plain, requeued), outs):
-        assert p.returncode == 0, out[-3000:]
+        requeued.stop()
+    for sweep, out in zip((plain, requeued), outs):
+        assert sweep.proc.returncode == 0, out[-3000:]
 
     log = (tmp_path / "requeued" / ".submitit" / folder / f"{folder}_0_log.out").read_text()
     assert "SIGTERM received: stopping after the current chunk" in log, log[-3000:]
@@ -281,7 +318,7 @@ def test_a_requeued_job_resumes_and_ends_as_if_never_requeued(
     if how == "usr2":  # submitit checkpointed and requeued; the run still stopped after its chunk
         assert f"Requeued job {folder}" in log and "job requeued: the run stops after" in log, log[-3000:]
     for num in range(jobs):
-        a, b = tmp_path / "plain" / str(num), tmp_path / "requeued" / str(num)
+        a, b = plain.out / str(num), tmp_path / "requeued" / str(num)
         assert json.loads((b / "summary.json").read_text())["status"] == "completed"
         rows = _lines(b / "metrics.jsonl")
         assert [r["epoch"] for r in rows] == list(range(LONG_EPOCHS + 1))

@@ -32,6 +32,8 @@ def cfg_of(*overrides: str):
 
 
 TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_every=1")
+#: Long enough to stop mid-run at a moment its records mark: 30 epochs of 168 steps, a record each.
+SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -24,6 +24,8 @@ from backprop_lab.runs._experiment import ConfigError, build_experiment
 from helpers.train_app import TINY, app, cfg_of
 
 CONFIG = (*TINY, "dtype=float64")
+# Its tests share the module's trained run: one xdist worker runs them all (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("load_run")
 
 
 @pytest.fixture(scope="module")

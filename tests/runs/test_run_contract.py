@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from backprop_lab import CheckpointError
 from backprop_lab.files._checkpoint import load_checkpoint, read_header
 from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import ROOT, TINY, TRAIN, app, cfg_of
+from helpers.train_app import ROOT, SLOW, TINY, TRAIN, app, cfg_of
 from helpers.train_app import run_cli as _run_cli
 
 
@@ -251,9 +252,18 @@ def test_a_loss_exploding_to_1e29_is_divergence_and_the_last_good_state_is_kept(
 # --- resume: only the same run -----------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained") / "run"
+    app.train(cfg_of(*TINY), out_dir=run)
+    return run
+
+
 @pytest.fixture
-def finished(tmp_path):
-    app.train(cfg_of(*TINY), out_dir=tmp_path / "run")
+def finished(trained, tmp_path) -> Path:
+    """A finished TINY run, moved: the same run (its mark comes along) in a directory of its own
+    (tests/runs/test_run_dirs.py resumes moved runs). Its files keep their modes."""
+    shutil.copytree(trained, tmp_path / "run")
     return tmp_path / "run"
 
 
@@ -371,8 +381,6 @@ def test_a_second_run_into_a_locked_directory_is_refused(tmp_path):
 
 # --- signals ---------------------------------------------------------------------------------
 
-SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
-
 
 def _start_and_signal(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", *SLOW]
@@ -389,8 +397,11 @@ def _start_and_signal(run_dir: Path, sig: int) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("straight_slow")  # one worker runs the shared straight run (conftest.py)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_ends_the_chunk_records_interrupted_and_resume_completes_the_same_run(tmp_path, sig):
+def test_a_signal_ends_the_chunk_records_interrupted_and_resume_completes_the_same_run(
+    tmp_path, straight_slow, sig
+):
     run = tmp_path / "run"
     stopped = _start_and_signal(run, sig)
     assert stopped.returncode == 128 + sig, stopped.stdout[-2000:]
@@ -400,11 +411,9 @@ def test_a_signal_ends_the_chunk_records_interrupted_and_resume_completes_the_sa
     assert read_header(run / "checkpoint.eqx")["epoch"] == summary["epochs"]
     resumed = _run_cli(run, *SLOW, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    straight = _run_cli(tmp_path / "straight", *SLOW)
-    assert straight.returncode == 0
-    assert _rows(run / "metrics.jsonl") == _rows(tmp_path / "straight" / "metrics.jsonl")
+    assert _rows(run / "metrics.jsonl") == _rows(straight_slow / "metrics.jsonl")
     assert (run / "checkpoint.eqx").read_bytes().partition(b"\n")[2] == (
-        tmp_path / "straight" / "checkpoint.eqx"
+        straight_slow / "checkpoint.eqx"
     ).read_bytes().partition(b"\n")[2]
 
 

@@ -55,6 +55,10 @@ def _rewrite_header(path: Path, **changes) -> None:
     path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
 
 
+# Its tests share the module's trained run: one xdist worker runs them all (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("run_dirs")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("dirs") / "run"

@@ -25,7 +25,7 @@ import pytest
 from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._engine import RunSpec, run_experiments
 from backprop_lab.runs._experiment import ConfigError, build_experiment, check_distributed
-from helpers.train_app import ROOT, TRAIN, app, cfg_of
+from helpers.train_app import ROOT, SLOW, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
 RATES = (0.01, 0.3, 0.1)
@@ -72,8 +72,6 @@ def test_a_lane_five_epochs_behind_resumes_to_the_uninterrupted_sweep_bit_for_bi
 
 
 # --- real processes, real signals, sent at moments the run's own files mark ----------------
-
-SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
 
 
 def _lines(path: Path) -> int:

@@ -16,7 +16,7 @@ from backprop_lab import CheckpointError
 from backprop_lab.files._checkpoint import read_header
 from backprop_lab.files._rundir import RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import ROOT, TINY, TRAIN, app, cfg_of
+from helpers.train_app import ROOT, SLOW, TINY, TRAIN, app, cfg_of
 from helpers.train_app import run_cli as _run_cli
 
 
@@ -202,13 +202,10 @@ def test_corrupt_checkpoint_is_refused(tmp_path, damage):
 
 
 @pytest.mark.slow
-def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
-    args = ("data=digits", "model.sizes=[64,32,10]", "epochs=40", "batch_size=8", "log_every=1")
-    straight = _run_cli(tmp_path / "straight", *args)
-    assert straight.returncode == 0, straight.stderr
-
+@pytest.mark.xdist_group("straight_slow")  # one worker runs the shared straight run (conftest.py)
+def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path, straight_slow):
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", *args]
+    cmd = [sys.executable, str(TRAIN), f"hydra.run.dir={run_dir}", *SLOW]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     metrics = run_dir / "metrics.jsonl"
@@ -220,10 +217,10 @@ def test_kill_dash_nine_then_resume_gives_identical_parameters(tmp_path):
     proc.wait()
     assert not (run_dir / "summary.json").exists(), "the run finished before it could be killed"
 
-    resumed = _run_cli(run_dir, *args, "resume=true")
+    resumed = _run_cli(run_dir, *SLOW, "resume=true")
     assert resumed.returncode == 0, resumed.stderr
-    assert _payload(run_dir / "checkpoint.eqx") == _payload(tmp_path / "straight" / "checkpoint.eqx")
-    assert _metrics_without_time(metrics) == _metrics_without_time(tmp_path / "straight" / "metrics.jsonl")
+    assert _payload(run_dir / "checkpoint.eqx") == _payload(straight_slow / "checkpoint.eqx")
+    assert _metrics_without_time(metrics) == _metrics_without_time(straight_slow / "metrics.jsonl")
 
 
 @pytest.mark.slow

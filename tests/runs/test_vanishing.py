@@ -23,6 +23,9 @@ from backprop_lab.files._checkpoint import load_checkpoint
 from backprop_lab.runs._experiment import build_experiment
 from helpers.train_app import app, cfg_of
 
+# Its tests share the module's runs: one xdist worker runs them all (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("vanishing")
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 VANISHED = 0.1  # first layer at least ten times smaller than the last
 

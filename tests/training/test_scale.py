@@ -22,7 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "helpers" / "scale_worker.py"
-pytestmark = pytest.mark.slow
+# Its tests share the module's one-device results: one xdist worker runs them all (tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scale")]
 
 
 def _env(devices: int | None) -> dict:
