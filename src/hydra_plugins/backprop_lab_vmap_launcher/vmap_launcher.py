@@ -111,9 +111,17 @@ class SweepConfigs:
         self.compose, self.repository = compose, repository
         self.vmap_keys = set(vmap_keys)
         self.parser = OverridesParser.create()
+        self.parsed: dict[str, Override] = {}
         self.bases: dict = {}
         self.groups: dict = {}
         self.made: dict = {}
+
+    def _parse(self, line: str) -> Override:
+        """One override parsed as Hydra parses it, each distinct line once (a sweep's jobs share
+        most of theirs); an Override is not changed once parsed."""
+        if line not in self.parsed:
+            (self.parsed[line],) = self.parser.parse_overrides([line])
+        return self.parsed[line]
 
     def _varies(self, o: Override) -> bool:
         if not (
@@ -138,7 +146,7 @@ class SweepConfigs:
     def _make(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         from backprop_lab.compat._hydra import overrides_dirname
 
-        parsed = self.parser.parse_overrides(list(sweep_overrides))
+        parsed = [self._parse(line) for line in sweep_overrides]
         varies = [self._varies(o) for o in parsed]
         key = (
             id(master_config),
