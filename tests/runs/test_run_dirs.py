@@ -395,3 +395,23 @@ def test_in_a_sweep_a_full_disk_stops_the_jobs_it_hits_and_the_sweep_goes_on(tmp
     for spec in specs:
         summary = spec.out / "summary.json"
         assert not summary.exists() or json.loads(summary.read_text())["status"] == "failed"
+
+
+def test_a_state_serialised_once_is_the_checkpoint_written_from_the_state(tmp_path):
+    """The last and the best checkpoint of one state share one serialisation: the file written
+    from it is, byte for byte, the file written from the state, and loads back to the state."""
+    import jax
+    import numpy as np
+
+    from backprop_lab.files._checkpoint import load_checkpoint, save_checkpoint, serialise
+
+    exp = build_experiment(cfg_of(*TINY))
+    tree = (exp.model, exp.optimizer.init(exp.model))
+    meta = {"config": {"seed": 0}}
+    save_checkpoint(tmp_path / "a.eqx", tree, step=3, epoch=1, meta=meta)
+    save_checkpoint(tmp_path / "b.eqx", tree, step=3, epoch=1, meta=meta, payload=serialise(tree))
+    assert (tmp_path / "a.eqx").read_bytes() == (tmp_path / "b.eqx").read_bytes()
+    back, header = load_checkpoint(tmp_path / "b.eqx", tree)
+    assert header["step"] == 3
+    for x, y in zip(jax.tree.leaves(back), jax.tree.leaves(tree)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

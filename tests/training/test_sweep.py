@@ -273,3 +273,30 @@ def test_job_files_are_the_yaml_omegaconf_writes(app):
         OmegaConf.create(list(HydraConfig.get().overrides.task))
     )
     assert yaml.safe_load(to_yaml(cfg))["tricky"] == tricky
+
+
+def test_vmap_launcher_checks_a_job_as_its_task_would_resolve_it():
+    """The launcher groups jobs by their own config read without Hydra's node, which is that
+    config as OmegaConf gives it; a job whose config names Hydra's resolver (``${hydra:job.num}``)
+    is checked against its own job's Hydra node, whatever node was set before."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher import _checked, _names_hydra, _unresolved
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["data=moons", "seed=${hydra:job.num}"], return_hydra_config=True)
+        other = compose("train", overrides=["data=moons"], return_hydra_config=True)
+    whole = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(whole, dict)
+    del whole["hydra"]
+    assert _unresolved(cfg) == whole and whole["seed"] == "${hydra:job.num}"
+    assert _names_hydra(_unresolved(cfg)) and not _names_hydra(_unresolved(other))
+    with open_dict(cfg):
+        cfg.hydra.job.num = 5
+    with open_dict(other):
+        other.hydra.job.num = 2
+    HydraConfig.instance().set_config(other)  # the node another job left
+    exp = _checked(cfg, _names_hydra(_unresolved(cfg)))
+    assert exp is not None and exp.config["seed"] == 5

@@ -245,9 +245,10 @@ def hydra_files(cfg) -> dict[str, str]:
 
     files = {"config.yaml": to_yaml(_absolute_data_path(cfg))}
     if HydraConfig.initialized():
-        hc = HydraConfig.get()
-        files["overrides.yaml"] = to_yaml(hc.overrides.task)
-        files["hydra.yaml"] = to_yaml({"hydra": hc})
+        # {"hydra": the job's Hydra node} as Hydra holds it (a DictConfig at run time): no copy
+        held = HydraConfig.instance().cfg
+        files["overrides.yaml"] = to_yaml(HydraConfig.get().overrides.task)
+        files["hydra.yaml"] = to_yaml(held)
     return files
 
 

@@ -35,13 +35,31 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read back; the message says what to do."""
 
 
-def save_checkpoint(
-    path: str | os.PathLike, tree: Any, *, step: int, epoch: int, meta: dict | None = None
-) -> None:
-    """Write ``tree`` (e.g. ``(model, opt_state)``) with its step and epoch, atomically."""
+def serialise(tree: Any) -> bytes:
+    """A checkpoint's payload: equinox's ``tree_serialise_leaves`` of ``tree``.
+
+    >>> import jax.numpy as jnp
+    >>> len(serialise((jnp.zeros(3), jnp.ones(2)))) > 0
+    True
+    """
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, tree)
-    payload = buf.getvalue()
+    return buf.getvalue()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    tree: Any,
+    *,
+    step: int,
+    epoch: int,
+    meta: dict | None = None,
+    payload: bytes | None = None,
+) -> None:
+    """Write ``tree`` (e.g. ``(model, opt_state)``) with its step and epoch, atomically.
+    ``payload``: ``serialise(tree)`` when the caller has it already (one state kept as both
+    the last and the best checkpoint is serialised once)."""
+    payload = serialise(tree) if payload is None else payload
     header = {
         "format": FORMAT,
         "step": int(step),

@@ -33,8 +33,9 @@ def best_metric(config: dict) -> tuple[str, bool] | None:
     return RECORD_FIELDS[metric], METRICS[metric] == "maximize"
 
 
-def keep_best(lane: Lane, rec: dict, meta: dict) -> None:
-    """The lane's state as its best checkpoint too, when ``rec`` beats the best so far."""
+def keep_best(lane: Lane, rec: dict, meta: dict, payload: bytes | None = None) -> None:
+    """The lane's state as its best checkpoint too, when ``rec`` beats the best so far
+    (``payload``: the state serialised, when the caller has it)."""
     chosen = best_metric(lane.exp.config)
     value = None if chosen is None else rec.get(chosen[0])
     if chosen is None or value is None:
@@ -44,7 +45,9 @@ def keep_best(lane: Lane, rec: dict, meta: dict) -> None:
         step = lane.epoch * lane.exp.steps_per_epoch
         best = {"metric": chosen[0], "value": value, "step": step}
         tree = (lane.model, lane.opt_state)
-        save_checkpoint(lane.dir / BEST, tree, step=step, epoch=lane.epoch, meta={**meta, "best": best})
+        save_checkpoint(
+            lane.dir / BEST, tree, step=step, epoch=lane.epoch, meta={**meta, "best": best}, payload=payload
+        )
 
 
 def restore_best(lane: Lane, header: dict) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ..files._checkpoint import save_checkpoint
+from ..files._checkpoint import save_checkpoint, serialise
 from ..files._rundir import CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_json
 from ..trackers._registry import Tracker
 from ..training._early_stopping import EarlyStopping
@@ -168,11 +168,11 @@ def save(lane: Lane, rec: dict | None = None) -> None:
         "files": lane.dir.extent(),
     }
     step = lane.epoch * exp.steps_per_epoch
-    save_checkpoint(
-        lane.dir / CHECKPOINT, (lane.model, lane.opt_state), step=step, epoch=lane.epoch, meta=meta
-    )
+    tree = (lane.model, lane.opt_state)
+    payload = serialise(tree)  # once, for the last checkpoint and the best one
+    save_checkpoint(lane.dir / CHECKPOINT, tree, step=step, epoch=lane.epoch, meta=meta, payload=payload)
     if rec is not None:
-        keep_best(lane, rec, meta)
+        keep_best(lane, rec, meta, payload)
 
 
 def report(lane: Lane, summary: dict) -> None:

@@ -19,6 +19,7 @@ TensorBoard log directory).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import json
@@ -76,9 +77,16 @@ class RunInfo:
             return str(self.sweep_dir)
 
 
+#: PyYAML's safe loader, libyaml's when PyYAML was built with it (the same data, parsed in C).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=8)
 def _yaml(text: str | None) -> Any:
+    """``text`` parsed (None for no text or no YAML); the same text is parsed once (a sweep's
+    jobs share their multirun.yaml, a fresh run's hydra.yaml is this start's). Read-only."""
     try:
-        return yaml.safe_load(text) if text else None
+        return yaml.load(text, Loader=_LOADER) if text else None
     except yaml.YAMLError:
         return None
 
@@ -171,8 +179,15 @@ class Tracker:
 
     def __init__(self, out_dir: Path, run: RunInfo | None = None, **settings: Any):
         self.out_dir = Path(out_dir)
-        self.run_info = run if run is not None else run_info(self.out_dir)
+        self._run = run
         self.settings = settings
+
+    @property
+    def run_info(self) -> RunInfo:
+        """The run's name and sweep: as given, else read from its directory when first asked."""
+        if self._run is None:
+            self._run = run_info(self.out_dir)
+        return self._run
 
     @classmethod
     def check_installed(cls, name: str) -> None:

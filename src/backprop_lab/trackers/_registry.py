@@ -130,5 +130,7 @@ def make_tracker(
     """The trackers a run's config asks for (``logger``), as one, writing beside (or into)
     ``out_dir``; ``config_files`` are the run's ``.hydra/`` texts (its name, its sweep)."""
     chosen = check_logger_config(config.get("logger"))
+    if not chosen:  # logger=none: nothing asks for the run's name
+        return Trackers(out_dir, {})
     run: RunInfo = run_info(out_dir, config_files)
     return Trackers(out_dir, {name: TRACKERS[name](out_dir, run, **keys) for name, keys in chosen.items()})

@@ -58,10 +58,28 @@ ConfigStore.instance().store(
 )
 
 
-def _group_key(cfg: DictConfig, vmap_keys: Sequence[str]) -> str:
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(plain, dict)  # a DictConfig's container
-    plain.pop("hydra", None)
+def _unresolved(cfg: DictConfig) -> dict:
+    """The job's own config (Hydra's node left out, not copied) as plain containers, its
+    interpolations unresolved."""
+    return {
+        k: OmegaConf.to_container(v, resolve=False) if OmegaConf.is_config(v) else v
+        for k, v in cfg.items_ex(resolve=False)
+        if k != "hydra"
+    }
+
+
+def _names_hydra(node) -> bool:
+    """Whether an unresolved config uses Hydra's resolver (``${hydra:job.num}``) anywhere."""
+    if isinstance(node, dict):
+        return any(_names_hydra(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_names_hydra(v) for v in node)
+    return isinstance(node, str) and "${hydra:" in node
+
+
+def _group_key(plain: dict, vmap_keys: Sequence[str]) -> str:
+    """What a job shares with the others of its program: its config (:func:`_unresolved`,
+    which this changes) without the keys of ``vmap_keys``, as JSON."""
     for dotted in vmap_keys:
         node = plain
         *parents, last = dotted.split(".")
@@ -93,9 +111,17 @@ class SweepConfigs:
         self.compose, self.repository = compose, repository
         self.vmap_keys = set(vmap_keys)
         self.parser = OverridesParser.create()
+        self.parsed: dict[str, Override] = {}
         self.bases: dict = {}
         self.groups: dict = {}
         self.made: dict = {}
+
+    def _parse(self, line: str) -> Override:
+        """One override parsed as Hydra parses it, each distinct line once (a sweep's jobs share
+        most of theirs); an Override is not changed once parsed."""
+        if line not in self.parsed:
+            (self.parsed[line],) = self.parser.parse_overrides([line])
+        return self.parsed[line]
 
     def _varies(self, o: Override) -> bool:
         if not (
@@ -120,7 +146,7 @@ class SweepConfigs:
     def _make(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         from backprop_lab.compat._hydra import overrides_dirname
 
-        parsed = self.parser.parse_overrides(list(sweep_overrides))
+        parsed = [self._parse(line) for line in sweep_overrides]
         varies = [self._varies(o) for o in parsed]
         key = (
             id(master_config),
@@ -215,9 +241,10 @@ class VmapLauncher(Launcher):
         groups: dict = {}
         built: dict = {}
         for idx, overrides, cfg in jobs:
-            built[idx] = _checked(cfg)
+            plain = _unresolved(cfg)
+            built[idx] = _checked(cfg, _names_hydra(plain))
             if built[idx] is not None:
-                groups.setdefault(_group_key(cfg, self.vmap_keys), []).append((idx, overrides, cfg))
+                groups.setdefault(_group_key(plain, self.vmap_keys), []).append((idx, overrides, cfg))
             else:  # the app's own task records the config error, as under any launcher
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 returns[idx] = self._run(self.task_function, cfg)
@@ -306,16 +333,22 @@ def _programs(groups: list[list], keys: Sequence[str], max_padding: float) -> li
     return [jobs for jobs, _, _ in programs]
 
 
-def _checked(cfg: DictConfig):
+def _checked(cfg: DictConfig, names_hydra: bool):
     """The job's experiment when its config passes the app's checks; None for a refused one
-    (which runs on its own). The lane's run takes this experiment instead of building it again."""
-    from backprop_lab.apps._hydra import setup_jax
-    from backprop_lab.runs._experiment import ConfigError, build_experiment
+    (which runs on its own). The lane's run takes this experiment instead of building it again.
 
-    HydraConfig.instance().set_config(cfg)
+    The config is resolved once, for both JAX's settings and the experiment. A config that
+    uses Hydra's resolver (``names_hydra``) is resolved against its own job's Hydra node, as
+    its task would resolve it; the others need no Hydra node (setting it copies the node)."""
+    from backprop_lab.apps._hydra import setup_jax
+    from backprop_lab.runs._experiment import ConfigError, build_experiment, plain_config
+
+    if names_hydra:
+        HydraConfig.instance().set_config(cfg)
     try:
-        setup_jax(cfg)
-        return build_experiment(cfg)
+        resolved = plain_config(cfg)
+        setup_jax(resolved)
+        return build_experiment(resolved)
     except ConfigError:
         return None
 
