@@ -268,7 +268,7 @@ def _measure(models, masks, x, y, x_test, y_test, *, loss, one_hot, diagnostics,
         else:  # a padded lane: its own network's numbers, its real layers flagged
             value = functools.partial(masked_loss_value, model, mask)
             trace = functools.partial(masked_backprop_trace, model, mask)
-            outputs = masked_forward_trace(model, mask, x_test)[0].a[-1]
+            outputs = masked_forward_trace(model, mask, x_test).a[-1]
         out = {
             "test_loss": value(x_test, y_test, loss),
             "test_accuracy": accuracy_of(outputs, y_test, one_hot),
