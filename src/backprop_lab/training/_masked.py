@@ -48,17 +48,33 @@ def stack_states(models: Sequence[Any], opt_states: Sequence[Any]) -> tuple[MLP,
     >>> models.sizes, models.weights[1].shape, mask.activations
     ((2, 5, 4, 2), (2, 4, 5), ('tanh', 'relu'))
     """
-    if len({architecture(m) for m in models}) == 1:
-        return _stack(models), _stack(opt_states), None
-    padded = group_sizes([m.sizes for m in models])
-    activations = tuple(dict.fromkeys(m.activation for m in models))
+    nets, mask = stack_networks(models)
+    if mask is None:
+        return nets, _stack(opt_states), None
+    padded, activations = nets.sizes, mask.activations
 
     def pad(node: Any) -> Any:
         return pad_network(node, padded, activations)[0] if _is_net(node) else node
 
+    return nets, _stack([jax.tree.map(pad, state, is_leaf=_is_net) for state in opt_states]), mask
+
+
+def stack_networks(models: Sequence[MLP]) -> tuple[MLP, LaneMask | None]:
+    """The lanes' networks stacked on the host as :func:`stack_states` stacks them: as they
+    are (mask None) when they share one architecture, else padded, with their stacked masks.
+
+    >>> import jax
+    >>> nets = [MLP([2, 3, 2], "tanh", key=jax.random.PRNGKey(0)), MLP([2, 2], "relu", key=jax.random.PRNGKey(1))]
+    >>> models, mask = stack_networks(nets)
+    >>> models.sizes, mask.real.tolist()
+    ((2, 3, 2), [[True, True], [False, True]])
+    """
+    if len({architecture(m) for m in models}) == 1:
+        return _stack(models), None
+    padded = group_sizes([m.sizes for m in models])
+    activations = tuple(dict.fromkeys(m.activation for m in models))
     nets, masks = zip(*(pad_network(m, padded, activations) for m in models))
-    opts = [jax.tree.map(pad, state, is_leaf=_is_net) for state in opt_states]
-    return _stack(nets), _stack(opts), _stack(masks)
+    return _stack(nets), _stack(masks)
 
 
 def lane_state(models: MLP, opt_states: Any, mask: LaneMask | None, i: int) -> tuple[MLP, Any]:
