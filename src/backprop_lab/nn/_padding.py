@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._activations import Activation, get_activation
-from ._backprop import BackpropTrace, backprop_trace_body
+from ._backprop import backprop_trace_body
 from ._losses import Loss, get_loss
 from ._network import MLP, Trace
 
@@ -293,24 +293,8 @@ def masked_loss_value(model: MLP, mask: LaneMask, x: Array, y: Array, loss: str 
     return jnp.mean(get_loss(loss, model.output_activation).value(trace.z[-1], trace.a[-1], y))
 
 
-def masked_backprop_trace(
-    model: MLP, mask: LaneMask, x: Array, y: Array, loss: str | Loss, variant: str = "hadamard"
-) -> BackpropTrace:
-    """The hand-written backprop of the lane's own network through the padded one
-    (:func:`backprop_trace_body` with the lane's mask).
-
-    Arguments:
-        model: the padded network; mask: the lane's mask; x: (batch, in); y: (batch, out).
-        variant: "hadamard" or "diagonal".
-
-    Returns:
-        A :class:`BackpropTrace` of padded arrays; its gradient is 0 off the lane's own parameters.
-    """
-    return backprop_trace_body(model, x, y, loss, variant, mask)
-
-
 def _manual(model: MLP, mask: LaneMask, x: Array, y: Array, loss: str | Loss) -> tuple[Array, MLP]:
-    trace = masked_backprop_trace(model, mask, x, y, loss)
+    trace = backprop_trace_body(model, x, y, loss, "hadamard", mask)
     return trace.loss, trace.grads
 
 
