@@ -47,6 +47,7 @@ is the accurate one (``tests/nn/test_precision.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -59,7 +60,16 @@ from ..nn._network import MLP
 from ._result import GradReport, TensorCheck
 from ._scale import term_scales
 
-__all__ = ["NUMERICAL_MAX_PARAMS", "TOLERANCES", "TOLERANCE_EPS", "GradReport", "TensorCheck", "check_grads"]
+__all__ = [
+    "NUMERICAL_MAX_PARAMS",
+    "TOLERANCES",
+    "TOLERANCE_EPS",
+    "GradReport",
+    "TensorCheck",
+    "check_grads",
+    "compare_grads",
+    "grad_report",
+]
 
 Array = jax.Array
 
@@ -207,26 +217,61 @@ def check_grads(
     numerical, note = _run_numerical(numerical, dtype, n_params)
 
     # Each a compiled program cached per shape when the loss is a name.
-    manual = _tensors(manual_grad(model, x, y, loss, variant="hadamard"))
-    diagonal = _tensors(manual_grad(model, x, y, loss, variant="diagonal"))
-    auto = _tensors(autodiff_grad(model, x, y, loss))
-    scales = _scales(term_scales(model, x, y, loss), dtype)
-    numeric: list[np.ndarray | None] = [None] * len(auto)
-    if numerical:
-        numeric = [n for *_, n in _tensors(numerical_grad(model, x, y, loss))]
-    checks = tuple(
-        TensorCheck(layer=layer, tensor=name, **_compare(m, d, a, num, scale, tol))
-        for (layer, name, m), (*_, d), (*_, a), num, scale in zip(manual, diagonal, auto, numeric, scales)
+    checks = compare_grads(
+        manual_grad(model, x, y, loss, variant="hadamard"),
+        manual_grad(model, x, y, loss, variant="diagonal"),
+        autodiff_grad(model, x, y, loss),
+        term_scales(model, x, y, loss),
+        tol,
+        numerical_grad(model, x, y, loss) if numerical else None,
     )
+    batch = int(x.shape[0]) if len(x.shape) == 2 else 1
+    return grad_report(model, checks, loss_fn.name, batch, tol, bool(numerical), note)
+
+
+def compare_grads(
+    manual: MLP,
+    diagonal: MLP,
+    auto: MLP,
+    terms: Sequence[float],
+    tol: dict[str, float],
+    numeric: MLP | None = None,
+) -> tuple[TensorCheck, ...]:
+    """One :class:`TensorCheck` per tensor: the gradients of one network by the hand-written
+    backprop (Hadamard and diagonal variants), ``jax.grad`` and, when given, finite
+    differences, against the tensors' term scales (``term_scales``) and the tolerances."""
+    scales = _scales(list(terms), np.dtype(manual.weights[0].dtype))
+    auto_t = _tensors(auto)
+    numerics: list[np.ndarray | None] = [None] * len(auto_t)
+    if numeric is not None:
+        numerics = [n for *_, n in _tensors(numeric)]
+    return tuple(
+        TensorCheck(layer=layer, tensor=name, **_compare(m, d, a, num, scale, tol))
+        for (layer, name, m), (*_, d), (*_, a), num, scale in zip(
+            _tensors(manual), _tensors(diagonal), auto_t, numerics, scales
+        )
+    )
+
+
+def grad_report(
+    model: MLP,
+    checks: tuple[TensorCheck, ...],
+    loss: str,
+    batch: int,
+    tol: dict[str, float],
+    numerical: bool = False,
+    note: str | None = None,
+) -> GradReport:
+    """The :class:`GradReport` of ``checks`` on ``model`` (its widths, activations and dtype)."""
     return GradReport(
         checks=checks,
-        dtype=dtype.name,
+        dtype=np.dtype(model.weights[0].dtype).name,
         sizes=tuple(model.sizes),
         activation=model.activation,
         output_activation=model.output_activation,
-        loss=loss_fn.name,
-        batch=int(x.shape[0]) if len(x.shape) == 2 else 1,
+        loss=loss,
+        batch=batch,
         tolerances=tol,
-        numerical=bool(numerical),
+        numerical=numerical,
         numerical_note=note,
     )

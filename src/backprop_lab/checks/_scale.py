@@ -24,6 +24,8 @@ test, so the scale does not depend on the hand-written backprop.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +34,9 @@ from ..nn._activations import Activation, get_activation
 from ..nn._backprop import compiled_entry, prepare_inputs
 from ..nn._losses import Loss
 from ..nn._network import MLP, forward_trace
+
+if TYPE_CHECKING:
+    from ..nn._padding import LaneMask
 
 __all__ = ["term_scales"]
 
@@ -57,17 +62,26 @@ def _output_terms(loss_fn: Loss, out: Activation, z: Array, a: Array, y: Array, 
     return g * _slope(out, z, eps)
 
 
-def _term_scales(model: MLP, x: Array, y: Array, loss: str | Loss) -> Array:
+def _term_scales(model: MLP, x: Array, y: Array, loss: str | Loss, mask: LaneMask | None = None) -> Array:
+    """The scales, traceable; with ``mask``, of a padded network's lane: the same backward pass
+    as its backprop's (``backprop_trace_body``), every padded entry 0 (so a tensor's max is
+    its real block's)."""
     loss_fn, x2, y2, _ = prepare_inputs(model, x, y, loss)
     eps = float(jnp.finfo(model.weights[0].dtype).eps)
-    trace = forward_trace(model, x2)
-    hidden = get_activation(model.activation)
+    trace = forward_trace(model, x2) if mask is None else mask.forward(model, x2)
+    hidden = get_activation(model.activation) if mask is None else mask.hidden()
     out = get_activation(model.output_activation, output=True)
     delta = _output_terms(loss_fn, out, trace.z[-1], trace.a[-1], y2, eps)
     deltas = [delta]
-    for l in range(len(model.weights) - 1, 0, -1):
-        delta = (delta @ jnp.abs(model.weights[l])) * _slope(hidden, trace.z[l - 1], eps)
+    g = delta @ jnp.abs(model.weights[-1])
+    for l in range(len(model.weights) - 2, -1, -1):
+        delta = g * _slope(hidden, trace.z[l], eps)
+        if mask is not None:
+            delta = mask.own(l, delta)
         deltas.insert(0, delta)
+        if l > 0:
+            g_below = delta @ jnp.abs(model.weights[l])
+            g = g_below if mask is None else mask.passed(l, g_below, g)
     batch = x2.shape[0]
     scales = []
     for d, a_prev, b in zip(deltas, trace.a[:-1], model.biases):

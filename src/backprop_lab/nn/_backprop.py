@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import equinox as eqx
 import jax
@@ -36,6 +36,9 @@ import jax.numpy as jnp
 from ._activations import Activation, get_activation
 from ._losses import Loss, get_loss
 from ._network import MLP, check_width, forward_trace
+
+if TYPE_CHECKING:
+    from ._padding import LaneMask
 
 Array = jax.Array
 
@@ -201,20 +204,30 @@ def output_delta(
     raise TypeError(f"loss {loss_fn.name!r} has no grad_a and no fused rule for {out.name!r}")
 
 
-def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, variant: str) -> BackpropTrace:
+def backprop_trace_body(
+    model: MLP, x: Array, y: Array, loss: str | Loss, variant: str, mask: LaneMask | None = None
+) -> BackpropTrace:
+    """:func:`backprop_trace`, traceable; with ``mask``, a padded network's lane: its own
+    network's backprop (δ on its own units, ∂ℓ/∂a passed unchanged through its identity
+    layers, the gradient 0 off its own parameters; ``nn._padding``)."""
     check_variant(variant)
     combine = VARIANTS[variant]
     loss_fn, x, y, single = prepare_inputs(model, x, y, loss)
-    hidden = get_activation(model.activation)
+    hidden = get_activation(model.activation) if mask is None else mask.hidden()
     out = get_activation(model.output_activation, output=True)
-    trace = forward_trace(model, x)
+    trace = forward_trace(model, x) if mask is None else mask.forward(model, x)
     z, a = trace.z, trace.a
 
     delta = output_delta(loss_fn, out, z[-1], a[-1], y, combine)
     deltas = [delta]
-    for l in range(len(model.weights) - 1, 0, -1):
-        delta = combine(hidden, z[l - 1], a[l], delta @ model.weights[l])
+    g = delta @ model.weights[-1]  # ∂ℓ/∂a of the last hidden layer
+    for l in range(len(model.weights) - 2, -1, -1):
+        delta = combine(hidden, z[l], a[l + 1], g)  # δˡ = g ⊙ f′(zˡ)
+        if mask is not None:
+            delta = mask.own(l, delta)
         deltas.insert(0, delta)
+        if l > 0:
+            g = delta @ model.weights[l] if mask is None else mask.passed(l, delta @ model.weights[l], g)
 
     batch = x.shape[0]
     d_weights = tuple(d.T @ a_prev / batch for d, a_prev in zip(deltas, a[:-1]))
@@ -223,6 +236,8 @@ def backprop_trace_body(model: MLP, x: Array, y: Array, loss: str | Loss, varian
     grads = eqx.tree_at(
         lambda m: (m.weights, m.biases), model, (d_weights, d_biases), is_leaf=lambda node: node is None
     )
+    if mask is not None:
+        grads = mask.params(grads)
     value = jnp.mean(loss_fn.value(z[-1], a[-1], y))
     if single:
         z, a = tuple(v[0] for v in z), tuple(v[0] for v in a)

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._activations import get_activation
-from ._backprop import BackpropTrace, output_delta
+from ._activations import Activation, get_activation
+from ._backprop import backprop_trace_body
 from ._losses import Loss, get_loss
 from ._network import MLP, Trace
 
@@ -100,6 +100,37 @@ class LaneMask(eqx.Module):
     real: Array | np.ndarray
     act: Array | np.ndarray | np.integer
     activations: tuple[str, ...] = eqx.field(static=True)
+
+    def hidden(self) -> Activation:
+        """The lane's hidden activation and its hand-written derivative (a select under vmap)."""
+        acts = [get_activation(name) for name in self.activations]
+        if len(acts) == 1:
+            return acts[0]
+        derivs = [f.deriv for f in acts if f.deriv is not None]
+        if len(derivs) < len(acts):
+            raise ValueError(f"hidden activations of lanes must be element-wise; got {self.activations}")
+        return Activation(
+            "|".join(self.activations),
+            lambda z: jax.lax.switch(self.act, [f.fn for f in acts], z),
+            lambda z, a: jax.lax.switch(self.act, derivs, z, a),
+        )
+
+    def forward(self, model: MLP, x: Array) -> Trace:
+        """The padded network forward as the lane's own (:func:`masked_forward_trace`)."""
+        return masked_forward_trace(model, self, x)
+
+    def own(self, l: int, delta: Array) -> Array:
+        """Hidden layer l's δ on the lane's own units, 0 elsewhere (0 in an identity layer)."""
+        return jnp.where((self.units[l] & self.real[l])[None, :], delta, 0.0)
+
+    def passed(self, l: int, g: Array, g_above: Array) -> Array:
+        """∂ℓ/∂a below layer l: ``g`` = δˡ Wˡ through a real layer; through an identity layer
+        the ∂ℓ/∂a from above, ``g_above``, unchanged."""
+        return jnp.where(self.real[l], g, _resize(g_above, g.shape[-1]))
+
+    def params(self, tree: MLP) -> MLP:
+        """``tree`` with every entry that is not the lane's own parameter 0 (:func:`mask_params`)."""
+        return mask_params(tree, self)
 
 
 def group_sizes(sizes: Sequence[Sequence[int]]) -> tuple[int, ...]:
@@ -231,21 +262,16 @@ def _resize(a: Array, width: int) -> Array:
     return a[..., :width] if have >= width else jnp.pad(a, ((0, 0), (0, width - have)))
 
 
-def _hidden(mask: LaneMask, which: str, *args: Array) -> Array:
-    """The lane's hidden activation (``which="fn"``) or its derivative (``"deriv"``)."""
-    fns = [getattr(get_activation(name), which) for name in mask.activations]
-    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(mask.act, fns, *args)
-
-
-def masked_forward_trace(model: MLP, mask: LaneMask, x: Array) -> tuple[Trace, tuple[Array, ...]]:
-    """The padded network forward as the lane's own: its :class:`Trace` (``a[l + 1]`` as
-    passed on) and per hidden layer h = f(z) on the lane's units (0 elsewhere).
+def masked_forward_trace(model: MLP, mask: LaneMask, x: Array) -> Trace:
+    """The padded network forward as the lane's own: its :class:`Trace`, ``a[l + 1]`` as
+    passed on (f(z) on the lane's units, 0 elsewhere; an identity layer's input unchanged).
 
     Arguments:
         model: the padded network; mask: the lane's mask; x: (batch, in).
     """
     out = get_activation(model.output_activation, output=True)
-    zs, hs, acts = [], [], [x]
+    hidden = mask.hidden()
+    zs, acts = [], [x]
     a, last = x, len(model.weights) - 1
     for l, (w, b) in enumerate(zip(model.weights, model.biases)):
         z = a @ w.T
@@ -254,54 +280,21 @@ def masked_forward_trace(model: MLP, mask: LaneMask, x: Array) -> tuple[Trace, t
         if l == last:
             a = out.fn(z)
         else:
-            h = jnp.where(mask.units[l][None, :], _hidden(mask, "fn", z), 0.0)
+            h = jnp.where(mask.units[l][None, :], hidden.fn(z), 0.0)
             a = jnp.where(mask.real[l], h, _resize(a, z.shape[-1]))
-            hs.append(h)
         zs.append(z)
         acts.append(a)
-    return Trace(tuple(zs), tuple(acts)), tuple(hs)
+    return Trace(tuple(zs), tuple(acts))
 
 
 def masked_loss_value(model: MLP, mask: LaneMask, x: Array, y: Array, loss: str | Loss) -> Array:
     """The lane's batch loss through the padded network."""
-    trace, _ = masked_forward_trace(model, mask, x)
+    trace = masked_forward_trace(model, mask, x)
     return jnp.mean(get_loss(loss, model.output_activation).value(trace.z[-1], trace.a[-1], y))
 
 
-def masked_backprop_trace(model: MLP, mask: LaneMask, x: Array, y: Array, loss: str | Loss) -> BackpropTrace:
-    """The hand-written backprop of the lane's own network through the padded one:
-    δˡ⁻¹ = (δˡ Wˡ) ⊙ f′(zˡ⁻¹) on the lane's units, ∂ℓ/∂a passed through identity layers.
-
-    Arguments:
-        model: the padded network; mask: the lane's mask; x: (batch, in); y: (batch, out).
-
-    Returns:
-        A :class:`BackpropTrace` of padded arrays; its gradient is 0 off the lane's own parameters.
-    """
-    loss_fn = get_loss(loss, model.output_activation)
-    trace, hs = masked_forward_trace(model, mask, x)
-    z, a = trace.z, trace.a
-    delta = output_delta(loss_fn, get_activation(model.output_activation, output=True), z[-1], a[-1], y)
-    deltas = [delta]
-    g = delta @ model.weights[-1]
-    for l in range(len(model.weights) - 2, -1, -1):
-        own = (mask.units[l] & mask.real[l])[None, :]
-        delta = jnp.where(own, g * _hidden(mask, "deriv", z[l], hs[l]), 0.0)
-        deltas.insert(0, delta)
-        if l > 0:
-            g = jnp.where(mask.real[l], delta @ model.weights[l], _resize(g, model.weights[l].shape[1]))
-    batch = x.shape[0]
-    d_weights = tuple(d.T @ a_prev / batch for d, a_prev in zip(deltas, a[:-1]))
-    d_biases = tuple(None if b is None else jnp.mean(d, axis=0) for d, b in zip(deltas, model.biases))
-    grads = eqx.tree_at(
-        lambda m: (m.weights, m.biases), model, (d_weights, d_biases), is_leaf=lambda n: n is None
-    )
-    value = jnp.mean(loss_fn.value(z[-1], a[-1], y))
-    return BackpropTrace(z, a, tuple(deltas), mask_params(grads, mask), value)
-
-
 def _manual(model: MLP, mask: LaneMask, x: Array, y: Array, loss: str | Loss) -> tuple[Array, MLP]:
-    trace = masked_backprop_trace(model, mask, x, y, loss)
+    trace = backprop_trace_body(model, x, y, loss, "hadamard", mask)
     return trace.loss, trace.grads
 
 

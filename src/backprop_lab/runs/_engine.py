@@ -200,7 +200,7 @@ def _finish_all(
         if not lane.dir.records():
             results[id(lane)] = stopped(lane) if lane.writer else None
             continue
-        shared = shared or Finishing()
+        shared = shared or Finishing(lanes)
         results[id(lane)] = summary = finish(lane, seconds, wall, extra, painter, shared)
         report(lane, summary)
 

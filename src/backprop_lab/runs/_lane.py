@@ -203,28 +203,40 @@ def report(lane: Lane, summary: dict) -> None:
 
 class Finishing:
     """What finishing the lanes of one program shares: the environment (measured once) and the
-    gradient-agreement check of each distinct network (lanes of one seed start from the same
-    network, so a sweep checks each start once)."""
+    lanes' gradient-agreement checks, at their start and end, all from one call of one
+    compiled program (``checks.lane_agreements``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: list[Lane]) -> None:
         from ._environment import environment
 
         self.environment = environment()
-        self._agreements: dict = {}
+        self._lanes = [l for l in lanes if l.model is not None]
+        self._agreements: dict[int, dict] | None = None
 
-    def agreement(self, model, x, y, loss: str) -> dict:
-        """``grad_agreement(model, x, y, loss)``, checked once per distinct network and data."""
-        from ..checks._agreement import AGREEMENT_ROWS, grad_agreement
+    def agreement(self, lane: Lane) -> dict:
+        """The lane's ``grad_agreement`` fields of its initial and its final network, as
+        ``{"start": ..., "end": ...}``; every lane's are checked the first time one is asked for."""
+        if self._agreements is None:
+            self._agreements = _agreements(self._lanes)
+        return self._agreements[id(lane)]
 
-        # host arrays in, whether the model came from its initialisation or back from a device:
-        # one program for both (and no program for the slicing)
-        model = jax.tree.map(np.asarray, model)
-        x, y = np.asarray(x)[:AGREEMENT_ROWS], np.asarray(y)[:AGREEMENT_ROWS]
-        arrays = [*jax.tree.leaves(model), x, y]
-        key = (loss, tuple((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
-        if key not in self._agreements:
-            self._agreements[key] = grad_agreement(model, x, y, loss)
-        return dict(self._agreements[key])
+
+def _agreements(lanes: list[Lane]) -> dict[int, dict]:
+    """Each lane's start and end agreement: the initial networks and then the final ones as
+    the lanes of one program (padded and masked as training pads them when they differ in
+    architecture), each on its first ``AGREEMENT_ROWS`` training rows."""
+    from ..checks._agreement import AGREEMENT_ROWS, lane_agreements
+    from ..training._masked import stack_networks
+
+    nets = [l.exp.model for l in lanes] + [l.model for l in lanes]
+    models, masks = stack_networks([jax.tree.map(np.asarray, m) for m in nets])
+    x, y = (
+        np.stack([np.asarray(getattr(l.exp.data, a))[:AGREEMENT_ROWS] for l in lanes * 2])
+        for a in ("x_train", "y_train")
+    )
+    fields = lane_agreements(models, masks, x, y, lanes[0].exp.loss)
+    n = len(lanes)
+    return {id(l): {"start": fields[i], "end": fields[n + i]} for i, l in enumerate(lanes)}
 
 
 def record_failure(lane: Lane, err: Exception, say: bool = True) -> None:
@@ -262,7 +274,6 @@ def finish(
     last = records[-1] if records else {}
     if lane.writer:
         painter.draw(lane.dir.path, plot_title(exp), plot_scale(exp))
-    x, y = exp.data.x_train, exp.data.y_train
     timed = seconds[1:] if len(seconds) > 1 else seconds
     steps_timed = sum(timed) and len(timed) * exp.config.get("log_every", 1) * exp.steps_per_epoch
     lanes = extra.get("lanes", 1)  # the times are the program's: its lanes train together
@@ -284,10 +295,7 @@ def finish(
         "batch_size": exp.batch_size,
         "devices": lane.devices,
         "processes": jax.process_count(),
-        "grad_agreement": {
-            "start": shared.agreement(exp.model, x, y, exp.loss),
-            "end": shared.agreement(lane.model, x, y, exp.loss),
-        },
+        "grad_agreement": shared.agreement(lane),
         "output_dir": str(lane.dir.path),
         **data_record(exp),
         "environment": shared.environment,

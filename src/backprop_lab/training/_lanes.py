@@ -23,9 +23,9 @@ import optax
 from jax.typing import ArrayLike
 
 from ..checks._evaluation import accuracy_of
-from ..nn._backprop import backprop_trace, loss_value
+from ..nn._backprop import backprop_trace, backprop_trace_body, loss_value
 from ..nn._network import MLP
-from ..nn._padding import LaneMask, masked_backprop_trace, masked_forward_trace, masked_loss_value
+from ..nn._padding import LaneMask, masked_forward_trace, masked_loss_value
 from ._masked import lane_state, stack_states
 from ._optimizers import Static, check_learning_rate
 from ._train import check_train_args, scan_steps
@@ -267,8 +267,8 @@ def _measure(models, masks, x, y, x_test, y_test, *, loss, one_hot, diagnostics,
             outputs = model(x_test)
         else:  # a padded lane: its own network's numbers, its real layers flagged
             value = functools.partial(masked_loss_value, model, mask)
-            trace = functools.partial(masked_backprop_trace, model, mask)
-            outputs = masked_forward_trace(model, mask, x_test)[0].a[-1]
+            trace = functools.partial(backprop_trace_body, model, variant="hadamard", mask=mask)
+            outputs = masked_forward_trace(model, mask, x_test).a[-1]
         out = {
             "test_loss": value(x_test, y_test, loss),
             "test_accuracy": accuracy_of(outputs, y_test, one_hot),

@@ -52,18 +52,35 @@ def stack_states(
     >>> models.sizes, models.weights[1].shape, mask.activations
     ((2, 5, 4, 2), (2, 4, 5), ('tanh', 'relu'))
     """
-    like = models if like is None else like
-    if len({architecture(m) for m in [*like, *models]}) == 1:
-        return _stack(models), _stack(opt_states), None
-    padded = group_sizes([m.sizes for m in [*like, *models]])
-    activations = tuple(dict.fromkeys(m.activation for m in [*like, *models]))
+    nets, mask = stack_networks(models, like)
+    if mask is None:
+        return nets, _stack(opt_states), None
+    padded, activations = nets.sizes, mask.activations
 
     def pad(node: Any) -> Any:
         return pad_network(node, padded, activations)[0] if _is_net(node) else node
 
+    return nets, _stack([jax.tree.map(pad, state, is_leaf=_is_net) for state in opt_states]), mask
+
+
+def stack_networks(models: Sequence[MLP], like: Sequence[MLP] | None = None) -> tuple[MLP, LaneMask | None]:
+    """The lanes' networks stacked on the host as :func:`stack_states` stacks them: as they
+    are (mask None) when they and ``like`` share one architecture, else padded to the shape
+    of all of them, with their stacked masks.
+
+    >>> import jax
+    >>> nets = [MLP([2, 3, 2], "tanh", key=jax.random.PRNGKey(0)), MLP([2, 2], "relu", key=jax.random.PRNGKey(1))]
+    >>> models, mask = stack_networks(nets)
+    >>> models.sizes, mask.real.tolist()
+    ((2, 3, 2), [[True, True], [False, True]])
+    """
+    layout = [*(like or ()), *models]
+    if len({architecture(m) for m in layout}) == 1:
+        return _stack(models), None
+    padded = group_sizes([m.sizes for m in layout])
+    activations = tuple(dict.fromkeys(m.activation for m in layout))
     nets, masks = zip(*(pad_network(m, padded, activations) for m in models))
-    opts = [jax.tree.map(pad, state, is_leaf=_is_net) for state in opt_states]
-    return _stack(nets), _stack(opts), _stack(masks)
+    return _stack(nets), _stack(masks)
 
 
 def lane_state(models: MLP, opt_states: Any, mask: LaneMask | None, i: int) -> tuple[MLP, Any]:
