@@ -71,6 +71,42 @@ def test_a_lane_five_epochs_behind_resumes_to_the_uninterrupted_sweep_bit_for_bi
         assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
 
 
+# lane 0, the deepest and widest, sets the padded shape of an architecture sweep; lane 1 is
+# the one left behind
+ARCHITECTURES = (
+    ("model.sizes=[2,16,16,2]", "model.activation=relu", "optimizer.lr=0.1"),
+    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.3"),
+    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.01"),
+)
+
+
+def _architecture_sweep(root: Path, epochs: int, resume: bool = False) -> None:
+    specs = [
+        RunSpec(build_experiment(cfg_of(*LANES, *lane, f"epochs={epochs}")), root / str(i))
+        for i, lane in enumerate(ARCHITECTURES)
+    ]
+    run_experiments(specs, resume=resume, refuse="skip")
+
+
+def test_a_lane_behind_the_lanes_that_set_the_padding_resumes_bit_for_bit(tmp_path):
+    # resumed apart from the lanes that set its program's padded shape, lane 1 is laid out as
+    # the whole program was (with the shape of its own, its numbers would differ in float32)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    _architecture_sweep(straight, epochs=4)
+    _architecture_sweep(killed, epochs=1)  # lane 1 as a kill -9 at epoch 1 leaves it ...
+    for lane in ("0", "2"):  # ... the others finished: lane 1 resumes in a program of its own
+        shutil.rmtree(killed / lane)
+        shutil.copytree(straight / lane, killed / lane)
+    for summary in killed.glob("*/summary.json"):
+        summary.unlink()
+
+    _architecture_sweep(killed, epochs=4, resume=True)
+    for lane in ("0", "1", "2"):
+        assert json.loads((killed / lane / "summary.json").read_text())["status"] == "completed"
+        assert _rows(killed / lane / "metrics.jsonl") == _rows(straight / lane / "metrics.jsonl"), lane
+        assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
+
+
 # --- real processes, real signals, sent at moments the run's own files mark ----------------
 
 
