@@ -18,13 +18,18 @@ pytestmark = pytest.mark.slow
 REFUSAL = "sbatch: error: Batch job submission failed: Invalid partition name specified"
 
 
-@pytest.mark.parametrize("launcher", ["slurm", "slurm_vmap"])
-def test_an_unknown_partition_is_one_line_and_status_2(tmp_path: Path, launcher: str) -> None:
+def _sbatch(tmp_path: Path, script: str) -> dict[str, str]:
+    """An environment whose sbatch is a stand-in running ``script`` (sh) and exiting 1."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho '{REFUSAL}' >&2\nexit 1\n")
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\n{script}\nexit 1\n")
     (bin_dir / "sbatch").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "slurm_vmap"])
+def test_an_unknown_partition_is_one_line_and_status_2(tmp_path: Path, launcher: str) -> None:
+    env = _sbatch(tmp_path, f"echo '{REFUSAL}' >&2")
     proc = subprocess.run(
         [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", "hydra.launcher.partition=nosuch",
          "data=xor", "model.sizes=[2,2,1]", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
@@ -34,3 +39,21 @@ def test_an_unknown_partition_is_one_line_and_status_2(tmp_path: Path, launcher:
     assert "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("SLURM refused")]
     assert f"({REFUSAL})" in line and "hydra.launcher.partition" in line
+
+
+@pytest.mark.parametrize("launcher", ["vmap", "slurm_vmap"])
+def test_max_padding_below_1_is_refused_before_anything_is_submitted(tmp_path: Path, launcher: str) -> None:
+    # sbatch here leaves a mark when called: a refusal inside the SLURM job would come after it
+    called = tmp_path / "sbatch-called"
+    env = _sbatch(tmp_path, f"touch {called}")
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", "hydra.launcher.max_padding=0.5",
+         "data=xor", "model.sizes=[2,2,1],[2,3,3,1]", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, env=env,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    assert "hydra.launcher.max_padding=0.5: expected a number >= 1" in out
+    assert not called.exists()
+    assert not [p for p in (tmp_path / "sweep").glob("*") if p.name.isdigit()]  # no job directory

@@ -198,24 +198,17 @@ def test_the_same_labels_get_the_same_answer_from_npz_and_csv(tmp_path: Path, va
         loads.append(lambda: _load(tmp_path / "n.npz", one_hot=False, test_fraction=0.5, seed=0))
     outcomes = [_outcome(load)[:2] for load in loads]
     assert len(set(outcomes)) == 1, (texts, outcomes)
-    numbers = [float(t) for t in texts if _is_float(t)]
+    numbers = [float(t) for t in texts if _parses(float, t)]
     if outcomes[0][0] == "classes" and len(numbers) == len(texts):
-        exact = {int(t) if _is_int(t) else float(t) for t in texts}
+        exact = {int(t) if _parses(int, t) else float(t) for t in texts}
         assert outcomes[0][1] == len(exact)  # distinct values, compared exactly, are distinct classes
         assert all(math.isfinite(n) for n in numbers)
 
 
-def _is_float(t: str) -> bool:
+def _parses(kind: type, t: str) -> bool:
+    """Whether Python reads ``t`` as a ``kind`` (int or float)."""
     try:
-        float(t)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int(t: str) -> bool:
-    try:
-        int(t)
+        kind(t)
     except ValueError:
         return False
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,20 @@ def cfg_of(*overrides: str):
 TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_every=1")
 #: Long enough to stop mid-run at a moment its records mark: 30 epochs of 168 steps, a record each.
 SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
+
+
+def trained_run(tmp_path_factory, *overrides: str) -> Path:
+    """A run of ``overrides`` trained once into a fresh directory (a module fixture's run)."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    app.train(cfg_of(*overrides), out_dir=run)
+    return run
+
+
+def moved_run(run: Path, tmp_path: Path) -> Path:
+    """``run`` copied into ``tmp_path``: the same run (its mark comes along) in a directory of its
+    own, its files keeping their modes."""
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ import pytest
 
 import backprop_lab as bl
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import TINY, app, cfg_of
+from helpers.train_app import TINY, cfg_of, trained_run
 
 CONFIG = (*TINY, "dtype=float64")
 # Its tests share the module's trained run: one xdist worker runs them all (tests/conftest.py).
@@ -30,9 +30,7 @@ pytestmark = pytest.mark.xdist_group("load_run")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("load") / "run"
-    app.train(cfg_of(*CONFIG), out_dir=run)
-    return run
+    return trained_run(tmp_path_factory, *CONFIG)
 
 
 def _leaves_close(a, b, **tol) -> None:

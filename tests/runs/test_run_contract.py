@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from backprop_lab import CheckpointError
 from backprop_lab.files._checkpoint import load_checkpoint, read_header
 from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import ROOT, SLOW, TINY, TRAIN, app, cfg_of
+from helpers.train_app import ROOT, SLOW, TINY, TRAIN, app, cfg_of, moved_run, trained_run
 from helpers.train_app import run_cli as _run_cli
 
 
@@ -254,17 +253,14 @@ def test_a_loss_exploding_to_1e29_is_divergence_and_the_last_good_state_is_kept(
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("trained") / "run"
-    app.train(cfg_of(*TINY), out_dir=run)
-    return run
+    return trained_run(tmp_path_factory, *TINY)
 
 
 @pytest.fixture
 def finished(trained, tmp_path) -> Path:
     """A finished TINY run, moved: the same run (its mark comes along) in a directory of its own
     (tests/runs/test_run_dirs.py resumes moved runs). Its files keep their modes."""
-    shutil.copytree(trained, tmp_path / "run")
-    return tmp_path / "run"
+    return moved_run(trained, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from backprop_lab import CheckpointError
 from backprop_lab.apps.cli import evaluate as evaluate_cli
 from backprop_lab.files._rundir import RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
-from helpers.train_app import TINY, app, cfg_of, run_cli
+from helpers.train_app import TINY, app, cfg_of, moved_run, run_cli, trained_run
 
 
 def _tree(d: Path) -> dict[str, bytes]:
@@ -61,16 +61,13 @@ pytestmark = pytest.mark.xdist_group("run_dirs")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("dirs") / "run"
-    app.train(cfg_of(*TINY), out_dir=run)
-    return run
+    return trained_run(tmp_path_factory, *TINY)
 
 
 @pytest.fixture
 def run_copy(trained, tmp_path) -> Path:
     """The trained run, moved: the same run (its mark comes along) in a directory of its own."""
-    shutil.copytree(trained, tmp_path / "run")
-    return tmp_path / "run"
+    return moved_run(trained, tmp_path)
 
 
 # --- directories that hold other things ------------------------------------------------------

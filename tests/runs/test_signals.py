@@ -31,11 +31,21 @@ LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=
 RATES = (0.01, 0.3, 0.1)
 
 
-def _sweep(root: Path, epochs: int, resume: bool = False) -> None:
-    """Three lanes (learning rates) of one vmapped program, as hydra/launcher=vmap runs them."""
+# lanes of one program: three learning rates; or architectures, lane 0 (deepest, widest)
+# setting the padded shape
+RATE_LANES = tuple((f"optimizer.lr={lr}",) for lr in RATES)
+ARCHITECTURES = (
+    ("model.sizes=[2,16,16,2]", "model.activation=relu", "optimizer.lr=0.1"),
+    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.3"),
+    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.01"),
+)
+
+
+def _sweep(root: Path, epochs: int, resume: bool = False, lanes=RATE_LANES) -> None:
+    """The ``lanes`` (overrides each) as one vmapped program, as hydra/launcher=vmap runs them."""
     specs = [
-        RunSpec(build_experiment(cfg_of(*LANES, f"epochs={epochs}", f"optimizer.lr={lr}")), root / str(i))
-        for i, lr in enumerate(RATES)
+        RunSpec(build_experiment(cfg_of(*LANES, *lane, f"epochs={epochs}")), root / str(i))
+        for i, lane in enumerate(lanes)
     ]
     run_experiments(specs, resume=resume, refuse="skip")
 
@@ -52,55 +62,27 @@ def _state(run: Path) -> bytes:
     return (run / "checkpoint.eqx").read_bytes().partition(b"\n")[2]
 
 
-def test_a_lane_five_epochs_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    _sweep(straight, epochs=8)
-    # a sweep killed (kill -9: no summaries) with lane 1 five epochs behind the others, which
-    # had checkpointed their last epoch: lane 1 as the sweep leaves it at epoch 3 ...
-    _sweep(killed, epochs=3)
-    for lane in ("0", "2"):  # ... the others as they were at epoch 8
-        shutil.rmtree(killed / lane)
-        shutil.copytree(straight / lane, killed / lane)
-    for summary in killed.glob("*/summary.json"):
-        summary.unlink()
-
-    _sweep(killed, epochs=8, resume=True)
-    for lane in ("0", "1", "2"):
-        assert json.loads((killed / lane / "summary.json").read_text())["status"] == "completed"
-        assert _rows(killed / lane / "metrics.jsonl") == _rows(straight / lane / "metrics.jsonl")
-        assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
-
-
-# lane 0, the deepest and widest, sets the padded shape of an architecture sweep; lane 1 is
-# the one left behind
-ARCHITECTURES = (
-    ("model.sizes=[2,16,16,2]", "model.activation=relu", "optimizer.lr=0.1"),
-    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.3"),
-    ("model.sizes=[2,8,2]", "model.activation=tanh", "optimizer.lr=0.01"),
+@pytest.mark.parametrize(
+    ("lanes", "behind", "epochs"),
+    # rates: lane 1 five epochs behind; architectures: lane 1 resumes apart from the lanes that
+    # set its program's padded shape, and is laid out as the whole program was (with a shape of
+    # its own its numbers would differ in float32)
+    [(RATE_LANES, 3, 8), (ARCHITECTURES, 1, 4)],
+    ids=["rates", "architectures"],
 )
-
-
-def _architecture_sweep(root: Path, epochs: int, resume: bool = False) -> None:
-    specs = [
-        RunSpec(build_experiment(cfg_of(*LANES, *lane, f"epochs={epochs}")), root / str(i))
-        for i, lane in enumerate(ARCHITECTURES)
-    ]
-    run_experiments(specs, resume=resume, refuse="skip")
-
-
-def test_a_lane_behind_the_lanes_that_set_the_padding_resumes_bit_for_bit(tmp_path):
-    # resumed apart from the lanes that set its program's padded shape, lane 1 is laid out as
-    # the whole program was (with the shape of its own, its numbers would differ in float32)
+def test_a_lane_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(tmp_path, lanes, behind, epochs):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    _architecture_sweep(straight, epochs=4)
-    _architecture_sweep(killed, epochs=1)  # lane 1 as a kill -9 at epoch 1 leaves it ...
-    for lane in ("0", "2"):  # ... the others finished: lane 1 resumes in a program of its own
+    _sweep(straight, epochs, lanes=lanes)
+    # a sweep killed (kill -9: no summaries) with lane 1 behind the others, which had
+    # checkpointed their last epoch: lane 1 as the sweep leaves it ...
+    _sweep(killed, behind, lanes=lanes)
+    for lane in ("0", "2"):  # ... the others as they were at the end
         shutil.rmtree(killed / lane)
         shutil.copytree(straight / lane, killed / lane)
     for summary in killed.glob("*/summary.json"):
         summary.unlink()
 
-    _architecture_sweep(killed, epochs=4, resume=True)
+    _sweep(killed, epochs, resume=True, lanes=lanes)
     for lane in ("0", "1", "2"):
         assert json.loads((killed / lane / "summary.json").read_text())["status"] == "completed"
         assert _rows(killed / lane / "metrics.jsonl") == _rows(straight / lane / "metrics.jsonl"), lane

@@ -171,6 +171,17 @@ class SweepConfigs:
         return cfg
 
 
+def check_max_padding(max_padding: object) -> None:
+    """Exit 2 with one line, before any job, unless ``max_padding`` is a number >= 1."""
+    if not (isinstance(max_padding, (int, float)) and not isinstance(max_padding, bool) and max_padding >= 1):
+        log.error(
+            "hydra.launcher.max_padding=%s: expected a number >= 1, e.g. 4 (1 gives every model.sizes "
+            "its own program)",
+            max_padding,
+        )
+        sys.exit(2)
+
+
 class VmapLauncher(Launcher):
     def __init__(self, vmap_keys: Sequence[str] = LANE_KEYS, max_padding: float = 4.0) -> None:
         super().__init__()
@@ -213,13 +224,7 @@ class VmapLauncher(Launcher):
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        if not (isinstance(self.max_padding, (int, float)) and self.max_padding >= 1):  # before any job
-            log.error(
-                "hydra.launcher.max_padding=%s: expected a number >= 1, e.g. 4 (1 gives every model.sizes "
-                "its own program)",
-                self.max_padding,
-            )
-            sys.exit(2)
+        check_max_padding(self.max_padding)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
         jobs = []
