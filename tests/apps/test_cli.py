@@ -228,3 +228,21 @@ def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.splitlines()[0] == str(target / "backprop_lab" / "conf")
     assert "name: xor" in shown.stdout
+
+
+def test_a_sweep_too_large_to_list_is_refused_before_it_is_listed(tmp_path: Path, capsys) -> None:
+    """Checked from the command line (backprop-lab) and in the apps' callback (experiments/*.py,
+    whose overrides go to Hydra unchecked): one line, exit status 2, no sweep directory."""
+    from backprop_lab.apps.callbacks import RunDirCallback
+    from backprop_lab.apps.cli import UsageError, _compose, check_app_overrides
+
+    sweep = tmp_path / "sweep"
+    argv = ["seed=range(0,1000)", "optimizer.lr=range(0,101)", f"hydra.sweep.dir={sweep}"]
+    with pytest.raises(UsageError, match=r"^a sweep of 101,000 jobs \(seed=range\(0,1000\): 1,000 values"):
+        check_app_overrides("train", ["-m", *argv])
+    cfg = _compose("compare", ["seed=range(0,200000000)", f"hydra.sweep.dir={sweep}"], multirun=True)
+    with pytest.raises(SystemExit) as stopped:
+        RunDirCallback().on_multirun_start(cfg)
+    assert stopped.value.code == 2 and not sweep.exists()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("backprop-lab compare: a sweep of 200,000,000 jobs"), line

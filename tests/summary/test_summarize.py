@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from backprop_lab.apps._summarize import main, summarize
 from backprop_lab.apps.callbacks import SummarizeCallback
 from backprop_lab.plots._sweep import default_x, plot_grad_flow, plot_metric
+from backprop_lab.summary._plan import check_sweep_size
 from backprop_lab.summary._rows import (
     MAX_PLANNED,
     NOT_STARTED,
@@ -791,3 +792,32 @@ def test_a_vmapped_jobs_time_is_marked_as_its_programs(tmp_path: Path) -> None:
     single = tmp_path / "single"
     make_job(single, "0", ["optimizer.lr=0.1"], {**train_summary(), "timing": "run"})
     assert PROGRAM_TIMING not in markdown(collect_rows(single), "sweep")
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["seed=range(0,7)", "optimizer.lr=0.1,1", "epochs=3"],
+        ["seed=range(10,0,-3)", "model.activation=choice(tanh,relu)"],
+        ["optimizer.lr=range(0,1,0.1)", "seed=shuffle(range(0,5))"],
+        ["optimizer.lr=range(0.3,0.0,-0.1)", "seed=1,2,3", "seed=4,5"],  # the last of a key counts
+    ],
+)
+def test_the_plan_is_counted_as_hydras_sweeper_lists_it(task: list[str]) -> None:
+    assert check_sweep_size(task) == len(hydras_plan(task))
+
+
+@pytest.mark.parametrize(
+    ("task", "says"),
+    [
+        (["seed=range(0,200000000)"], "a sweep of 200,000,000 jobs (seed=range(0,200000000): 200,000,000"),
+        (["seed=range(0,1000)", "optimizer.lr=range(0,101)"], "a sweep of 101,000 jobs"),
+        (["optimizer.lr=range(0,1e300,1e-300)"], f"a sweep of more than {MAX_PLANNED:,} jobs"),
+        (["seed=range(0,10,-1)", "epochs=1,2"], "seed=range(0,10,-1): no values"),
+        (["optimizer.lr=range(0,1,0.0)"], "optimizer.lr=range(0,1,0.0): a range's step must not be 0"),
+    ],
+)
+def test_a_plan_over_the_limit_or_empty_is_one_line(task: list[str], says: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        check_sweep_size(task)
+    assert says in str(refused.value) and "\n" not in str(refused.value)

@@ -281,7 +281,7 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     ):
         return
     cfg = _compose(name, args.overrides, multirun=args.multirun)
-    if not args.multirun or not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+    if not args.multirun or not check_sweep(cfg):
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -305,6 +305,21 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
                 to_check.append(first[:i] + [other] + first[i + 1 :])
     for job in to_check:
         _compose(name, job)
+
+
+def check_sweep(cfg) -> bool:
+    """Whether ``cfg``'s sweeper is Hydra's basic sweeper, which lists every job before the first
+    runs; raises :class:`UsageError` when it would list more than ``MAX_PLANNED`` (the count comes
+    from each swept key's number of values, nothing listed)."""
+    if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return False
+    from ..summary._plan import check_sweep_size, sweep_arguments
+
+    try:
+        check_sweep_size(sweep_arguments(cfg.hydra.sweeper.get("params"), cfg.hydra.overrides.task))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return True
 
 
 def _summarize(argv: list[str]) -> int:

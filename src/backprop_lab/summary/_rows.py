@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 
 from ..config._keys import NOT_RESULT_KEYS
 from ..files._rundir import RunDir
+from ._plan import MAX_PLANNED, check_sweep_size, sweep_arguments
 
 __all__ = [
     "COMPARE_FIELDS",
@@ -41,8 +41,6 @@ __all__ = [
 
 Row = dict[str, Any]
 
-#: The most jobs of a sweep's plan :func:`planned_jobs` expands.
-MAX_PLANNED = 100_000
 #: The numbers of a summary's ``grad_agreement`` checks (besides ``passed``), each a column
 #: ``grad_start_<field>`` and ``grad_end_<field>``.
 AGREEMENT_FIELDS = ("max_rel_error", "tolerance", "max_abs_error", "min_cosine")
@@ -268,25 +266,22 @@ def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
     task = _lookup(config, "hydra.overrides.task")
     if not sweeper.endswith("BasicSweeper") or not isinstance(task, list):
         return None
-    params = _lookup(config, "hydra.sweeper.params") or {}
-    arguments = [f"{k}={v}" for k, v in params.items()] + [str(t) for t in task]
+    arguments = sweep_arguments(_lookup(config, "hydra.sweeper.params"), task)
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     choices: dict[str, list[str]] = {}
     try:
+        check_sweep_size(arguments)  # no sweep of more ran here: its jobs' directories are what there is
         for override in OverridesParser.create().parse_overrides(arguments):
             key = override.get_key_element()
             if not override.is_sweep_override():
                 choices[key] = [f"{key}={override.get_value_element_as_str()}"]
             elif override.is_discrete_sweep():
-                values = itertools.islice(override.sweep_string_iterator(), MAX_PLANNED + 1)
-                choices[key] = [f"{key}={value}" for value in values]
+                choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
             else:
                 return None
-    except Exception:  # a parse error, or a glob that needs the config loader
+    except Exception:  # a parse error, a plan too large, or a glob that needs the config loader
         return None
-    if math.prod(len(c) for c in choices.values()) > MAX_PLANNED:
-        return None  # no sweep of this size ran here: its jobs' directories are what there is
     return [list(combination) for combination in itertools.product(*choices.values())]
 
 
