@@ -412,3 +412,40 @@ def test_a_state_serialised_once_is_the_checkpoint_written_from_the_state(tmp_pa
     assert header["step"] == 3
     for x, y in zip(jax.tree.leaves(back), jax.tree.leaves(tree)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_directory_holds_one_apps_run(tmp_path, capsys):
+    """A compare's directory refuses a train run (its summary.json would be overwritten), through
+    the apps' own callbacks and the run engine's lock; a mark that records no app (written before
+    marks recorded one) is taken as before."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from backprop_lab.files._claim import MARKER, claim
+    from backprop_lab.files._rundir import RunDir
+    from helpers.train_app import CONF
+
+    out = tmp_path / "compared"
+
+    def callback(app: str):  # the app's run_dir callback as its config sets it up
+        with initialize_config_dir(config_dir=CONF, version_base="1.3", job_name=app):
+            cfg = compose(app, overrides=[f"hydra.run.dir={out}"], return_hydra_config=True)
+        return instantiate(cfg.hydra.callbacks.run_dir), cfg
+
+    made, cfg = callback("compare")
+    made.on_run_start(config=cfg)
+    (out / "summary.json").write_text('{"kind": "compare"}\n')
+    before = _tree(out)
+    train, cfg = callback("train")
+    with pytest.raises(SystemExit) as info:
+        train.on_run_start(config=cfg)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert info.value.code == 2 and line.startswith("backprop-lab train: "), line
+    assert "holds a compare run" in line and "choose another hydra.run.dir for this train run" in line
+    with pytest.raises(RunDirError, match="holds a compare run"):
+        RunDir(out, app="train").lock()
+    assert _tree(out) == before
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / MARKER).write_text('{"kind": "run", "id": "0"}\n')
+    assert claim(old, "hydra.run.dir", app="train") == {"kind": "run", "id": "0"}

@@ -227,7 +227,7 @@ def record_config_error(
     if run_dir.holds_run():
         return
     try:
-        claim(out, "hydra.sweep.dir")
+        claim(out, "hydra.sweep.dir", app=kind)
         if config_files:
             run_dir.write_config(config_files)
         write_json(

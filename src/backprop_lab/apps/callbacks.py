@@ -113,8 +113,16 @@ class RunDirCallback(Callback):
     one sweep (the same overrides again, ``resume=true`` or more ``epochs``
     included, continue it). A directory that cannot be used (a file, under a
     file, in /proc, read-only, full) or is empty (``hydra.run.dir=''``: the
-    launch directory) stops the app with one line on stderr and exit status 2.
+    launch directory) stops the app with one line on stderr and exit status 2, and so does
+    a directory of another app (a train run into a compare's directory).
+
+    Arguments:
+        app: the app whose directory it is (``train``, ``compare``, ``explain``), recorded in
+            the directory's mark; None: ``hydra.job.name``.
     """
+
+    def __init__(self, app: str | None = None) -> None:
+        self.app = app
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._claim(config, "hydra.run.dir", "run")
@@ -129,17 +137,17 @@ class RunDirCallback(Callback):
             sys.exit(2)
         self._claim(config, "hydra.sweep.dir", "sweep")
 
-    @staticmethod
-    def _claim(config: DictConfig, key: str, kind: str) -> None:
+    def _claim(self, config: DictConfig, key: str, kind: str) -> None:
         from ..files._claim import RunDirError, claim
 
-        app = config.hydra.job.name
+        app = self.app or str(config.hydra.job.name)
         try:
             where = config.hydra.run.dir if kind == "run" else config.hydra.sweep.dir
             if where is None or not str(where).strip():
                 raise RunDirError(f"{key}={where!r} is empty: give a directory for the {kind}'s files")
             identity = sweep_identity(config) if kind == "sweep" else None
-            mark = claim(str(where), key, kind, sweep=identity) if identity else claim(str(where), key)
+            fields = {"sweep": identity} if identity else {}
+            mark = claim(str(where), key, kind, app=app, **fields)
             if identity and mark.get("sweep") != identity:
                 raise RunDirError(
                     f"{key}={str(where)!r} holds another sweep ({' '.join(mark.get('sweep') or [])}); "

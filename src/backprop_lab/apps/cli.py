@@ -130,7 +130,7 @@ def record_interrupted(out: Path, kind: str, runs: bool = False) -> None:
     ``runs`` (the job's own run, stopped), and one another process holds always is."""
     from ..files._rundir import SUMMARY, RunDir, RunDirError, write_json
 
-    run_dir = RunDir(out)
+    run_dir = RunDir(out, app=kind)
     if not out.is_dir() or (out / SUMMARY).exists() or (run_dir.holds_run() and not runs):
         return
     try:

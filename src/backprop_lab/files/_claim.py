@@ -56,19 +56,24 @@ def _foreign(path: Path) -> list[str]:
     return out
 
 
-def claim(path: str | os.PathLike, key: str, kind: str = "run", **fields) -> dict:
+def claim(path: str | os.PathLike, key: str, kind: str = "run", app: str | None = None, **fields) -> dict:
     """Take ``path`` as a run's (or sweep's) own directory, or raise :class:`RunDirError`.
 
     A directory that does not exist or is empty is created and marked (the mark
     written first, before any other file); one marked for the same kind is
-    taken as it is. Anything else (a file, a directory of other files, a
-    directory the filesystem will not let a run write into) is refused with one
-    line naming the path and the cause. Returns the mark.
+    taken as it is, unless it records another app (a compare's directory is no place
+    for a train run: its summary.json would be overwritten; a mark that records no
+    app, as marks written before apps were recorded, is taken by any). Anything else
+    (a file, a directory of other files, a directory the filesystem will not let a
+    run write into) is refused with one line naming the path and the cause. Returns
+    the mark.
 
     Arguments:
         path: the directory.
         key: the config key that chose it (``hydra.run.dir``), named in messages.
         kind: ``"run"`` or ``"sweep"``.
+        app: the app that writes there (``"train"``, ``"compare"``, ``"explain"``), recorded in
+            a new mark; None: any app's.
         **fields: more fields for a new mark (a sweep records what it sweeps).
     """
     p = Path(path)
@@ -80,6 +85,12 @@ def claim(path: str | os.PathLike, key: str, kind: str = "run", **fields) -> dic
     if mark is not None:
         if mark["kind"] != kind:
             raise RunDirError(f"{p} holds a {mark['kind']}, not a {kind}; choose another {key}")
+        made_by = mark.get("app")
+        if app is not None and made_by is not None and made_by != app:
+            raise RunDirError(
+                f"{key}={str(p)!r} holds a {made_by} {kind}, and a directory holds one app's {kind}: "
+                f"choose another {key} for this {app} {kind}"
+            )
         return mark
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -90,7 +101,7 @@ def claim(path: str | os.PathLike, key: str, kind: str = "run", **fields) -> dic
                 f"{key}={str(p)!r} holds files that are not this {kind}'s ({shown}); a {kind} "
                 f"writes only into an empty directory or its own: choose another {key}"
             )
-        mark = {"kind": kind, "id": uuid.uuid4().hex, **fields}
+        mark = {"kind": kind, "id": uuid.uuid4().hex, **({"app": app} if app else {}), **fields}
         write_json(p / MARKER, mark)
     except OSError as err:
         raise RunDirError(f"{os_error_line(err, err.filename or p)}; choose another {key}") from None

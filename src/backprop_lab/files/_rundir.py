@@ -120,11 +120,14 @@ class RunDir:
         path: the run's directory (created when missing).
         dir_key: the config key that chose it (``hydra.run.dir`` or
             ``hydra.sweep.dir``), named in messages.
+        app: the app whose run it holds (``"train"``), recorded in its mark when :meth:`lock`
+            claims it; another app's directory is refused then.
     """
 
-    def __init__(self, path: str | os.PathLike, dir_key: str = "hydra.run.dir"):
+    def __init__(self, path: str | os.PathLike, dir_key: str = "hydra.run.dir", app: str | None = None):
         self.path = Path(path)
         self.dir_key = dir_key
+        self.app = app
         self._lock_fd: int | None = None
         self._files = {name: _Appended(self.path / name) for name in (METRICS, LOSSES)}
 
@@ -134,7 +137,7 @@ class RunDir:
     def lock(self) -> None:
         """Claim the directory (:func:`claim`) and take it for this process, or raise
         :class:`RunDirError` if it cannot be used or another process has it."""
-        claim(self.path, self.dir_key)
+        claim(self.path, self.dir_key, app=self.app)
         try:
             fd = os.open(self / LOCK, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
         except OSError as err:

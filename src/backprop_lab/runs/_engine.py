@@ -256,7 +256,7 @@ def run_experiments(
         return []
     _check_lanes(specs)
     dir_key = "hydra.run.dir" if len(specs) == 1 and refuse == "raise" else "hydra.sweep.dir"
-    lanes = [Lane(s, RunDir(s.out, dir_key)) for s in specs]
+    lanes = [Lane(s, RunDir(s.out, dir_key, app="train")) for s in specs]
     results: dict[int, dict | None] = {}
     painter = None
     actions: list[int] = []
