@@ -27,7 +27,9 @@ hydra-submitit-launcher's with those two changes.
 """
 
 import contextlib
+import io
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -150,22 +152,45 @@ def _overrides_key(overrides: Sequence[str], vmap_keys: Sequence[str]) -> tuple:
     return tuple(sorted(o.input_line for o in parsed if o.key_or_group not in vmap_keys))
 
 
+def _require_slurm(launcher: str) -> None:
+    """End the sweep with one line and exit status 2 where SLURM's commands are missing
+    (submitit's own error is a traceback), before anything is submitted."""
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        print(
+            f"hydra/launcher={launcher}: SLURM's {' and '.join(missing)} not found on PATH; run the sweep "
+            "where SLURM is installed (a login node), or choose hydra/launcher=basic, parallel or vmap",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 def _submitted(submit: Callable[[], Any]) -> Any:
     """``submit()``, a submission SLURM refuses (a partition, account or QOS that does not exist)
-    ending the sweep with sbatch's own line and exit status 2, not submitit's traceback."""
+    ending the sweep with sbatch's own line and exit status 2, not submitit's traceback.
+
+    submitit prints a refused sbatch's stderr before it raises; that text, held back here, is
+    the error's own (the line says it), and what a submission that succeeds writes is passed on.
+    """
     import submitit
 
+    held = io.StringIO()
     try:
-        return submit()
+        with contextlib.redirect_stderr(held):
+            return submit()
     except submitit.core.utils.FailedJobError as err:
+        held = io.StringIO()  # sbatch's lines: the one below holds them
         lines = [line.strip() for line in str(err).splitlines() if "error" in line.lower()]
-        reason = lines[-1] if lines else str(err).strip().splitlines()[0]
+        said = str(err).strip().splitlines() or ["sbatch failed and said nothing"]
+        reason = lines[-1] if lines else said[0]
         print(
             f"SLURM refused the sweep's jobs ({reason}); check hydra.launcher.partition, account and "
             "qos against `sinfo` and `sacctmgr show assoc`",
             file=sys.stderr,
         )
         sys.exit(2)
+    finally:
+        sys.stderr.write(held.getvalue())
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -176,6 +201,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             return super().__call__(*args, **kwargs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        _require_slurm("slurm")
         return _submitted(lambda: super(SlurmLauncher, self).launch(job_overrides, initial_job_idx))
 
 
@@ -209,6 +235,7 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         check_max_padding(self.max_padding)  # before anything is submitted, not inside each job
+        _require_slurm("slurm_vmap")
         by_key: dict = {}
         for i, overrides in enumerate(job_overrides):
             key = _overrides_key(overrides, self.vmap_keys)
