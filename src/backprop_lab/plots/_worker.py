@@ -7,8 +7,8 @@ each lane's plots are handed over as soon as its records are final, and
 :meth:`Painter.close` waits until every one is written. The pool is a
 ``concurrent.futures.ProcessPoolExecutor`` of spawned processes; it stays for
 the process's later runs (a sweep's jobs under Hydra's basic launcher) and its
-summary plots (:func:`submit`), and ends with the process (with the run, in a
-process that multiprocessing started: a job of Hydra's parallel launcher).
+summary plots (:func:`submit`), and ends with the process. A job in a process
+that multiprocessing started (Hydra's parallel launcher) draws its plots itself.
 
 Nothing is lost to a worker that dies (killed, out of memory): the plots the
 pool did not draw are drawn in the run's process, with a warning. A worker
@@ -127,13 +127,6 @@ def start_workers(n: int) -> ProcessPoolExecutor | None:
     if _pool is None or _pool_size < n:
         if _pool is not None:
             _pool.shutdown(wait=False)  # what it was handed is still drawn
-        if multiprocessing.get_start_method(allow_none=True) not in (
-            None,
-            *multiprocessing.get_all_start_methods(),
-        ):
-            # a process started by another library's method (a job in joblib's loky workers):
-            # a spawned child is told to use that method and cannot, so this process's is spawn
-            multiprocessing.set_start_method("spawn", force=True)
         _pool = ProcessPoolExecutor(
             n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
         )
@@ -191,6 +184,12 @@ def _value(pool: ProcessPoolExecutor | None, job: Future, fn: Callable[..., Any]
 class Painter:
     """Draws each lane's plots in the pool's workers, started when the run starts.
 
+    In a process that multiprocessing started (a job in joblib's workers: the parallel
+    launcher) the plots are drawn here, after the run: such a process ends its children when
+    its job ends, so a pool would be a fresh interpreter importing matplotlib for each job, and
+    a worker the launcher kills (a sweep stopped by a signal) could not release the pool's
+    semaphores (multiprocessing's resource tracker then reports them as leaked).
+
     Arguments:
         lanes: the lanes that will be drawn (0: no worker is started; plots are drawn here).
     """
@@ -198,6 +197,8 @@ class Painter:
     def __init__(self, lanes: int):
         self.pool: ProcessPoolExecutor | None = None
         self.jobs: list[tuple[Future, tuple]] = []
+        if multiprocessing.parent_process() is not None:
+            return  # a job in another process's worker (the parallel launcher's): drawn here
         try:
             self.pool = start_workers(min(lanes, WORKERS))
         except OSError as err:  # no process to spare: draw here
@@ -210,19 +211,13 @@ class Painter:
         self.jobs.append((_hand(self.pool, lane_plots, args), args))
 
     def close(self) -> None:
-        """Wait until every plot handed over is written; one that failed is a warning, not an error.
-
-        In a process that multiprocessing started (a job in joblib's workers) the workers end
-        here: such a process, when it ends, waits for its children before it would end the pool.
-        """
+        """Wait until every plot handed over is written; one that failed is a warning, not an error."""
         jobs, self.jobs = self.jobs, []
         for job, args in jobs:
             try:
                 _value(self.pool, job, lane_plots, args)
             except Exception as err:  # a plot is not worth losing the run's results
                 log.warning("the plots of %s could not be drawn: %s", args[0], str(err).replace("\n", " "))
-        if self.pool is not None and multiprocessing.parent_process() is not None:
-            stop_workers()
 
 
 def submit(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
