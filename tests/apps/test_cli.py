@@ -246,3 +246,24 @@ def test_a_sweep_too_large_to_list_is_refused_before_it_is_listed(tmp_path: Path
     assert stopped.value.code == 2 and not sweep.exists()
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("backprop-lab compare: a sweep of 200,000,000 jobs"), line
+
+
+def test_a_cache_directory_that_cannot_be_one_is_one_warning(tmp_path: Path, caplog) -> None:
+    """jax_cache_dir where no directory can be (a file in the way, a path in /proc): one warning,
+    once, and JAX's cache left as it was (JAX would warn in several lines per program)."""
+    import jax
+    from omegaconf import OmegaConf
+
+    from backprop_lab.apps._hydra import setup_jax, usable_cache
+
+    (tmp_path / "file").write_text("mine")
+    before = jax.config.jax_compilation_cache_dir
+    for bad in (str(tmp_path / "file"), "/proc/self/no-cache"):
+        for _ in range(2):
+            setup_jax(OmegaConf.create({"jax_cache_dir": bad}))
+        (record,) = [r for r in caplog.records if bad in r.getMessage()]
+        assert (
+            record.levelname == "WARNING" and "compiling without the persistent cache" in record.getMessage()
+        )
+    assert jax.config.jax_compilation_cache_dir == before and (tmp_path / "file").read_text() == "mine"
+    assert usable_cache(str(tmp_path / "new" / "cache")) and (tmp_path / "new" / "cache").is_dir()

@@ -8,6 +8,8 @@ helpers are the only place that reads Hydra's runtime state.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import logging
 import os
 import sys
@@ -64,10 +66,33 @@ def setup_jax(cfg) -> None:
     if cfg.get("dtype", "float32") == "float64":
         jax.config.update("jax_enable_x64", True)
     cache = cfg.get("jax_cache_dir")
-    if cache and isinstance(cache, str):
+    if cache and isinstance(cache, str) and usable_cache(cache):
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@functools.lru_cache
+def usable_cache(cache: str) -> bool:
+    """Whether ``jax_cache_dir`` is a directory this process can write (created when missing);
+    if not, one warning line (once per process) and the run compiles without the cache, where
+    JAX would warn with several lines for each program it cannot read or write there."""
+    where = Path(cache).expanduser()
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(where))
+    except OSError as err:
+        from ..files._safe import os_error_line
+
+        logging.getLogger("backprop_lab.run").warning(
+            "jax_cache_dir=%s: %s; compiling without the persistent cache (give a writable "
+            "directory, or jax_cache_dir=null)",
+            cache,
+            os_error_line(err, where),
+        )
+        return False
+    return True
 
 
 def _slurm_tasks() -> int:
