@@ -307,10 +307,31 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
         _compose(name, job)
 
 
+#: The most parallel-launcher workers per core: each job is a process of its own, with JAX.
+WORKERS_PER_CORE = 4
+
+
+def check_launcher(launcher) -> None:
+    """Raise :class:`UsageError` for a parallel launcher (joblib) whose ``n_jobs`` joblib refuses
+    with a traceback (0) or that would start more processes than the machine can hold (loky
+    starts them all at once: ``n_jobs=100000`` hangs the machine)."""
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        return
+    n_jobs = launcher.get("n_jobs")
+    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(n_jobs, int) and (n_jobs == 0 or n_jobs > most):
+        raise UsageError(
+            f"hydra.launcher.n_jobs={n_jobs}: expected 1 to {most} jobs at a time ({WORKERS_PER_CORE} "
+            f"per core of this machine's {os.cpu_count() or 1}), or -1 for one per core"
+        )
+
+
 def check_sweep(cfg) -> bool:
     """Whether ``cfg``'s sweeper is Hydra's basic sweeper, which lists every job before the first
     runs; raises :class:`UsageError` when it would list more than ``MAX_PLANNED`` (the count comes
-    from each swept key's number of values, nothing listed)."""
+    from each swept key's number of values, nothing listed) or its launcher cannot run
+    (:func:`check_launcher`)."""
+    check_launcher(cfg.hydra.launcher)
     if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return False
     from ..summary._plan import check_sweep_size, sweep_arguments
