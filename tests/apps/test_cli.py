@@ -291,3 +291,26 @@ def test_a_parallel_launcher_joblib_cannot_run_is_one_line(n_jobs: int, tmp_path
         RunDirCallback().on_multirun_start(_compose("train", argv, multirun=True))
     (line,) = capsys.readouterr().err.splitlines()
     assert stopped.value.code == 2 and f"hydra.launcher.n_jobs={n_jobs}:" in line and not sweep.exists()
+
+
+def test_a_signal_while_the_command_line_is_read_ends_the_app() -> None:
+    """Ctrl-C while Hydra's parser is imported and run (the first second of every command) is the
+    app's Interrupted, not a command line left to Hydra: swallowed, it left Hydra half imported and
+    the app ended in a traceback. The signal comes as the overrides are read."""
+    import signal
+
+    from backprop_lab.apps.cli import check_app_overrides
+    from backprop_lab.runs._signals import Interrupted, _stop
+
+    class Argv:
+        def __iter__(self):
+            signal.raise_signal(signal.SIGINT)
+            return iter([])
+
+    before = signal.signal(signal.SIGINT, _stop)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            check_app_overrides("train", Argv())  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert stopped.value.code == 128 + signal.SIGINT

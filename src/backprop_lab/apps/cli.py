@@ -268,6 +268,8 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
 
     try:
         args, _ = args_parser().parse_known_args(list(argv))
+    except Interrupted:
+        raise  # a signal while Hydra is imported: not a command line to leave to Hydra
     except SystemExit:
         return  # Hydra's own parser will say what is wrong
     if (
