@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -269,28 +270,31 @@ def test_a_cache_directory_that_cannot_be_one_is_one_warning(tmp_path: Path, cap
     assert usable_cache(str(tmp_path / "new" / "cache")) and (tmp_path / "new" / "cache").is_dir()
 
 
-@pytest.mark.parametrize("n_jobs", [0, 100_000])
-def test_a_parallel_launcher_joblib_cannot_run_is_one_line(n_jobs: int, tmp_path: Path, capsys) -> None:
-    """n_jobs=0 (joblib's traceback) and more workers than the machine holds (loky starts them
-    all: the machine hangs), from the command line and in the callback, before anything starts."""
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("hydra.launcher.n_jobs=0", r"expected 1 to \d+ jobs at a time"),
+        ("hydra.launcher.n_jobs=100000", r"expected 1 to \d+ jobs at a time"),
+        ("hydra.sweeper.max_batch_size=0", r"expected null \(every job in one batch\) or an integer >= 1"),
+    ],
+)
+def test_a_sweep_its_launcher_or_sweeper_cannot_run_is_one_line(
+    override: str, says: str, tmp_path: Path, capsys
+) -> None:
+    """n_jobs=0 (joblib's traceback), more workers than the machine holds (loky starts them all:
+    the machine hangs) and a batch size of 0 (the basic sweeper's assertion), from the command
+    line and in the callback, before anything starts."""
     from backprop_lab.apps.callbacks import RunDirCallback
     from backprop_lab.apps.cli import UsageError, _compose, check_app_overrides
 
     sweep = tmp_path / "sweep"
-    argv = [
-        "hydra/launcher=parallel",
-        f"hydra.launcher.n_jobs={n_jobs}",
-        "seed=0,1",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    with pytest.raises(
-        UsageError, match=rf"^hydra.launcher.n_jobs={n_jobs}: expected 1 to \d+ jobs at a time"
-    ):
+    argv = ["hydra/launcher=parallel", override, "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    with pytest.raises(UsageError, match=f"^{re.escape(override)}: {says}"):
         check_app_overrides("train", ["-m", *argv])
     with pytest.raises(SystemExit) as stopped:
         RunDirCallback().on_multirun_start(_compose("train", argv, multirun=True))
     (line,) = capsys.readouterr().err.splitlines()
-    assert stopped.value.code == 2 and f"hydra.launcher.n_jobs={n_jobs}:" in line and not sweep.exists()
+    assert stopped.value.code == 2 and f"{override}:" in line and not sweep.exists()
 
 
 def test_a_signal_while_the_command_line_is_read_ends_the_app() -> None:

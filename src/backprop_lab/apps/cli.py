@@ -336,6 +336,11 @@ def check_sweep(cfg) -> bool:
     check_launcher(cfg.hydra.launcher)
     if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return False
+    batch = cfg.hydra.sweeper.get("max_batch_size")
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise UsageError(  # the basic sweeper's assertion, a traceback
+            f"hydra.sweeper.max_batch_size={batch}: expected null (every job in one batch) or an integer >= 1"
+        )
     from ..summary._plan import check_sweep_size, sweep_arguments
 
     try:
