@@ -128,11 +128,11 @@ class RunDirCallback(Callback):
         self._claim(config, "hydra.run.dir", "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .cli import UsageError, check_sweep
+        from ._launch import check_sweep
 
         try:  # before the sweeper lists its jobs: a plan too large to list ends here
             check_sweep(config)
-        except UsageError as err:
+        except ValueError as err:
             print(f"backprop-lab {config.hydra.job.name}: {err}", file=sys.stderr)
             sys.exit(2)
         self._claim(config, "hydra.sweep.dir", "sweep")

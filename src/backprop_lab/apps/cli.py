@@ -31,6 +31,7 @@ from typing import Any
 
 from ..runs._signals import Interrupted, stop_on_signals
 from ._help import APPS, app_help
+from ._launch import check_sweep
 
 TOOLS = {
     "summarize": "tables, summary.csv, summary.md and plots of a multirun directory",
@@ -283,8 +284,11 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     ):
         return
     cfg = _compose(name, args.overrides, multirun=args.multirun)
-    if not args.multirun or not check_sweep(cfg):
-        return
+    try:
+        if not args.multirun or not check_sweep(cfg):
+            return
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -307,47 +311,6 @@ def check_app_overrides(name: str, argv: Sequence[str]) -> None:
                 to_check.append(first[:i] + [other] + first[i + 1 :])
     for job in to_check:
         _compose(name, job)
-
-
-#: The most parallel-launcher workers per core: each job is a process of its own, with JAX.
-WORKERS_PER_CORE = 4
-
-
-def check_launcher(launcher) -> None:
-    """Raise :class:`UsageError` for a parallel launcher (joblib) whose ``n_jobs`` joblib refuses
-    with a traceback (0) or that would start more processes than the machine can hold (loky
-    starts them all at once: ``n_jobs=100000`` hangs the machine)."""
-    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
-        return
-    n_jobs = launcher.get("n_jobs")
-    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
-    if isinstance(n_jobs, int) and (n_jobs == 0 or n_jobs > most):
-        raise UsageError(
-            f"hydra.launcher.n_jobs={n_jobs}: expected 1 to {most} jobs at a time ({WORKERS_PER_CORE} "
-            f"per core of this machine's {os.cpu_count() or 1}), or -1 for one per core"
-        )
-
-
-def check_sweep(cfg) -> bool:
-    """Whether ``cfg``'s sweeper is Hydra's basic sweeper, which lists every job before the first
-    runs; raises :class:`UsageError` when it would list more than ``MAX_PLANNED`` (the count comes
-    from each swept key's number of values, nothing listed) or its launcher cannot run
-    (:func:`check_launcher`)."""
-    check_launcher(cfg.hydra.launcher)
-    if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return False
-    batch = cfg.hydra.sweeper.get("max_batch_size")
-    if batch is not None and not (isinstance(batch, int) and batch >= 1):
-        raise UsageError(  # the basic sweeper's assertion, a traceback
-            f"hydra.sweeper.max_batch_size={batch}: expected null (every job in one batch) or an integer >= 1"
-        )
-    from ..summary._plan import check_sweep_size, sweep_arguments
-
-    try:
-        check_sweep_size(sweep_arguments(cfg.hydra.sweeper.get("params"), cfg.hydra.overrides.task))
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return True
 
 
 def _summarize(argv: list[str]) -> int:

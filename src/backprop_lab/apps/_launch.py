@@ -1,0 +1,49 @@
+"""What a multirun is checked for before Hydra's sweeper and launcher start: a plan the basic
+sweeper can list (:func:`backprop_lab.summary._plan.check_sweep_size`), a batch size it accepts,
+and a parallel launcher (joblib) that can run. Each refusal is one line (a ``ValueError``); the
+apps' command line and their run-directory callback (which ``experiments/*.py`` pass through)
+both call :func:`check_sweep`. Nothing here imports JAX."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["WORKERS_PER_CORE", "check_launcher", "check_sweep"]
+
+
+#: The most parallel-launcher workers per core: each job is a process of its own, with JAX.
+WORKERS_PER_CORE = 4
+
+
+def check_launcher(launcher) -> None:
+    """Raise ValueError for a parallel launcher (joblib) whose ``n_jobs`` joblib refuses
+    with a traceback (0) or that would start more processes than the machine can hold (loky
+    starts them all at once: ``n_jobs=100000`` hangs the machine)."""
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        return
+    n_jobs = launcher.get("n_jobs")
+    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(n_jobs, int) and (n_jobs == 0 or n_jobs > most):
+        raise ValueError(
+            f"hydra.launcher.n_jobs={n_jobs}: expected 1 to {most} jobs at a time ({WORKERS_PER_CORE} "
+            f"per core of this machine's {os.cpu_count() or 1}), or -1 for one per core"
+        )
+
+
+def check_sweep(cfg) -> bool:
+    """Whether ``cfg``'s sweeper is Hydra's basic sweeper, which lists every job before the first
+    runs; raises ValueError when it would list more than ``MAX_PLANNED`` (the count comes
+    from each swept key's number of values, nothing listed) or its launcher cannot run
+    (:func:`check_launcher`)."""
+    check_launcher(cfg.hydra.launcher)
+    if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return False
+    batch = cfg.hydra.sweeper.get("max_batch_size")
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(  # the basic sweeper's assertion, a traceback
+            f"hydra.sweeper.max_batch_size={batch}: expected null (every job in one batch) or an integer >= 1"
+        )
+    from ..summary._plan import check_sweep_size, sweep_arguments
+
+    check_sweep_size(sweep_arguments(cfg.hydra.sweeper.get("params"), cfg.hydra.overrides.task))
+    return True
