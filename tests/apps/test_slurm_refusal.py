@@ -60,22 +60,32 @@ def test_max_padding_below_1_is_refused_before_anything_is_submitted(tmp_path: P
     assert not [p for p in (tmp_path / "sweep").glob("*") if p.name.isdigit()]  # no job directory
 
 
-def test_a_silent_refusal_and_no_slurm_are_one_line(tmp_path: Path, capfd, monkeypatch) -> None:
-    """submitit's own sbatch call, on a stand-in that fails and says nothing; then a PATH without
-    SLURM's commands (submitit's error there is a traceback), refused before anything is submitted."""
-    from submitit.core.utils import CommandFunction
+_CALLS = """
+import sys
+from submitit.core.utils import CommandFunction
+from hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher import _require_slurm, _submitted
+if sys.argv[1] == "submit":
+    _submitted(lambda: CommandFunction(["sbatch", "job.sh"], verbose=False)())
+else:
+    _require_slurm("slurm_vmap")
+"""
 
-    from hydra_plugins.backprop_lab_vmap_launcher.slurm_vmap_launcher import _require_slurm, _submitted
 
-    monkeypatch.setenv("PATH", _sbatch(tmp_path, ":")["PATH"])
-    with pytest.raises(SystemExit) as refused:
-        _submitted(lambda: CommandFunction(["sbatch", "job.sh"], verbose=False)())
-    assert refused.value.code == 2
-    (line,) = capfd.readouterr().err.splitlines()
-    assert line.startswith("SLURM refused the sweep's jobs (sbatch failed and said nothing)"), line
-    _require_slurm("slurm")  # both commands there: nothing to say
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(SystemExit) as refused:
-        _require_slurm("slurm_vmap")
-    (line,) = capfd.readouterr().err.splitlines()
-    assert refused.value.code == 2 and "hydra/launcher=slurm_vmap: SLURM's sbatch and srun not found" in line
+@pytest.mark.parametrize(
+    ("call", "path", "says"),
+    [
+        ("submit", "stand-in", "SLURM refused the sweep's jobs (sbatch failed and said nothing)"),
+        ("require", "empty", "hydra/launcher=slurm_vmap: SLURM's sbatch and srun not found on PATH"),
+        ("require", "stand-in", None),
+    ],
+)
+def test_a_silent_refusal_and_no_slurm_are_one_line(tmp_path: Path, call: str, path: str, says) -> None:
+    """submitit's own sbatch call, on a stand-in that fails and says nothing; a PATH without SLURM's
+    commands (submitit's error there is a traceback), refused before anything is submitted."""
+    env = _sbatch(tmp_path, ":") if path == "stand-in" else {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CALLS, call], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+    )
+    assert proc.returncode == (0 if says is None else 2), proc.stderr
+    assert proc.stderr.splitlines() == ([] if says is None else [proc.stderr.strip()])
+    assert says is None or proc.stderr.startswith(says), proc.stderr
