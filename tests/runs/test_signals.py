@@ -103,7 +103,9 @@ def _signalled(
     the other; its exit status and whole output (when every process writing it has ended)."""
     log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out, env=_with_helpers()
+        )
     deadline = time.monotonic() + 300
     while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -112,6 +114,13 @@ def _signalled(
     proc.wait(timeout=300)
     _ended(log)
     return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
+
+
+def _with_helpers() -> dict[str, str]:
+    """The environment with tests/ on the path (for the Hydra callback in helpers/)."""
+    tests = str(ROOT / "tests")
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{path}" if path else tests}
 
 
 def _ended(log: Path) -> None:
@@ -198,13 +207,13 @@ def _cli_sweep(root: Path, launcher: str, *extra: str) -> list[str]:
 def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(tmp_path):
     rates = "optimizer.lr=" + ",".join(map(str, RATES))
     set_up = tmp_path / "set_up"
+    # SIGTERM as Hydra sets up the second job: its directory made, its task not run yet
+    stop = "+hydra.callbacks.stop._target_=helpers.signal_callback.SignalAtJob"
     result = _signalled(
-        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates),
-        lambda out: " jobs as " in out,
-        (signal.SIGTERM,),
-        tmp_path,
+        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates, stop), lambda out: False, (), tmp_path
     )
     _clean(result, 128 + signal.SIGTERM)
+    assert sorted(job.name for job in set_up.glob("[0-9]*")) == ["0", "1"], result.stdout[-2000:]
     assert all(_status(job) == "interrupted" for job in set_up.glob("[0-9]*")), result.stdout[-2000:]
 
     killed, straight = tmp_path / "killed", tmp_path / "straight"

@@ -264,7 +264,7 @@ class VmapLauncher(Launcher):
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
                 values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
             except SystemExit:  # a signal: every job directory made says so
-                _interrupted([lane[1] for lane in lanes])
+                _interrupted([out for out in map(_job_dir, (cfg for _, _, cfg in group)) if out is not None])
                 raise
             for (idx, _, _), ret, value in zip(group, rets, values):
                 ret.return_value = value
@@ -356,6 +356,13 @@ def _checked(cfg: DictConfig, names_hydra: bool):
         return build_experiment(resolved)
     except ConfigError:
         return None
+
+
+def _job_dir(cfg: DictConfig) -> Path | None:
+    """The job's output directory once Hydra's ``run_job`` has set it (before it makes the
+    directory); None for a job not set up yet."""
+    out = OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None, throw_on_missing=False)
+    return None if out is None else Path(str(out))
 
 
 def _interrupted(outs: Sequence[Path]) -> None:
