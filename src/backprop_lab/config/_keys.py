@@ -220,6 +220,7 @@ LANE_KEYS: tuple[str, ...] = (
     "optimizer.lr",
     "seed",
     "model.sizes",
+    "model.hidden",
     "model.activation",
     "model.init",
     "optimizer.momentum",

@@ -253,7 +253,8 @@ class VmapLauncher(Launcher):
             else:  # the app's own task records the config error, as under any launcher
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 returns[idx] = self._run(self.task_function, cfg)
-        for group in _programs(list(groups.values()), list(groups), self.max_padding):
+        sizes = {idx: tuple(exp.model.sizes) for idx, exp in built.items() if exp is not None}
+        for group in _programs(list(groups.values()), list(groups), self.max_padding, sizes):
             lanes: list[tuple] = []
             rets: list[JobReturn] = []
             for idx, overrides, _ in group:
@@ -293,32 +294,29 @@ def _labels(keys: Sequence[str]) -> list[str]:
     ]
 
 
-def _sizes(cfg: DictConfig) -> tuple[int, ...]:
-    return tuple(int(w) for w in cfg.model.sizes)
-
-
-def _ratio(jobs: list) -> float:
+def _ratio(jobs: list, sizes: dict) -> float:
     from backprop_lab.training._masked import padding_ratio
 
     try:
-        return padding_ratio([_sizes(cfg) for _, _, cfg in jobs])
+        return padding_ratio([sizes[idx] for idx, _, _ in jobs])
     except ValueError:  # widths that cannot share a program (no such job passes its checks)
         return float("inf")
 
 
-def _programs(groups: list[list], keys: Sequence[str], max_padding: float) -> list[list]:
+def _programs(groups: list[list], keys: Sequence[str], max_padding: float, sizes: dict) -> list[list]:
     """The groups of jobs as programs, a group whose padding costs more than ``max_padding``
-    times its real FLOPs split by ``model.sizes``; logs what tells the programs apart and
-    each program's padded/real FLOPs."""
+    times its real FLOPs split by network shape (``sizes``: job number → the layer widths of
+    its network, given by ``model.sizes`` or made from ``model.hidden`` and the data); logs
+    what tells the programs apart and each program's padded/real FLOPs."""
     programs: list[tuple[list, str, float]] = []
     for jobs, label in zip(groups, _labels(keys)):
-        ratio = _ratio(jobs)
+        ratio = _ratio(jobs, sizes)
         if ratio <= max_padding:
             programs.append((jobs, label, ratio))
             continue
         shapes: dict = {}
         for job in jobs:
-            shapes.setdefault(_sizes(job[2]), []).append(job)
+            shapes.setdefault(sizes[job[0]], []).append(job)
         log.info(
             "padding %s to one shape would cost %.2fx its real FLOPs, more than max_padding=%g: "
             "one program per model.sizes",
@@ -326,8 +324,8 @@ def _programs(groups: list[list], keys: Sequence[str], max_padding: float) -> li
             ratio,
             max_padding,
         )
-        for sizes, part in shapes.items():
-            programs.append((part, f"{label} model.sizes={list(sizes)}".strip(), 1.0))
+        for shape, part in shapes.items():
+            programs.append((part, f"{label} model.sizes={list(shape)}".strip(), 1.0))
     n = sum(len(jobs) for jobs, _, _ in programs)
     labels = ", ".join(label for _, label, _ in programs) if len(programs) > 1 else ""
     log.info(
