@@ -47,7 +47,7 @@ def cli(
 
 def test_names_equal_the_tables() -> None:
     from backprop_lab import ACTIVATIONS, DATASETS, GRADS, INITS, LOSSES, OPTIMIZERS
-    from backprop_lab.runs._experiment import DTYPES
+    from backprop_lab.runs._config import DTYPES
     from backprop_lab.trackers._registry import TRACKERS
     from backprop_lab.training._early_stopping import MAXIMIZE
     from backprop_lab.training._optimizers import SCHEDULES

@@ -40,7 +40,8 @@ from ..training._early_stopping import EarlyStopping
 from ..training._sharding import agree, process_index
 from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
-from ._experiment import Experiment, result_config
+from ._config import result_config
+from ._experiment import Experiment
 from ._lane import Finishing, Lane, RunSpec, finish, plot_scale, plot_title, record_failure, report, stopped
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals

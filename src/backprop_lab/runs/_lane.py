@@ -24,7 +24,8 @@ from ..files._rundir import CHECKPOINT, SUMMARY, RunDir, finite_or_none, write_j
 from ..trackers._registry import Tracker
 from ..training._early_stopping import EarlyStopping
 from ._best import keep_best
-from ._experiment import Experiment, result_config
+from ._config import result_config
+from ._experiment import Experiment
 
 if TYPE_CHECKING:
     from ..plots._worker import Painter

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..files._checkpoint import load_checkpoint, read_header
 from ..files._rundir import CHECKPOINT, RunDir, RunDirError
-from ._experiment import Experiment, result_config
+from ._config import result_config
+from ._experiment import Experiment
 from ._lane import architecture
 
 
