@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from backprop_lab.apps import CONF_DIR
-from backprop_lab.apps.cli import one_line
+from backprop_lab.apps._compose import one_line
 from backprop_lab.config import _names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -360,7 +360,7 @@ def _checked(cfg: DictConfig, names_hydra: bool):
 
 
 def _interrupted(outs: Sequence[Path]) -> None:
-    from backprop_lab.apps.cli import record_interrupted
+    from backprop_lab.apps._interrupted import record_interrupted
 
     for out in outs:
         record_interrupted(out, "train", runs=True)
