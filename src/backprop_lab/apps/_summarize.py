@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..plots._sweep import default_x
 from ..plots._worker import submit, sweep_plots
-from ..summary._rows import COMPARE_FIELDS, TRAIN_FIELDS, collect_rows
+from ..summary._job import COMPARE_FIELDS, TRAIN_FIELDS
+from ..summary._rows import collect_rows
 from ..summary._stats import number, swept_keys, value_of
 from ..summary._table import format_groups, format_table, markdown, status_counts, write_csv
 

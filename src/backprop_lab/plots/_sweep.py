@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..summary._rows import Row, read_metrics
+from ..summary._job import Row, read_metrics
 from ..summary._stats import (
     REPLICATE_KEYS,
     Group,
