@@ -230,6 +230,28 @@ def _report_program(lanes: int, summary: dict | None) -> None:
     )
 
 
+def _interrupted(lanes: list[Lane], actions: list[int], results: dict, signum: int) -> RunInterrupted:
+    """A second signal: the trackers closed and the short summaries of the runs not finished;
+    the error to raise."""
+    _close_trackers(lanes, results, "interrupted", str(RunInterrupted(signum)))
+    for lane, action in zip(lanes, actions):
+        if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
+            stopped(lane)
+    return RunInterrupted(signum)
+
+
+def _failed_write(err: OSError, runnable: list[Lane], results: dict, refuse: str) -> None:
+    """A filesystem that refuses a write (read-only, full): one line, recorded in each lane not
+    finished, and raised as a :class:`RunDirError` with ``refuse="raise"``; the files written
+    before stay as they were, the checkpoint the last one written whole."""
+    failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
+    for lane in runnable:
+        if id(lane) not in results and lane.writer:
+            record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
+    if refuse == "raise":
+        raise failed from None
+
+
 def run_experiments(
     specs: Sequence[RunSpec], *, resume: bool = False, refuse: str = "raise", **extra
 ) -> list[dict | None]:
@@ -275,23 +297,12 @@ def run_experiments(
                 _report_program(len(runnable), results[id(runnable[0])])
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
-            _close_trackers(lanes, results, "interrupted", str(RunInterrupted(stop.signum)))
-            for lane, action in zip(lanes, actions):
-                if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
-                    stopped(lane)
-            raise RunInterrupted(stop.signum) from None
+            raise _interrupted(lanes, actions, results, stop.signum) from None
         except Exception as err:
             _close_trackers(lanes, results, "failed", str(err))
             if not isinstance(err, OSError):
                 raise
-            # a filesystem that refuses a write (read-only, full): one line; the files written
-            # before stay as they were, the checkpoint the last one written whole
-            failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
-            for lane in runnable:
-                if id(lane) not in results and lane.writer:
-                    record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
-            if refuse == "raise":
-                raise failed from None
+            _failed_write(err, runnable, results, refuse)
         finally:
             if painter is not None:
                 painter.close()
