@@ -16,7 +16,8 @@ import pytest
 
 import backprop_lab as bl
 from backprop_lab.nn._activations import ACTIVATIONS
-from backprop_lab.nn._padding import mask_params, masked_value_and_grad, pad_network, unpad_network
+from backprop_lab.nn._group import pad_network, unpad_network
+from backprop_lab.nn._padding import mask_params, masked_value_and_grad
 from backprop_lab.training._lanes import run_lanes, with_hyperparams
 from backprop_lab.training._masked import lane_state, padding_ratio, stack_states
 from backprop_lab.training._measure import measure_lanes
