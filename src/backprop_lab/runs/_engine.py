@@ -42,7 +42,8 @@ from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._config import result_config
 from ._experiment import Experiment
-from ._lane import Finishing, Lane, RunSpec, finish, plot_scale, plot_title, record_failure, report, stopped
+from ._finish import Finishing, finish, plot_scale, plot_title, record_failure, report, stopped
+from ._lane import Lane, RunSpec
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
