@@ -21,7 +21,8 @@ import jax
 import optax
 
 from ..config._checks import ConfigError, check_group
-from ..config._keys import CHECKPOINT_KEYS, GROUPS, OPTIMIZER_KEYS, PLOT_KEYS, TRAIN_KEYS
+from ..config._keys import CHECKPOINT_KEYS, GROUPS, PLOT_KEYS, TRAIN_KEYS
+from ..config._optimizer_keys import OPTIMIZER_KEYS
 from ..data._registry import Dataset
 from ..nn._network import MLP
 from ..trackers._registry import check_logger_config
