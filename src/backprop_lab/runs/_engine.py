@@ -42,7 +42,17 @@ from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
 from ._config import result_config
 from ._experiment import Experiment
-from ._finish import Finishing, finish, plot_scale, plot_title, record_failure, report, stopped
+from ._finish import (
+    Finishing,
+    close_trackers,
+    finish,
+    plot_scale,
+    plot_title,
+    record_failure,
+    report,
+    report_program,
+    stopped,
+)
 from ._lane import Lane, RunSpec
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
@@ -207,34 +217,10 @@ def _finish_all(
         report(lane, summary)
 
 
-def _close_trackers(lanes: list[Lane], results: dict, status: str, error: str) -> None:
-    """A tracker run is closed, whatever ended the run."""
-    for lane in lanes:
-        if lane.tracker is not None and id(lane) not in results and lane.writer:
-            try:
-                lane.tracker.finish({"status": status, "error": error})
-            except Exception:
-                pass
-
-
-def _report_program(lanes: int, summary: dict | None) -> None:
-    """The timing of a program of several lanes, once: every lane's summary holds the same
-    figures (``timing: "program"``), which are the program's, not a lane's."""
-    if summary is None:
-        return
-    rate = summary.get("samples_per_second")
-    log.info(
-        "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
-        lanes,
-        summary["wall_time"],
-        "" if rate is None else f", {rate:.4g} samples/s over all lanes",
-    )
-
-
 def _interrupted(lanes: list[Lane], actions: list[int], results: dict, signum: int) -> RunInterrupted:
     """A second signal: the trackers closed and the short summaries of the runs not finished;
     the error to raise."""
-    _close_trackers(lanes, results, "interrupted", str(RunInterrupted(signum)))
+    close_trackers(lanes, results, "interrupted", str(RunInterrupted(signum)))
     for lane, action in zip(lanes, actions):
         if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
             stopped(lane)
@@ -295,12 +281,12 @@ def run_experiments(
             seconds, wall = _train_all(runnable, signals, lanes)
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
             if len(runnable) > 1 and runnable[0].writer:
-                _report_program(len(runnable), results[id(runnable[0])])
+                report_program(len(runnable), results[id(runnable[0])])
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
             raise _interrupted(lanes, actions, results, stop.signum) from None
         except Exception as err:
-            _close_trackers(lanes, results, "failed", str(err))
+            close_trackers(lanes, results, "failed", str(err))
             if not isinstance(err, OSError):
                 raise
             _failed_write(err, runnable, results, refuse)

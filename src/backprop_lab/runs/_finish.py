@@ -3,7 +3,9 @@
 A finished lane's summary is made here, the one place a training summary is made
 (:func:`finish`), with its gradient-agreement checks shared by the program's lanes
 (:class:`Finishing`); a lane a signal or the filesystem stopped gets a short one
-(:func:`stopped`, :func:`record_failure`).
+(:func:`stopped`, :func:`record_failure`). Whatever ended the run, its trackers are
+closed (:func:`close_trackers`); a program of several lanes logs its timing once
+(:func:`report_program`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ from ._lane import Lane, data_record
 if TYPE_CHECKING:
     from ..plots._worker import Painter
 
-__all__ = ["Finishing", "finish", "plot_scale", "plot_title", "record_failure", "report", "stopped"]
+__all__ = [
+    "Finishing",
+    "close_trackers",
+    "finish",
+    "plot_scale",
+    "plot_title",
+    "record_failure",
+    "report",
+    "report_program",
+    "stopped",
+]
+
+log = logging.getLogger("backprop_lab.run")
 
 
 def report(lane: Lane, summary: dict) -> None:
@@ -171,3 +185,27 @@ def stopped(lane: Lane) -> dict:
     if lane.writer:
         write_json(lane.dir / SUMMARY, summary)
     return summary
+
+
+def close_trackers(lanes: list[Lane], results: dict, status: str, error: str) -> None:
+    """A tracker run is closed, whatever ended the run."""
+    for lane in lanes:
+        if lane.tracker is not None and id(lane) not in results and lane.writer:
+            try:
+                lane.tracker.finish({"status": status, "error": error})
+            except Exception:
+                pass
+
+
+def report_program(lanes: int, summary: dict | None) -> None:
+    """The timing of a program of several lanes, once: every lane's summary holds the same
+    figures (``timing: "program"``), which are the program's, not a lane's."""
+    if summary is None:
+        return
+    rate = summary.get("samples_per_second")
+    log.info(
+        "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
+        lanes,
+        summary["wall_time"],
+        "" if rate is None else f", {rate:.4g} samples/s over all lanes",
+    )
