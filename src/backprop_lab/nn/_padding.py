@@ -178,6 +178,7 @@ def masked_value_and_grad(
         loss: a loss name; grad: "manual" (hand-written backprop) or "autodiff" (jax.grad).
 
     >>> import jax, jax.numpy as jnp
+    >>> from backprop_lab.nn._group import pad_network
     >>> net = MLP([2, 3, 1], "tanh", key=jax.random.PRNGKey(0))
     >>> big, mask = pad_network(net, [2, 6, 1])
     >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
