@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 from backprop_lab.files._rundir import RunDir, RunDirError
+from backprop_lab.runs._config import check_distributed
 from backprop_lab.runs._engine import RunSpec, run_experiments
-from backprop_lab.runs._experiment import ConfigError, build_experiment, check_distributed
+from backprop_lab.runs._experiment import ConfigError, build_experiment
 from helpers.train_app import ROOT, SLOW, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")

@@ -344,7 +344,8 @@ def _checked(cfg: DictConfig, names_hydra: bool):
     uses Hydra's resolver (``names_hydra``) is resolved against its own job's Hydra node, as
     its task would resolve it; the others need no Hydra node (setting it copies the node)."""
     from backprop_lab.apps._hydra import setup_jax
-    from backprop_lab.runs._experiment import ConfigError, build_experiment, plain_config
+    from backprop_lab.runs._config import plain_config
+    from backprop_lab.runs._experiment import ConfigError, build_experiment
 
     if names_hydra:
         HydraConfig.instance().set_config(cfg)
@@ -364,7 +365,7 @@ def _job_dir(cfg: DictConfig) -> Path | None:
 
 
 def _interrupted(outs: Sequence[Path]) -> None:
-    from backprop_lab.apps.cli import record_interrupted
+    from backprop_lab.apps._interrupted import record_interrupted
 
     for out in outs:
         record_interrupted(out, "train", runs=True)
