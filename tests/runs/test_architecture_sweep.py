@@ -84,7 +84,7 @@ def _cfg(sizes, **top):
 
 
 def test_launcher_names_what_tells_its_programs_apart(caplog):
-    from hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher import _programs
+    from hydra_plugins.backprop_lab_vmap_launcher._programs import programs as _programs
 
     small, wide = _cfg([2, 4, 2]), _cfg([2, 64, 2])
     groups = [[(0, [], small), (1, [], wide)], [(2, [], small)]]
