@@ -341,7 +341,7 @@ STAGES = {
     "run_experiments (the engine)": ["backprop_lab.runs._engine:run_experiments"],
     "training (step-0 record, training chunks, checkpoints)": ["backprop_lab.runs._engine:train_group"],  # the name the engine calls
     "checkpoint saves": ["backprop_lab.runs._lane:save", "backprop_lab.runs._engine:_save"],
-    "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._lane:finish",
+    "finishing a lane (summary, agreement checks, plots)": ["backprop_lab.runs._finish:finish", "backprop_lab.runs._lane:finish",
                                                             "backprop_lab.runs._engine:_finish"],
     "grad_agreement (manual vs autodiff)": ["backprop_lab.checks._agreement:lane_agreements",
                                             "backprop_lab.checks._agreement:grad_agreement"],

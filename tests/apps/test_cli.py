@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backprop_lab.apps import CONF_DIR
-from backprop_lab.apps.cli import one_line
+from backprop_lab.apps._compose import one_line
 from backprop_lab.config import _names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def cli(
 
 def test_names_equal_the_tables() -> None:
     from backprop_lab import ACTIVATIONS, DATASETS, GRADS, INITS, LOSSES, OPTIMIZERS
-    from backprop_lab.runs._experiment import DTYPES
+    from backprop_lab.runs._config import DTYPES
     from backprop_lab.trackers._registry import TRACKERS
     from backprop_lab.training._early_stopping import MAXIMIZE
     from backprop_lab.training._optimizers import SCHEDULES

@@ -42,20 +42,38 @@ def test_an_unknown_partition_is_one_line_and_status_2(tmp_path: Path, launcher:
     assert line.startswith("SLURM refused") and f"({REFUSAL})" in line and "hydra.launcher.partition" in line
 
 
-@pytest.mark.parametrize("launcher", ["vmap", "slurm_vmap"])
-def test_max_padding_below_1_is_refused_before_anything_is_submitted(tmp_path: Path, launcher: str) -> None:
+@pytest.mark.parametrize(
+    ("launcher", "key", "says"),
+    [
+        ("vmap", "hydra.launcher.max_padding=0.5", "hydra.launcher.max_padding=0.5: expected a number >= 1"),
+        (
+            "slurm_vmap",
+            "hydra.launcher.max_padding=0.5",
+            "hydra.launcher.max_padding=0.5: expected a number >= 1",
+        ),
+        ("vmap", "hydra.launcher.vmap_keys=[seed,batch_size]", "batch_size cannot differ within one program"),
+        (
+            "slurm_vmap",
+            "hydra.launcher.vmap_keys=[lr]",
+            "lr cannot differ within one program; expected some of",
+        ),
+    ],
+)
+def test_a_bad_launcher_key_is_refused_before_anything_is_submitted(
+    tmp_path: Path, launcher: str, key: str, says: str
+) -> None:
     # sbatch here leaves a mark when called: a refusal inside the SLURM job would come after it
     called = tmp_path / "sbatch-called"
     env = _sbatch(tmp_path, f"touch {called}")
     proc = subprocess.run(
-        [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", "hydra.launcher.max_padding=0.5",
+        [sys.executable, str(TRAIN), "-m", f"hydra/launcher={launcher}", key, "batch_size=2,4",
          "data=xor", "model.sizes=[2,2,1],[2,3,3,1]", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         capture_output=True, text=True, timeout=240, cwd=ROOT, env=env,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "Traceback" not in out
-    assert "hydra.launcher.max_padding=0.5: expected a number >= 1" in out
+    assert says in out
     assert not called.exists()
     assert not [p for p in (tmp_path / "sweep").glob("*") if p.name.isdigit()]  # no job directory
 

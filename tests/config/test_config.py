@@ -247,7 +247,8 @@ def test_a_runs_initial_network_is_the_op_by_op_one(init: str | None, dtype: str
     import jax
 
     from backprop_lab import MLP
-    from backprop_lab.runs._experiment import DTYPES, _build_model
+    from backprop_lab.runs._config import DTYPES
+    from backprop_lab.runs._model import _build_model
 
     for seed in (0, 7, 2**32 - 1):
         for sizes, act, bias in [((64, 30, 10), "relu", True), ((3, 5, 4, 2), "sigmoid", False)]:

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from backprop_lab import DATASETS, OPTIMIZERS
 from backprop_lab.apps._help import app_help
 from backprop_lab.apps._schemas import NESTED, SCHEMAS
+from backprop_lab.config import _data_keys, _optimizer_keys
 from backprop_lab.config import _keys as _config_keys
 from backprop_lab.trackers._registry import TRACKERS
 from backprop_lab.training._early_stopping import EARLY_STOPPING_KEYS
@@ -127,13 +128,13 @@ def test_each_schema_has_the_keys_and_types_of_its_table():
     assert set(SCHEMAS["optimizer"]) == set(OPTIMIZERS)
     for name, optimizer in OPTIMIZERS.items():
         assert fields(SCHEMAS["optimizer"][name]) == kinds(
-            {**_config_keys.OPTIMIZER_KEYS, **optimizer.settings}
+            {**_optimizer_keys.OPTIMIZER_KEYS, **optimizer.settings}
         )
     assert set(SCHEMAS["data"]) == set(DATASETS)
     for name, spec in DATASETS.items():
         own = fields(SCHEMAS["data"][name])
         assert own.pop("name") is str and set(own) == set(spec.defaults), name
-        assert all(kind == _config_keys.DATA_OPTIONS[key].kind | None for key, kind in own.items())
+        assert all(kind == _data_keys.DATA_OPTIONS[key].kind | None for key, kind in own.items())
     assert set(SCHEMAS["logger"]) == set(TRACKERS) - {"none"}  # none has no keys
     for name in SCHEMAS["logger"]:
         assert fields(SCHEMAS["logger"][name]) == kinds(TRACKERS[name].SETTINGS), name

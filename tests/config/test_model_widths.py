@@ -12,7 +12,9 @@ from omegaconf import OmegaConf
 from backprop_lab import load_dataset
 from backprop_lab.apps import CONF_DIR
 from backprop_lab.config._checks import ConfigError
-from backprop_lab.runs._experiment import build_experiment, model_sizes, plain_config
+from backprop_lab.runs._config import plain_config
+from backprop_lab.runs._experiment import build_experiment
+from backprop_lab.runs._model import model_sizes
 
 
 def _cfg(*overrides: str) -> dict:

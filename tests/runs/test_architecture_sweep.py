@@ -55,13 +55,13 @@ def _jobs(sweep: Path) -> dict[frozenset, Path]:
 def test_architectures_as_lanes_equal_the_basic_launchers_jobs(tmp_path):
     log = _sweep(
         tmp_path / "vmap",
-        "model.sizes=[2,3,2],[2,5,4,2]",
+        "model.hidden=[3],[5,4]",  # the widths in and out from the data (no model.sizes given)
         "model.activation=tanh,relu",
         "optimizer.momentum=0.5,0.9",
         "hydra/launcher=vmap",
     )
     assert "8 jobs as 1 program" in log and "program 1: 8 lanes, padded/real FLOPs" in log
-    _sweep(tmp_path / "basic", "model.sizes=[2,5,4,2]", "model.activation=relu", "optimizer.momentum=0.5,0.9")
+    _sweep(tmp_path / "basic", "model.hidden=[5,4]", "model.activation=relu", "optimizer.momentum=0.5,0.9")
     vmapped, alone = _jobs(tmp_path / "vmap"), _jobs(tmp_path / "basic")
     assert len(vmapped) == 8 and len(alone) == 2
     for key, job in alone.items():
@@ -84,20 +84,21 @@ def _cfg(sizes, **top):
 
 
 def test_launcher_names_what_tells_its_programs_apart(caplog):
-    from hydra_plugins.backprop_lab_vmap_launcher.vmap_launcher import _programs
+    from hydra_plugins.backprop_lab_vmap_launcher._programs import programs as _programs
 
     small, wide = _cfg([2, 4, 2]), _cfg([2, 64, 2])
     groups = [[(0, [], small), (1, [], wide)], [(2, [], small)]]
+    sizes = {0: (2, 4, 2), 1: (2, 64, 2), 2: (2, 4, 2)}
     keys = [json.dumps({"data": {"name": "moons"}}), json.dumps({"data": {"name": "circles"}})]
     with caplog.at_level("INFO"):
-        programs = _programs(groups, keys, max_padding=4.0)
+        programs = _programs(groups, keys, max_padding=4.0, sizes=sizes)
     # 2·(2·64·2) padded / (2·4·2 + 2·64·2) real = 512 / 272: under 4, one program
     assert [len(p) for p in programs] == [2, 1]
     assert "3 jobs as 2 programs: data.name=moons, data.name=circles" in caplog.text
     assert "program 1: 2 lanes, padded/real FLOPs 1.88" in caplog.text
     caplog.clear()
     with caplog.at_level("INFO"):
-        programs = _programs(groups, keys, max_padding=1.5)
+        programs = _programs(groups, keys, max_padding=1.5, sizes=sizes)
     assert [len(p) for p in programs] == [1, 1, 1]
     assert "more than max_padding=1.5: one program per model.sizes" in caplog.text
     assert "data.name=moons model.sizes=[2, 4, 2], data.name=moons model.sizes=[2, 64, 2]" in caplog.text

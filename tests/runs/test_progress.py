@@ -103,3 +103,22 @@ def test_a_vmapped_program_has_one_bar_with_its_lane_count(tmp_path, monkeypatch
         r.getMessage() for r in caplog.records if "training 4 lanes as one program" in r.getMessage()
     ]
     assert banner.endswith(f"output {tmp_path} (jobs #0, #1, #2, #3)")
+
+
+def test_the_banner_of_an_architecture_sweep_names_each_network_and_the_padded_shape(tmp_path):
+    from backprop_lab.files._rundir import RunDir
+    from backprop_lab.runs._experiment import build_experiment
+    from backprop_lab.runs._lane import Lane, RunSpec
+    from backprop_lab.runs._progress import banner
+    from helpers.train_app import cfg_of
+
+    nets = [("[2,3,2]", "tanh"), ("[2,5,4,2]", "relu"), ("[2,3,2]", "relu")]
+    exps = [
+        build_experiment(cfg_of("data=moons", f"model.sizes={s}", f"model.activation={a}")) for s, a in nets
+    ]
+    lanes = [Lane(RunSpec(e, tmp_path / str(i)), RunDir(tmp_path / str(i))) for i, e in enumerate(exps)]
+    # padded: hidden widths max(3, 5) and max(3 passed through, 4)
+    assert "networks [2, 3, 2], [2, 5, 4, 2] x tanh/relu->softmax as lanes padded to [2, 5, 4, 2]" in banner(
+        lanes, 1, "cpu"
+    )
+    assert "network [2, 3, 2] tanh->softmax," in banner(lanes[:1], 1, "cpu")

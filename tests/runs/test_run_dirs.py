@@ -20,7 +20,7 @@ import pytest
 
 import backprop_lab as bl
 from backprop_lab import CheckpointError
-from backprop_lab.apps.cli import evaluate as evaluate_cli
+from backprop_lab.apps._evaluate import evaluate as evaluate_cli
 from backprop_lab.files._rundir import RunDirError
 from backprop_lab.runs._experiment import ConfigError, build_experiment
 from helpers.train_app import TINY, app, cfg_of, moved_run, run_cli, trained_run

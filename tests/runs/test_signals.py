@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 from backprop_lab.files._rundir import RunDir, RunDirError
+from backprop_lab.runs._config import check_distributed
 from backprop_lab.runs._engine import RunSpec, run_experiments
-from backprop_lab.runs._experiment import ConfigError, build_experiment, check_distributed
+from backprop_lab.runs._experiment import ConfigError, build_experiment
 from helpers.train_app import ROOT, SLOW, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
@@ -103,7 +104,9 @@ def _signalled(
     the other; its exit status and whole output (when every process writing it has ended)."""
     log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out, env=_with_helpers()
+        )
     deadline = time.monotonic() + 300
     while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -112,6 +115,13 @@ def _signalled(
     proc.wait(timeout=300)
     _ended(log)
     return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
+
+
+def _with_helpers() -> dict[str, str]:
+    """The environment with tests/ on the path (for the Hydra callback in helpers/)."""
+    tests = str(ROOT / "tests")
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{path}" if path else tests}
 
 
 def _ended(log: Path) -> None:
@@ -198,13 +208,13 @@ def _cli_sweep(root: Path, launcher: str, *extra: str) -> list[str]:
 def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(tmp_path):
     rates = "optimizer.lr=" + ",".join(map(str, RATES))
     set_up = tmp_path / "set_up"
+    # SIGTERM as Hydra sets up the second job: its directory made, its task not run yet
+    stop = "+hydra.callbacks.stop._target_=helpers.signal_callback.SignalAtJob"
     result = _signalled(
-        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates),
-        lambda out: " jobs as " in out,
-        (signal.SIGTERM,),
-        tmp_path,
+        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates, stop), lambda out: False, (), tmp_path
     )
     _clean(result, 128 + signal.SIGTERM)
+    assert sorted(job.name for job in set_up.glob("[0-9]*")) == ["0", "1"], result.stdout[-2000:]
     assert all(_status(job) == "interrupted" for job in set_up.glob("[0-9]*")), result.stdout[-2000:]
 
     killed, straight = tmp_path / "killed", tmp_path / "straight"

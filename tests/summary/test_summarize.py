@@ -21,17 +21,12 @@ from omegaconf import OmegaConf
 from backprop_lab.apps._summarize import main, summarize
 from backprop_lab.apps.callbacks import SummarizeCallback
 from backprop_lab.plots._sweep import default_x, plot_grad_flow, plot_metric
-from backprop_lab.summary._plan import check_sweep_size
-from backprop_lab.summary._rows import (
-    MAX_PLANNED,
-    NOT_STARTED,
-    collect_rows,
-    find_job_dirs,
-    parse_overrides,
-    planned_jobs,
-    read_job,
-)
+from backprop_lab.summary._job import parse_overrides, read_job
+from backprop_lab.summary._job_dirs import find_job_dirs
+from backprop_lab.summary._plan import MAX_PLANNED, planned_jobs
+from backprop_lab.summary._rows import NOT_STARTED, collect_rows
 from backprop_lab.summary._stats import group_rows, replicate_note
+from backprop_lab.summary._sweep_size import check_sweep_size
 from backprop_lab.summary._table import format_groups, format_table, status_counts, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]

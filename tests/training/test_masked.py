@@ -16,9 +16,11 @@ import pytest
 
 import backprop_lab as bl
 from backprop_lab.nn._activations import ACTIVATIONS
-from backprop_lab.nn._padding import mask_params, masked_value_and_grad, pad_network, unpad_network
-from backprop_lab.training._lanes import measure_lanes, run_lanes, with_hyperparams
+from backprop_lab.nn._group import pad_network, unpad_network
+from backprop_lab.nn._padding import mask_params, masked_value_and_grad
+from backprop_lab.training._lanes import run_lanes, with_hyperparams
 from backprop_lab.training._masked import lane_state, padding_ratio, stack_states
+from backprop_lab.training._measure import measure_lanes
 
 HIDDEN = [name for name, act in ACTIVATIONS.items() if not act.output_only]
 #: (hidden widths, activation) per lane: width 1, depths 1 to 4, every hidden activation.

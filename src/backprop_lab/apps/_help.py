@@ -33,7 +33,7 @@ PLUGIN_CHOICES = {
         "vmap (a sweep as one vmapped program; its lanes may differ in "
         + ", ".join(LANE_KEYS)
         + "; hydra.launcher.max_padding, default 4, splits a group whose padded/real FLOPs exceed it"
-        + " by model.sizes), joblib, submitit_local, submitit_slurm"
+        + " by network shape), joblib, submitit_local, submitit_slurm"
     ),
     "hydra/sweeper": "basic, optuna",
 }

@@ -59,7 +59,7 @@ def setup_jax(cfg) -> None:
         ConfigError: a value that cannot be resolved (``${oc.env:UNSET}``).
     """
     quiet_backend_probe()
-    from ..runs._experiment import plain_config
+    from ..runs._config import plain_config
 
     cfg = plain_config(cfg)
     setup_distributed(cfg.get("distributed"))
@@ -121,7 +121,7 @@ def setup_distributed(group) -> bool:
         ConfigError: ``jax.distributed`` refused to start (the message says why).
     """
     from ..config._checks import ConfigError
-    from ..runs._experiment import check_distributed
+    from ..runs._config import check_distributed
 
     values = check_distributed(group)
     keys = {
@@ -281,7 +281,7 @@ def _absolute_data_path(cfg):
     """A copy of ``cfg`` whose relative ``data.path`` is absolute (see ``absolute_data_path``)."""
     from omegaconf import DictConfig, OmegaConf
 
-    from ..runs._experiment import absolute_path
+    from ..runs._data import absolute_path
 
     path = (
         absolute_path(OmegaConf.select(cfg, "data.path", default=None))

@@ -1,5 +1,5 @@
 """What a multirun is checked for before Hydra's sweeper and launcher start: a plan the basic
-sweeper can list (:func:`backprop_lab.summary._plan.check_sweep_size`), a batch size it accepts,
+sweeper can list (:func:`backprop_lab.summary._sweep_size.check_sweep_size`), a batch size it accepts,
 and a parallel launcher (joblib) that can run. Each refusal is one line (a ``ValueError``); the
 apps' command line and their run-directory callback (which ``experiments/*.py`` pass through)
 both call :func:`check_sweep`. Nothing here imports JAX."""
@@ -43,7 +43,7 @@ def check_sweep(cfg) -> bool:
         raise ValueError(  # the basic sweeper's assertion, a traceback
             f"hydra.sweeper.max_batch_size={batch}: expected null (every job in one batch) or an integer >= 1"
         )
-    from ..summary._plan import check_sweep_size, sweep_arguments
+    from ..summary._sweep_size import check_sweep_size, sweep_arguments
 
     check_sweep_size(sweep_arguments(cfg.hydra.sweeper.get("params"), cfg.hydra.overrides.task))
     return True

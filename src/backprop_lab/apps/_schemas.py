@@ -28,20 +28,10 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..config._checks import Check
-from ..config._keys import (
-    CHECKPOINT_KEYS,
-    DATA_DEFAULTS,
-    DATA_OPTIONS,
-    DISTRIBUTED_KEYS,
-    GROUPS,
-    MODEL_KEYS,
-    OPTIMIZER_KEYS,
-    OPTIMIZER_SETTINGS,
-    PLOT_KEYS,
-    SHARED_SETTINGS,
-    TRAIN_KEYS,
-)
+from ..config._data_keys import DATA_DEFAULTS, DATA_OPTIONS
+from ..config._keys import CHECKPOINT_KEYS, DISTRIBUTED_KEYS, GROUPS, MODEL_KEYS, PLOT_KEYS, TRAIN_KEYS
 from ..config._names import DATASETS
+from ..config._optimizer_keys import OPTIMIZER_KEYS, OPTIMIZER_SETTINGS, SHARED_SETTINGS
 from ..trackers._registry import TRACKERS
 from ..training._early_stopping import EARLY_STOPPING_KEYS
 

@@ -16,10 +16,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..plots._sweep import default_x
 from ..plots._worker import submit, sweep_plots
-from ..summary._rows import COMPARE_FIELDS, TRAIN_FIELDS, collect_rows
+from ..summary._job import COMPARE_FIELDS, TRAIN_FIELDS
+from ..summary._rows import collect_rows
 from ..summary._stats import number, swept_keys, value_of
 from ..summary._table import format_groups, format_table, markdown, status_counts, write_csv
 
@@ -42,6 +44,25 @@ class Summary:
     counts: str
     files: list[Path]
     notes: list[str]
+
+
+def _drawn(
+    plots: Callable[[], Any], targets: list[Path], rows: list[dict], x: str | None, y: str
+) -> tuple[list[Path], list[str]]:
+    """The plots among ``targets`` the plot workers drew (waited for), and a note on the metric
+    plot when it was not drawn."""
+    notes: list[str] = []
+    try:
+        made = plots()
+    except RuntimeError as err:  # a plot is not worth the tables: they are written, and why not it
+        made = [False, False]
+        notes.append(f"no plots: {err}")
+    drawn, drawn_flow = (p if ok else None for p, ok in zip(targets, made))
+    if drawn is None and not notes:
+        key = x or default_x(rows)
+        why = "nothing but the seed was swept" if key is None else f"no finished job has both {key} and {y}"
+        notes.append(f"no {METRIC_PLOT}: {why} (swept keys: {', '.join(swept_keys(rows)) or 'none'})")
+    return [p for p in (drawn, drawn_flow) if p is not None], notes
 
 
 def summarize(
@@ -91,19 +112,7 @@ def summarize(
     notes: list[str] = []
     images: list[Path] = []
     if plots is not None:
-        try:
-            made = plots()
-        except RuntimeError as err:  # a plot is not worth the tables: they are written, and why not it
-            made = [False, False]
-            notes.append(f"no plots: {err}")
-        drawn, drawn_flow = (p if ok else None for p, ok in zip(targets, made))
-        if drawn is None and not notes:
-            key = x or default_x(rows)
-            why = (
-                "nothing but the seed was swept" if key is None else f"no finished job has both {key} and {y}"
-            )
-            notes.append(f"no {METRIC_PLOT}: {why} (swept keys: {', '.join(swept_keys(rows)) or 'none'})")
-        images = [p for p in (drawn, drawn_flow) if p is not None]
+        images, notes = _drawn(plots, targets, rows, x, y)
     md = root / MARKDOWN
     relative = [str(p.relative_to(root)) if p.parent == root else str(p.resolve()) for p in images]
     md.write_text(markdown(rows, str(root), relative))
@@ -147,9 +156,8 @@ def _check_keys(rows: list[dict], x: str | None, y: str) -> None:
         raise ValueError(f"--y {y}: no job has this metric; numeric columns: {', '.join(columns) or 'none'}")
 
 
-def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
-    """The command line; returns the exit status: 2 when the directory holds no sweep, an
-    ``--x`` or ``--y`` names what no job has, or an output cannot be written."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line's options."""
     parser = argparse.ArgumentParser(
         prog="summarize",
         description="Summarize a Hydra multirun directory: tables on stdout; "
@@ -177,7 +185,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         "--plot", type=Path, default=None, help="metric plot to write (default: SWEEP_DIR/summary.png)"
     )
     parser.add_argument("--no-plot", action="store_true", help="write no plot")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    """The command line; returns the exit status: 2 when the directory holds no sweep, an
+    ``--x`` or ``--y`` names what no job has, or an output cannot be written."""
+    args = _parser().parse_args(argv)
     for option, path in (("--csv", args.csv), ("--plot", None if args.no_plot else args.plot)):
         if path is not None and not path.resolve().parent.is_dir():
             print(

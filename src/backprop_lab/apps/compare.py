@@ -96,7 +96,7 @@ def _check_config(cfg: dict) -> tuple[int, int, bool | None]:
     """The top-level keys checked against ``COMPARE_KEYS`` (unknown or removed keys refused);
     returns ``batch``, ``repeats`` and ``numerical`` (null, true or false)."""
     from backprop_lab.config._keys import COMPARE_KEYS
-    from backprop_lab.runs._experiment import check_top
+    from backprop_lab.runs._config import check_top
 
     top = check_top(cfg, COMPARE_KEYS, required=("seed", "loss", "dtype", "batch"))
     return top["batch"], top.get("repeats", 20), top.get("numerical")
@@ -112,7 +112,7 @@ def _examples(cfg: dict, sizes, batch: int) -> tuple[jax.Array, jax.Array]:
     import jax.numpy as jnp
     import numpy as np
 
-    from backprop_lab.runs._experiment import build_data
+    from backprop_lab.runs._data import build_data
 
     if (cfg.get("data") or {}).get("name") == RANDOM:
         x, y = random_batch(sizes, batch, cfg["loss"], int(cfg.get("seed", 0)), cfg["dtype"])
@@ -182,7 +182,8 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     """
     from backprop_lab import check_grads
     from backprop_lab.apps import _hydra as apps
-    from backprop_lab.runs._experiment import build_model, plain_config
+    from backprop_lab.runs._config import plain_config
+    from backprop_lab.runs._model import build_model
 
     cfg = plain_config(cfg)
     batch, repeats, numerical = _check_config(cfg)

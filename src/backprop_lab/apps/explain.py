@@ -78,7 +78,9 @@ def _check_config(cfg: dict) -> tuple[dict, tuple[int, ...]]:
     small enough to write out; returns the checked keys and the sizes."""
     from backprop_lab.config._keys import EXPLAIN_KEYS
     from backprop_lab.explain._explain import TooLargeToExplain, check_explainable
-    from backprop_lab.runs._experiment import ConfigError, check_top, model_sizes
+    from backprop_lab.runs._config import check_top
+    from backprop_lab.runs._experiment import ConfigError
+    from backprop_lab.runs._model import model_sizes
 
     top = check_top(cfg, EXPLAIN_KEYS, required=("seed", "loss", "dtype"))
     sizes = model_sizes(cfg)
@@ -120,7 +122,10 @@ def explain_config(cfg: DictConfig | dict, out_dir: str | Path | None = None) ->
 
     from backprop_lab.explain._explain import explain
     from backprop_lab.explain._render import render_markdown, render_text
-    from backprop_lab.runs._experiment import build_data, build_model, config_learning_rate, plain_config
+    from backprop_lab.runs._config import plain_config
+    from backprop_lab.runs._data import build_data
+    from backprop_lab.runs._experiment import config_learning_rate
+    from backprop_lab.runs._model import build_model
 
     jax.config.update("jax_enable_x64", True)  # explanations are float64 arithmetic
     cfg = plain_config(cfg)

@@ -18,9 +18,10 @@ import numpy as np
 
 from ..files._rundir import finite_or_none
 from ..nn._backprop import backprop_trace_body, loss_value
+from ..nn._group import unpad_network
 from ..nn._losses import get_loss
 from ..nn._network import MLP
-from ..nn._padding import MASKED_GRADS, LaneMask, unpad_network
+from ..nn._padding import MASKED_GRADS, LaneMask
 from ._report import _settings, check_grads, compare_grads, grad_report
 from ._result import GradReport
 from ._scale import _term_scales

@@ -1,8 +1,9 @@
 """The rule of every key of the training config, in tables that import neither JAX nor NumPy.
 
 Each table maps a key to its :class:`~._schema.Check` (what it accepts, in words
-and as a type). The modules that build a run check configs with them
-(:mod:`._experiment`, :mod:`._optimizers`, :mod:`._data`), and
+and as a type); the optimizer group's tables are in :mod:`._optimizer_keys`, the
+data sets' options in :mod:`._data_keys`. The modules that build a run check
+configs with them (:mod:`._experiment`, :mod:`._optimizers`, :mod:`._data`), and
 :mod:`._config_schema` turns them into the dataclasses Hydra composes the
 configs with; they live here, away from JAX, so that composing a config (and
 ``--help``, ``--cfg job``) stays as quick as importing Hydra. The names a key
@@ -12,13 +13,11 @@ chooses from are those of :mod:`._names`.
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 from . import _names
 from ._checks import Check, boolean, choice, integer, number, optional, text
+from ._data_keys import is_number
 from ._objective import METRICS
 
 #: Keys that do not change a run's result: resume accepts new values for them.
@@ -117,7 +116,7 @@ TRAIN_KEYS: dict[str, Check] = {
 
 
 def _numbers(v: Any) -> list:
-    if not isinstance(v, (list, tuple)) or not v or not all(_is_number(t) and math.isfinite(t) for t in v):
+    if not isinstance(v, (list, tuple)) or not v or not all(is_number(t) and math.isfinite(t) for t in v):
         raise ValueError
     return list(v)
 
@@ -220,6 +219,7 @@ LANE_KEYS: tuple[str, ...] = (
     "optimizer.lr",
     "seed",
     "model.sizes",
+    "model.hidden",
     "model.activation",
     "model.init",
     "optimizer.momentum",
@@ -228,91 +228,3 @@ LANE_KEYS: tuple[str, ...] = (
     "optimizer.eps",
     "optimizer.weight_decay",
 )
-
-#: The keys every optimizer group has: which optimizer, and its (peak) learning rate.
-OPTIMIZER_KEYS: dict[str, Check] = {
-    "name": choice(_names.OPTIMIZERS),
-    "lr": number(0.0, low_open=True, example="0.1"),
-}
-#: The rules of the settings every optimizer shares (``_optimizers.descent``'s keywords).
-SHARED_SETTINGS: dict[str, Check] = {
-    "schedule": choice(_names.SCHEDULES),
-    "warmup_steps": integer(0),
-    "decay_steps": optional(integer(1), "no decay; every schedule but constant needs it"),
-    "decay_rate": number(0.0, 1.0, low_open=True, example="0.1"),
-    "weight_decay": number(0.0, example="1e-4"),
-}
-
-
-def _unit_interval(example: str) -> Check:
-    return number(0.0, 1.0, high_open=True, example=example)
-
-
-#: Each optimizer's own settings (``_optimizers.OPTIMIZERS[name].own``).
-OPTIMIZER_SETTINGS: dict[str, dict[str, Check]] = {
-    "sgd": {},
-    "momentum": {"momentum": _unit_interval("0.9"), "nesterov": boolean()},
-    "adam": {
-        "b1": _unit_interval("0.9"),
-        "b2": _unit_interval("0.999"),
-        "eps": number(0.0, low_open=True, example="1e-8"),
-    },
-}
-
-
-def _is_number(v: object) -> TypeGuard[float]:
-    """A real number (NumPy's too), not a flag; typed as float, which it compares and converts as."""
-    return isinstance(v, numbers.Real) and not _is_flag(v)
-
-
-def _is_flag(v: object) -> bool:
-    return isinstance(v, bool) or type(v).__name__ in ("bool_", "bool")  # NumPy's too
-
-
-@dataclass(frozen=True)
-class DataOption:
-    """One option of the data sets: the test a value passes, what a right value looks like,
-    and its type (the loaders get ``kind(value)``; ``null`` in a config means the data set's
-    default)."""
-
-    accepts: Callable[[object], bool]
-    expected: str
-    kind: type
-
-
-#: The data sets' options (``data.KEY``), each with its rule.
-DATA_OPTIONS: dict[str, DataOption] = {
-    "test_fraction": DataOption(
-        lambda v: _is_number(v) and 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.25", float
-    ),
-    "n_samples": DataOption(
-        lambda v: _is_number(v) and float(v).is_integer() and v >= 8,
-        "an integer of at least 8, to leave both classes in train and test",
-        int,
-    ),
-    "noise": DataOption(
-        lambda v: _is_number(v) and 0 <= v < math.inf, "a standard deviation, a finite number >= 0", float
-    ),
-    "one_hot": DataOption(_is_flag, "true (one-hot rows) or false (integer labels)", bool),
-    "standardize": DataOption(_is_flag, "true or false", bool),
-    "path": DataOption(
-        lambda v: isinstance(v, str) and v not in ("", "???"),
-        "the path of a .npz or .csv file, e.g. data.path=my.csv",
-        str,
-    ),
-    "target": DataOption(
-        lambda v: v is None or (isinstance(v, str) and v != ""),
-        "a column name of the .csv file, or null",
-        str,
-    ),
-}
-
-_SPLIT: dict[str, object] = {"test_fraction": 0.25, "one_hot": True}
-#: The options each data set takes, with their defaults (``_data.DATASETS[name].defaults``);
-#: a data set of :data:`._names.DATASETS` not here is a fixed table and takes none.
-DATA_DEFAULTS: dict[str, dict[str, object]] = {
-    "moons": {"n_samples": 1000, "noise": 0.2, **_SPLIT},
-    "circles": {"n_samples": 1000, "noise": 0.1, **_SPLIT},
-    "digits": _SPLIT,
-    "file": {"path": None, "target": None, **_SPLIT, "standardize": False},
-}

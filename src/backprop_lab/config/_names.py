@@ -28,7 +28,7 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
 INITS = ("glorot", "he", "lecun", "uniform3")
 #: ``_training.GRADS``: where the gradients come from.
 GRADS = ("manual", "autodiff")
-#: ``_experiment.DTYPES``.
+#: ``runs._config.DTYPES``.
 DTYPES = ("float32", "float64")
 #: ``_data.DATASETS`` (``data.name``).
 DATASETS = ("xor", "and", "or", "swap", "note003", "note004", "moons", "circles", "digits", "file")

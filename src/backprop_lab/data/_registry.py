@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..config._keys import DATA_DEFAULTS, DATA_OPTIONS
+from ..config._data_keys import DATA_DEFAULTS, DATA_OPTIONS
 from ._dataset import Dataset, TargetKind
 
 __all__ = [
@@ -59,7 +59,7 @@ class DataSpec:
 
 
 def _check_options(values: Mapping[str, object]) -> dict[str, object]:
-    """Check option values against :data:`._config_keys.DATA_OPTIONS`.
+    """Check option values against :data:`backprop_lab.config._data_keys.DATA_OPTIONS`.
 
     Returns:
         The values as the loaders take them (numbers as ``int``/``float``, flags as ``bool``).

@@ -1,7 +1,7 @@
 """Networks of different widths, depths and hidden activations as lanes of one program.
 
 A group of networks with the same input and output widths, output activation and
-bias convention is padded to one shape, :func:`group_sizes`, and each lane carries a
+bias convention is padded to one shape, :func:`._group.group_sizes`, and each lane carries a
 :class:`LaneMask` that makes the padded network compute exactly its own network:
 
 - widths: Wˡ and bˡ are embedded in zeros; the lane's unit mask sets every padded
@@ -21,15 +21,13 @@ differ at most by the order XLA sums in (tests/nn/test_padding.py holds them to 
 relative in float32, 1e-12 in float64, through whole training runs).
 
 Layer kinds: a layer kind's embedding, extraction and parameter mask are one entry of
-:data:`LAYER_RULES`; the dense layer is the only kind so far.
+:data:`._layer_rules.LAYER_RULES`; the dense layer is the only kind so far. Padding a
+group of networks and taking a lane's own back out is :mod:`._group`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -38,50 +36,12 @@ import numpy as np
 
 from ._activations import Activation, get_activation
 from ._backprop import backprop_trace_body
+from ._layer_rules import LAYER_RULES
 from ._losses import Loss, get_loss
 from ._network import MLP, Trace
 
 Array = jax.Array
 
-
-@dataclasses.dataclass(frozen=True)
-class LayerRule:
-    """How one layer kind is padded: its parameters embedded in zeros, taken back out,
-    and which padded entries are real.
-
-    Attributes:
-        embed: ``(w, b, (out, in)) -> (W, B)``, the real block at the top left, zeros elsewhere.
-        extract: ``(W, B, (out, in)) -> (w, b)``, the real block.
-        mask: ``(out_units, in_units, real) -> (W mask, B mask)``, booleans: True on the
-            lane's own parameters (none at all for an identity layer).
-    """
-
-    embed: Callable[..., tuple[Any, Any]]
-    extract: Callable[..., tuple[Any, Any]]
-    mask: Callable[..., tuple[Array, Array]]
-
-
-def _dense_embed(w, b, shape: tuple[int, int]):
-    big = np.zeros(shape, w.dtype)
-    big[: w.shape[0], : w.shape[1]] = w
-    if b is None:
-        return big, None
-    bias = np.zeros(shape[:1], b.dtype)
-    bias[: b.shape[0]] = b
-    return big, bias
-
-
-def _dense_extract(w, b, shape: tuple[int, int]):
-    return w[: shape[0], : shape[1]], None if b is None else b[: shape[0]]
-
-
-def _dense_mask(out_units, in_units, real) -> tuple[Array, Array]:
-    rows = out_units & real
-    return rows[:, None] & in_units[None, :], rows
-
-
-#: Layer kind → its padding rule.
-LAYER_RULES: dict[str, LayerRule] = {"dense": LayerRule(_dense_embed, _dense_extract, _dense_mask)}
 _DENSE = LAYER_RULES["dense"]
 
 
@@ -133,27 +93,6 @@ class LaneMask(eqx.Module):
         return mask_params(tree, self)
 
 
-def group_sizes(sizes: Sequence[Sequence[int]]) -> tuple[int, ...]:
-    """The padded widths ``[in, hidden..., out]`` of a group of networks.
-
-    Hidden position p is as wide as the widest lane there; a lane with fewer hidden
-    layers counts there with the width it passes through (its last hidden width).
-
-    >>> group_sizes([[2, 16, 2], [2, 4, 8, 2]])
-    (2, 16, 16, 2)
-    """
-    shapes = [tuple(int(w) for w in s) for s in sizes]
-    if not shapes:
-        raise ValueError("give at least one network's sizes")
-    if len({(s[0], s[-1]) for s in shapes}) > 1:
-        raise ValueError(
-            f"networks of one group must share input and output widths; got {[list(s) for s in shapes]}"
-        )
-    depth = max(len(s) - 2 for s in shapes)
-    hidden = tuple(max(s[min(p + 1, len(s) - 2)] for s in shapes) for p in range(depth))
-    return (shapes[0][0], *hidden, shapes[0][-1])
-
-
 def lane_mask(sizes: Sequence[int], activation: str, padded: Sequence[int], activations: Sequence[str]):
     """The :class:`LaneMask` (NumPy arrays) of a network of ``sizes`` inside ``padded``."""
     d, depth = len(sizes) - 2, len(padded) - 2
@@ -162,84 +101,6 @@ def lane_mask(sizes: Sequence[int], activation: str, padded: Sequence[int], acti
     real = np.array([l < d for l in range(depth)] + [True])
     act = np.int32(list(activations).index(activation))
     return LaneMask(tuple(units), real, act, tuple(activations))
-
-
-@functools.lru_cache(maxsize=256)
-def _structure(sizes: tuple[int, ...], activation: str, output_activation: str, bias: bool):
-    """The pytree structure of an MLP of these settings (traced abstractly: nothing drawn)."""
-    shape = jax.eval_shape(
-        lambda: MLP(sizes, activation, output_activation, bias, key=jax.random.PRNGKey(0), init="glorot")
-    )
-    return jax.tree.structure(shape)
-
-
-def _assemble(weights, biases, activation: str, output_activation: str) -> MLP:
-    sizes = (weights[0].shape[1], *(w.shape[0] for w in weights))
-    bias = biases[0] is not None
-    leaves = list(weights) + ([*biases] if bias else [])
-    return jax.tree.unflatten(_structure(sizes, activation, output_activation, bias), leaves)
-
-
-def pad_network(
-    model: MLP, padded: Sequence[int], activations: Sequence[str] | None = None
-) -> tuple[MLP, LaneMask]:
-    """``model`` embedded in a network of widths ``padded``, and its lane mask (host arrays).
-
-    Arguments:
-        model: the lane's own network.
-        padded: the group's widths (:func:`group_sizes`).
-        activations: the group's hidden activations (default: the model's own).
-
-    >>> import jax
-    >>> net = MLP([2, 3, 2], "tanh", key=jax.random.PRNGKey(0))
-    >>> big, mask = pad_network(net, [2, 5, 5, 2], ["relu", "tanh"])
-    >>> big.sizes, int(mask.act), mask.real.tolist()
-    ((2, 5, 5, 2), 1, [True, False, True])
-    """
-    padded = tuple(padded)
-    activations = (model.activation,) if activations is None else tuple(activations)
-    d, depth = len(model.sizes) - 2, len(padded) - 2
-    ws, bs = [], []
-    for l in range(depth + 1):
-        shape = (padded[l + 1], padded[l])
-        src = l if l < d else d if l == depth else None  # None: an identity layer, all padding
-        if src is None:
-            w, b = _DENSE.embed(np.zeros((0, 0), model.weights[0].dtype), None, shape)
-            b = None if model.biases[0] is None else np.zeros(shape[:1], w.dtype)
-        else:
-            b_src = model.biases[src]
-            w, b = _DENSE.embed(
-                np.asarray(model.weights[src]), None if b_src is None else np.asarray(b_src), shape
-            )
-        ws.append(w)
-        bs.append(b)
-    mask = lane_mask(model.sizes, model.activation, padded, activations)
-    return _assemble(ws, bs, activations[0], model.output_activation), mask
-
-
-def unpad_network(model: MLP, mask: LaneMask) -> MLP:
-    """The lane's own network out of its padded one (one lane, host arrays): the inverse
-    of :func:`pad_network`.
-
-    >>> import jax
-    >>> net = MLP([2, 3, 2], "tanh", key=jax.random.PRNGKey(0))
-    >>> back = unpad_network(*pad_network(net, [2, 5, 5, 2], ["relu", "tanh"]))
-    >>> back.sizes, back.activation, bool((back.weights[1] == net.weights[1]).all())
-    ((2, 3, 2), 'tanh', True)
-    """
-    real = np.asarray(mask.real)
-    d = int(real[:-1].sum())
-    sizes = (model.sizes[0], *(int(np.sum(mask.units[l])) for l in range(d)), model.sizes[-1])
-    layers = [*range(d), len(real) - 1]
-    ws, bs = [], []
-    for j, l in enumerate(layers):
-        b = model.biases[l]
-        w, b = _DENSE.extract(
-            np.asarray(model.weights[l]), None if b is None else np.asarray(b), (sizes[j + 1], sizes[j])
-        )
-        ws.append(w)
-        bs.append(b)
-    return _assemble(ws, bs, mask.activations[int(mask.act)], model.output_activation)
 
 
 def mask_params(tree: MLP, mask: LaneMask) -> MLP:
@@ -317,6 +178,7 @@ def masked_value_and_grad(
         loss: a loss name; grad: "manual" (hand-written backprop) or "autodiff" (jax.grad).
 
     >>> import jax, jax.numpy as jnp
+    >>> from backprop_lab.nn._group import pad_network
     >>> net = MLP([2, 3, 1], "tanh", key=jax.random.PRNGKey(0))
     >>> big, mask = pad_network(net, [2, 6, 1])
     >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))

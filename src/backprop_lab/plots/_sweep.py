@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..summary._rows import Row, read_metrics
+from ..summary._job import Row, read_metrics
 from ..summary._stats import (
     REPLICATE_KEYS,
     Group,
@@ -112,7 +112,14 @@ def plot_metric(
     if best is not None and (star := _mark_best(ax, axis, lines, y, best)):
         title += f"\n{star}"
     ax.set_title(title, fontsize=10)
-    # beside the plot, never over a point (a categorical axis leaves the legend no free corner)
+    _legend(ax, others)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _legend(ax, others: Sequence[str]) -> None:
+    """The lines' legend, titled by the swept keys that tell them apart: beside the plot, never
+    over a point (a categorical axis leaves the legend no free corner)."""
     legend_title = ", ".join(others) or None
     ax.legend(
         fontsize="small",
@@ -121,8 +128,6 @@ def plot_metric(
         loc="upper left",
         bbox_to_anchor=(1.01, 1),
     )
-    fig.tight_layout()
-    return _save(fig, Path(path))
 
 
 def _offset(axis: _XAxis, k: int, n: int) -> float:

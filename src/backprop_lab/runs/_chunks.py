@@ -22,8 +22,9 @@ from ..checks._evaluation import is_one_hot
 from ..files._rundir import CHECKPOINT, finite_or_none
 from ..nn._network import MLP
 from ..nn._padding import LaneMask
-from ..training._lanes import keep_where, measure_lanes, run_lanes
+from ..training._lanes import keep_where, run_lanes
 from ..training._masked import lane_state, stack_states
+from ..training._measure import measure_lanes
 from ..training._sharding import Placement, plan
 from ._experiment import Experiment
 from ._lane import Lane, record, save

@@ -40,8 +40,20 @@ from ..training._early_stopping import EarlyStopping
 from ..training._sharding import agree, process_index
 from ._best import restore_best
 from ._chunks import DIVERGENCE_FACTOR, train_group
-from ._experiment import Experiment, result_config
-from ._lane import Finishing, Lane, RunSpec, finish, plot_scale, plot_title, record_failure, report, stopped
+from ._config import result_config
+from ._experiment import Experiment
+from ._finish import (
+    Finishing,
+    close_trackers,
+    finish,
+    plot_scale,
+    plot_title,
+    record_failure,
+    report,
+    report_program,
+    stopped,
+)
+from ._lane import Lane, RunSpec
 from ._resume import resume_point
 from ._signals import Interrupted, RunInterrupted, Signals
 
@@ -205,28 +217,26 @@ def _finish_all(
         report(lane, summary)
 
 
-def _close_trackers(lanes: list[Lane], results: dict, status: str, error: str) -> None:
-    """A tracker run is closed, whatever ended the run."""
-    for lane in lanes:
-        if lane.tracker is not None and id(lane) not in results and lane.writer:
-            try:
-                lane.tracker.finish({"status": status, "error": error})
-            except Exception:
-                pass
+def _interrupted(lanes: list[Lane], actions: list[int], results: dict, signum: int) -> RunInterrupted:
+    """A second signal: the trackers closed and the short summaries of the runs not finished;
+    the error to raise."""
+    close_trackers(lanes, results, "interrupted", str(RunInterrupted(signum)))
+    for lane, action in zip(lanes, actions):
+        if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
+            stopped(lane)
+    return RunInterrupted(signum)
 
 
-def _report_program(lanes: int, summary: dict | None) -> None:
-    """The timing of a program of several lanes, once: every lane's summary holds the same
-    figures (``timing: "program"``), which are the program's, not a lane's."""
-    if summary is None:
-        return
-    rate = summary.get("samples_per_second")
-    log.info(
-        "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
-        lanes,
-        summary["wall_time"],
-        "" if rate is None else f", {rate:.4g} samples/s over all lanes",
-    )
+def _failed_write(err: OSError, runnable: list[Lane], results: dict, refuse: str) -> None:
+    """A filesystem that refuses a write (read-only, full): one line, recorded in each lane not
+    finished, and raised as a :class:`RunDirError` with ``refuse="raise"``; the files written
+    before stay as they were, the checkpoint the last one written whole."""
+    failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
+    for lane in runnable:
+        if id(lane) not in results and lane.writer:
+            record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
+    if refuse == "raise":
+        raise failed from None
 
 
 def run_experiments(
@@ -271,26 +281,15 @@ def run_experiments(
             seconds, wall = _train_all(runnable, signals, lanes)
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
             if len(runnable) > 1 and runnable[0].writer:
-                _report_program(len(runnable), results[id(runnable[0])])
+                report_program(len(runnable), results[id(runnable[0])])
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
-            _close_trackers(lanes, results, "interrupted", str(RunInterrupted(stop.signum)))
-            for lane, action in zip(lanes, actions):
-                if action in (_START, _RESUME) and id(lane) not in results and lane.writer:
-                    stopped(lane)
-            raise RunInterrupted(stop.signum) from None
+            raise _interrupted(lanes, actions, results, stop.signum) from None
         except Exception as err:
-            _close_trackers(lanes, results, "failed", str(err))
+            close_trackers(lanes, results, "failed", str(err))
             if not isinstance(err, OSError):
                 raise
-            # a filesystem that refuses a write (read-only, full): one line; the files written
-            # before stay as they were, the checkpoint the last one written whole
-            failed = RunDirError(f"{os_error_line(err)}; what was written before is kept")
-            for lane in runnable:
-                if id(lane) not in results and lane.writer:
-                    record_failure(lane, failed, say=refuse != "raise")  # raised: the caller says it
-            if refuse == "raise":
-                raise failed from None
+            _failed_write(err, runnable, results, refuse)
         finally:
             if painter is not None:
                 painter.close()

@@ -33,8 +33,10 @@ from ..files._rundir import BEST, CHECKPOINT, CONFIG_DIR, RunDir, RunDirError, f
 from ..files._safe import read_regular
 from ..nn._network import MLP
 from ..training._optimizers import make_optimizer
-from ._experiment import DTYPES, build_data, check_model_config
+from ._config import DTYPES
+from ._data import build_data
 from ._lane import architecture_of
+from ._model import check_model_config
 
 __all__ = ["Run", "load_run", "load_checkpoint_state", "evaluate_run"]
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..nn._group import group_sizes
+
 if TYPE_CHECKING:
     from ._lane import Lane
 
@@ -30,7 +32,7 @@ log = logging.getLogger("backprop_lab.run")
 def banner(lanes: Sequence[Lane], devices: int, platform: str) -> str:
     """One line saying what a program trains, on what, and where its results go."""
     exp = lanes[0].exp
-    data, model, opt = exp.data, exp.model, exp.config["optimizer"]
+    data, opt = exp.data, exp.config["optimizer"]
     lrs = sorted({lane.exp.lr for lane in lanes})
     lr = f"lr {lrs[0]:g}" if len(lrs) == 1 else f"lr {lrs[0]:g}..{lrs[-1]:g}"
     where = (
@@ -39,12 +41,23 @@ def banner(lanes: Sequence[Lane], devices: int, platform: str) -> str:
     what = "training" if len(lanes) == 1 else f"training {len(lanes)} lanes as one program"
     return (
         f"{what}: data {data.name} ({data.n_train} train / {data.x_test.shape[0]} test rows); "
-        f"network {list(model.sizes)} {model.activation}->{model.output_activation}, "
+        f"{_networks(lanes)}, "
         f"loss {exp.loss}, grad {exp.grad}, {exp.config.get('dtype', 'float32')}; "
         f"optimizer {opt['name']} {lr}, batch {exp.batch_size}, "
         f"{exp.epochs} epochs of {exp.steps_per_epoch} steps; "
         f"devices {devices} x {platform}; output {where}"
     )
+
+
+def _networks(lanes: Sequence[Lane]) -> str:
+    """The program's network, or its lanes' networks and the shape they are padded to."""
+    sizes = list(dict.fromkeys(tuple(lane.exp.model.sizes) for lane in lanes))
+    activations = list(dict.fromkeys(lane.exp.model.activation for lane in lanes))
+    out = lanes[0].exp.model.output_activation
+    if len(sizes) == 1 and len(activations) == 1:
+        return f"network {list(sizes[0])} {activations[0]}->{out}"
+    shapes = ", ".join(str(list(s)) for s in sizes)
+    return f"networks {shapes} x {'/'.join(activations)}->{out} as lanes padded to {list(group_sizes(sizes))}"
 
 
 def _names(lanes: Sequence[Lane]) -> str:

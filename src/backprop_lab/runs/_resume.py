@@ -20,7 +20,8 @@ from typing import Any
 
 from ..files._checkpoint import load_checkpoint, read_header
 from ..files._rundir import CHECKPOINT, RunDir, RunDirError
-from ._experiment import Experiment, result_config
+from ._config import result_config
+from ._experiment import Experiment
 from ._lane import architecture
 
 
@@ -97,6 +98,26 @@ def check_data(meta: dict, exp: Experiment, d: RunDir) -> None:
         )
 
 
+def _check_same_run(d: RunDir, exp: Experiment, header: dict) -> None:
+    """Refuse a resume that would change the run of the checkpoint ``header``: its config, the
+    run it belongs to, its data, or fewer epochs."""
+    meta = header["meta"]
+    diff = _first_difference("", meta.get("config", {}), result_config(exp.config))
+    if diff:
+        raise RunDirError(
+            f"resume=true refused: {diff[0]} was {diff[1]!r} in the run in {d.path}, "
+            f"now {diff[2]!r}; resume with the same config, or start a new run elsewhere"
+        )
+    _check_belongs(d, exp, header)
+    check_data(meta, exp, d)
+    old_epochs = meta.get("epochs", header["epoch"])
+    if exp.epochs < old_epochs:
+        raise RunDirError(
+            f"resume=true refused: epochs={exp.epochs} is below the {old_epochs} the run "
+            f"in {d.path} was started with; epochs may only grow"
+        )
+
+
 def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
     """Decide how ``exp`` may use directory ``d`` (already locked by the caller).
 
@@ -121,20 +142,7 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
         return ResumePoint("start", f"resume=true but {d.path} holds no run yet: starting afresh")
     header = read_header(d / CHECKPOINT)
     meta = header["meta"]
-    diff = _first_difference("", meta.get("config", {}), result_config(exp.config))
-    if diff:
-        raise RunDirError(
-            f"resume=true refused: {diff[0]} was {diff[1]!r} in the run in {d.path}, "
-            f"now {diff[2]!r}; resume with the same config, or start a new run elsewhere"
-        )
-    _check_belongs(d, exp, header)
-    check_data(meta, exp, d)
-    old_epochs = meta.get("epochs", header["epoch"])
-    if exp.epochs < old_epochs:
-        raise RunDirError(
-            f"resume=true refused: epochs={exp.epochs} is below the {old_epochs} the run "
-            f"in {d.path} was started with; epochs may only grow"
-        )
+    _check_same_run(d, exp, header)
     summary = d.summary() or {}
     if summary.get("status") == "diverged":
         return ResumePoint(

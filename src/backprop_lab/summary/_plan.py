@@ -1,101 +1,89 @@
-"""How many jobs a basic-sweeper sweep plans, counted from its overrides without listing them.
-
-A sweep of ``seed=range(0,200000000)`` is 200 million jobs: listing them (as Hydra's basic
-sweeper does before its first job) takes minutes and gigabytes. :func:`check_sweep_size`
-refuses a plan of more than :data:`MAX_PLANNED` jobs from the number of values of each
-swept key alone, so that the apps and ``summarize`` stop such a plan at once.
-"""
+"""The jobs a sweep planned (its multirun.yaml), and which of them no job directory holds."""
 
 from __future__ import annotations
 
-import math
-import sys
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+import itertools
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["MAX_PLANNED", "check_sweep_size", "sweep_arguments", "sweep_counts"]
+from ..config._keys import NOT_RESULT_KEYS
+from ._job import load_yaml, lookup
+from ._sweep_size import MAX_PLANNED, check_sweep_size, sweep_arguments
 
-#: The most jobs one sweep may plan (the apps refuse more; ``summarize`` does not expand more).
-MAX_PLANNED = 100_000
+__all__ = ["MAX_PLANNED", "planned_jobs", "not_started"]
 
 
-def sweep_arguments(params: Mapping | None, task: Iterable) -> list[str]:
-    """The overrides the basic sweeper expands: ``hydra.sweeper.params`` (``key: values``), then
-    the command line's ``hydra.overrides.task``.
+def planned_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
+    """The jobs a sweep planned, as Hydra's basic sweeper expands them.
 
-    >>> sweep_arguments({"seed": "0,1"}, ["optimizer.lr=0.1,0.2"])
-    ['seed=0,1', 'optimizer.lr=0.1,0.2']
+    The sweep's ``multirun.yaml`` keeps its overrides (``hydra.overrides.task``,
+    after ``hydra.sweeper.params``); each sweep override (``a=1,2``,
+    ``range(…)``, ``choice(…)``) contributes its values and the jobs are their
+    Cartesian product, in Hydra's job order.
+
+    Arguments:
+        sweep_dir: A Hydra multirun directory.
+
+    Returns:
+        Per planned job, its override strings (as its ``.hydra/overrides.yaml``
+        holds them); None without a readable multirun.yaml, with another sweeper,
+        with a sweep that cannot be expanded without the config (``glob``), or with
+        a plan of more than :data:`MAX_PLANNED` jobs (not expanded: the work is bounded).
     """
-    return [f"{k}={v}" for k, v in (params or {}).items()] + [str(t) for t in task]
-
-
-def _count(override) -> int:
-    """How many values one parsed override gives (1 for a plain value; a glob of a config
-    group's options counts 1: a group holds few)."""
-    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
-
-    if not override.is_sweep_override():
-        return 1
-    value = override.value()
-    if isinstance(value, RangeSweep):
-        if not value.step:
-            raise ValueError(f"{override.input_line}: a range's step must not be 0")
-        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-            return len(range(value.start, value.stop, value.step))  # type: ignore[arg-type]
-        # a float range steps in Decimal from the floats' exact values, as Hydra's FloatRange does
-        span = (Decimal(value.stop) - Decimal(value.start)) / Decimal(value.step)  # type: ignore[arg-type]
-        return 0 if span.is_nan() or span <= 0 else math.ceil(span) if span.is_finite() else sys.maxsize
-    if isinstance(value, ChoiceSweep):
-        return len(value.list)
-    return len(value) if isinstance(value, list) else 1
-
-
-def sweep_counts(arguments: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """Per key, its last override and how many values it sweeps, each counted without listing
-    the values; the plan is the product of the counts.
-
-    Raises:
-        ValueError: an override Hydra cannot parse, or a range whose step is 0.
-
-    >>> sweep_counts(["seed=range(0,200000000)", "optimizer.lr=0.1,0.2", "epochs=3"])["seed"]
-    ('seed=range(0,200000000)', 200000000)
-    """
+    config = load_yaml(Path(sweep_dir) / "multirun.yaml")
+    sweeper = str(lookup(config, "hydra.sweeper._target_") or "")
+    task = lookup(config, "hydra.overrides.task")
+    if not sweeper.endswith("BasicSweeper") or not isinstance(task, list):
+        return None
+    arguments = sweep_arguments(lookup(config, "hydra.sweeper.params"), task)
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    choices: dict[str, list[str]] = {}
     try:
-        parsed = OverridesParser.create().parse_overrides(list(arguments))
-    except Exception as err:  # noqa: BLE001 - Hydra's parse errors, as one message
-        raise ValueError(
-            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        ) from None
-    return {o.get_key_element(): (str(o.input_line), _count(o)) for o in parsed}
+        check_sweep_size(arguments)  # no sweep of more ran here: its jobs' directories are what there is
+        for override in OverridesParser.create().parse_overrides(arguments):
+            key = override.get_key_element()
+            if not override.is_sweep_override():
+                choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+            elif override.is_discrete_sweep():
+                choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            else:
+                return None
+    except Exception:  # a parse error, a plan too large, or a glob that needs the config loader
+        return None
+    return [list(combination) for combination in itertools.product(*choices.values())]
 
 
-def check_sweep_size(arguments: Sequence[str]) -> int:
-    """The number of jobs the basic sweeper makes of ``arguments``, or ValueError (one line)
-    when it passes :data:`MAX_PLANNED` or is 0 (an empty range).
-
-    >>> check_sweep_size(["seed=range(0,4)", "optimizer.lr=0.1,0.2"])
-    8
-    >>> check_sweep_size(["seed=range(0,200000000)"])
-    Traceback (most recent call last):
-    ...
-    ValueError: a sweep of 200,000,000 jobs (seed=range(0,200000000): 200,000,000 values); one sweep plans at most 100,000 jobs: sweep fewer values, or split it into several sweeps
-    """
-    counts = sweep_counts(arguments)
-    total = math.prod(n for _, n in counts.values())
-    if 0 < total <= MAX_PLANNED:
-        return total
-    if total == 0:
-        empty = ", ".join(line for line, n in counts.values() if n == 0)
-        raise ValueError(f"{empty}: no values, so the sweep has no jobs; give a range or list with values")
-    swept = sorted((c for c in counts.values() if c[1] > 1), key=lambda c: -c[1])
-    what = ", ".join(f"{line}: {_many(n)} values" for line, n in swept[:3])
-    raise ValueError(
-        f"a sweep of {_many(total)} jobs ({what}); one sweep plans at most {MAX_PLANNED:,} jobs: "
-        "sweep fewer values, or split it into several sweeps"
+def _run_identity(overrides: Iterable[str]) -> frozenset[str]:
+    """The overrides that say which run a job is: those of keys a resume may change
+    (``resume=true``, more ``epochs``, another ``logger``: NOT_RESULT_KEYS) left out."""
+    return frozenset(
+        o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in NOT_RESULT_KEYS
     )
 
 
-def _many(n: int) -> str:
-    return f"{n:,}" if n < sys.maxsize else f"more than {MAX_PLANNED:,}"
+def not_started(plan: list[list[str]], started: list[list[str]]) -> list[int]:
+    """The numbers of the planned jobs no job directory holds.
+
+    Each directory stands for one planned job: one with the same overrides first,
+    then one that is the same run (a sweep rerun with ``resume=true`` or more
+    ``epochs`` plans overrides that its resumed jobs' directories do not hold).
+    """
+    exact = Counter(frozenset(o) for o in started)
+    left: list[int] = []
+    for number, overrides in enumerate(plan):
+        if exact[frozenset(overrides)] > 0:
+            exact[frozenset(overrides)] -= 1
+        else:
+            left.append(number)
+    same_run: Counter[frozenset[str]] = Counter()
+    for held, count in exact.items():
+        same_run[_run_identity(held)] += count
+    missing: list[int] = []
+    for number in left:
+        if same_run[_run_identity(plan[number])] > 0:
+            same_run[_run_identity(plan[number])] -= 1
+        else:
+            missing.append(number)
+    return missing

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._rows import Row
+from ._job import Row
 
 #: Override keys that replicate a run rather than change it: aggregated over.
 REPLICATE_KEYS = ("seed",)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._rows import Row
+from ._job import Row
 from ._stats import Group, Stat, group_rows, replicates
 
 __all__ = ["format_groups", "format_table", "markdown", "status_counts", "write_csv"]

@@ -22,10 +22,8 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from ..checks._evaluation import accuracy_of
-from ..nn._backprop import backprop_trace, backprop_trace_body, loss_value
 from ..nn._network import MLP
-from ..nn._padding import LaneMask, masked_forward_trace, masked_loss_value
+from ..nn._padding import LaneMask
 from ._masked import lane_state, stack_states
 from ._optimizers import Static, check_learning_rate
 from ._train import check_train_args, scan_steps
@@ -162,6 +160,59 @@ def with_hyperparams(opt_state: Any, **values: Any) -> Any:
     )
 
 
+def _per_lane(
+    models: MLP | Sequence[MLP], learning_rates: Sequence[float] | ArrayLike, settings: Sequence[dict] | None
+) -> tuple[list[MLP], list, list[dict]]:
+    """One network, learning rate (each checked) and settings per lane, as :func:`train_sweep`
+    takes them."""
+    rates = list(np.asarray(learning_rates, dtype=object).reshape(-1))
+    if not rates:
+        raise ValueError("learning_rates is empty; give one learning rate per lane")
+    for lr in rates:
+        check_learning_rate(lr.item() if hasattr(lr, "item") else lr)
+    lanes = len(rates)
+    models = [models] * lanes if isinstance(models, MLP) else list(models)
+    settings = [{}] * lanes if settings is None else list(settings)
+    if len(models) != lanes or len(settings) != lanes:
+        raise ValueError(
+            f"got {len(models)} models and {len(settings)} settings for {lanes} learning rates; "
+            "give one per lane"
+        )
+    return models, rates, settings
+
+
+def _lane_data(models: Sequence[MLP], x: Array, y: Array, **train: Any) -> tuple[Array, Array]:
+    """``x`` and ``y`` in the lanes' dtype, once every lane's network is checked against them
+    (:func:`check_train_args`)."""
+    for model in models:
+        check_train_args(model, x, y, **train)
+    dtype = models[0].weights[0].dtype
+    x = jnp.atleast_2d(jnp.asarray(x, dtype))
+    y = jnp.atleast_2d(jnp.asarray(y, dtype))
+    return x, y
+
+
+def _train_lanes(
+    models: Sequence[MLP], states: Sequence[Any], x: Array, y: Array, keys: Array, **train: Any
+) -> tuple[list[MLP], Array]:
+    """The lanes' networks trained from their optimizer states in one program (padded and masked
+    when they differ), each returned as its own network."""
+    stacked, opt_states, mask = stack_states(models, states)
+    stacked, opt_states, losses = run_lanes(
+        stacked,
+        opt_states,
+        x,
+        y,
+        keys,
+        0,
+        mask=mask,
+        **train,
+    )
+    host = jax.tree.map(np.asarray, (stacked, opt_states))
+    lanes = len(states)
+    return [jax.tree.map(jnp.asarray, lane_state(host[0], host[1], mask, i)[0]) for i in range(lanes)], losses
+
+
 def train_sweep(
     models: MLP | Sequence[MLP],
     x: Array,
@@ -200,139 +251,18 @@ def train_sweep(
         ``(trained_models, histories)``: a list of MLPs and losses (lanes, steps).
         Lane i equals ``train(models[i], …, optimizer=make_optimizer(name, lr_i, **settings_i))``.
     """
-    rates = list(np.asarray(learning_rates, dtype=object).reshape(-1))
-    if not rates:
-        raise ValueError("learning_rates is empty; give one learning rate per lane")
-    for lr in rates:
-        check_learning_rate(lr.item() if hasattr(lr, "item") else lr)
+    models, rates, settings = _per_lane(models, learning_rates, settings)
     lanes = len(rates)
-    models = [models] * lanes if isinstance(models, MLP) else list(models)
-    settings = [{}] * lanes if settings is None else list(settings)
-    if len(models) != lanes or len(settings) != lanes:
-        raise ValueError(
-            f"got {len(models)} models and {len(settings)} settings for {lanes} learning rates; "
-            "give one per lane"
-        )
-    for model in models:
-        check_train_args(
-            model, x, y, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
-        )
-    dtype = models[0].weights[0].dtype
-    x = jnp.atleast_2d(jnp.asarray(x, dtype))
-    y = jnp.atleast_2d(jnp.asarray(y, dtype))
+    train: dict[str, Any] = dict(
+        loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size, grad=grad
+    )
+    x, y = _lane_data(models, x, y, **train)
     keys = jnp.stack([jax.random.PRNGKey(0)] * lanes) if keys is None else keys
     states = [
         with_hyperparams(optimizer.init(m), learning_rate=lr, **extra)
         for m, lr, extra in zip(models, rates, settings)
     ]
-    stacked, opt_states, mask = stack_states(models, states)
-    stacked, opt_states, losses = run_lanes(
-        stacked,
-        opt_states,
-        x,
-        y,
-        keys,
-        0,
-        loss=loss,
-        optimizer=optimizer,
-        steps=steps,
-        batch_size=batch_size,
-        grad=grad,
-        mask=mask,
-    )
-    host = jax.tree.map(np.asarray, (stacked, opt_states))
-    return [jax.tree.map(jnp.asarray, lane_state(host[0], host[1], mask, i)[0]) for i in range(lanes)], losses
-
-
-def _finite(tree: Any) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
-
-
-def _norms(arrays) -> Array:
-    return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(a))) for a in arrays])
-
-
-def _mean_abs(delta: Array, units: Array | None) -> Array:
-    """Mean |δ| of a layer: over its real units only when the network is padded."""
-    if units is None:
-        return jnp.mean(jnp.abs(delta))
-    return jnp.sum(jnp.abs(delta)) / (delta.shape[0] * jnp.sum(units))
-
-
-@functools.partial(jax.jit, static_argnames=("loss", "one_hot", "diagnostics", "data_axis"))
-def _measure(models, masks, x, y, x_test, y_test, *, loss, one_hot, diagnostics, data_axis):
-    def one(model, mask, x, y, x_test, y_test):
-        if mask is None:
-            value, trace = functools.partial(loss_value, model), functools.partial(backprop_trace, model)
-            outputs = model(x_test)
-        else:  # a padded lane: its own network's numbers, its real layers flagged
-            value = functools.partial(masked_loss_value, model, mask)
-            trace = functools.partial(backprop_trace_body, model, variant="hadamard", mask=mask)
-            outputs = masked_forward_trace(model, mask, x_test).a[-1]
-        out = {
-            "test_loss": value(x_test, y_test, loss),
-            "test_accuracy": accuracy_of(outputs, y_test, one_hot),
-            "finite": _finite(model),
-        }
-        if diagnostics:
-            tr = trace(x, y, loss)
-            out["train_loss"] = tr.loss
-            out["grad_norms"] = _norms(tr.grads.weights)
-            if all(b is not None for b in tr.grads.biases):
-                out["bias_grad_norms"] = _norms(tr.grads.biases)
-            units = [None] * len(tr.delta) if mask is None else mask.units
-            out["mean_abs_delta"] = jnp.stack([_mean_abs(d, u) for d, u in zip(tr.delta, units)])
-            if mask is not None:
-                out["real_layers"] = mask.real
-        else:
-            out["train_loss"] = value(x, y, loss)
-        return out
-
-    return jax.vmap(one, in_axes=(0, 0, data_axis, data_axis, data_axis, data_axis))(
-        models, masks, x, y, x_test, y_test
-    )
-
-
-def measure_lanes(
-    models: MLP,
-    x: Array,
-    y: Array,
-    x_test: Array,
-    y_test: Array,
-    *,
-    loss: str,
-    one_hot: bool,
-    diagnostics: bool = True,
-    mask: LaneMask | None = None,
-) -> dict[str, Array]:
-    """Evaluate every lane in one compiled call.
-
-    Arguments:
-        models: stacked along a leading lane axis.
-        x, y, x_test, y_test: shared (n, width) or per lane (lanes, n, width).
-        one_hot: whether the targets are one-hot rows (accuracy by argmax).
-        diagnostics: also the gradient flow on the whole training set.
-
-    Returns:
-        Arrays with a leading lane axis: ``train_loss``, ``test_loss``,
-        ``test_accuracy``, ``finite`` (every parameter finite) and, with
-        diagnostics, per layer (first layer first) ``grad_norms`` (‖∂L/∂Wˡ‖_F),
-        ``bias_grad_norms`` (‖∂L/∂bˡ‖) and ``mean_abs_delta`` (mean |δˡ|). Padded
-        lanes (``mask`` given) measure their own networks; their per-layer arrays
-        include identity layers, which ``real_layers`` (lanes, layers) marks False.
-    """
-    return _measure(
-        models,
-        mask,
-        x,
-        y,
-        x_test,
-        y_test,
-        loss=loss,
-        one_hot=one_hot,
-        diagnostics=diagnostics,
-        data_axis=0 if x.ndim == 3 else None,
-    )
+    return _train_lanes(models, states, x, y, keys, **train)
 
 
 @jax.jit

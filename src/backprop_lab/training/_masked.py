@@ -16,8 +16,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..nn._group import group_sizes, pad_network, unpad_network
 from ..nn._network import MLP
-from ..nn._padding import LaneMask, group_sizes, pad_network, unpad_network
+from ..nn._padding import LaneMask
 
 
 def _is_net(node: object) -> bool:

@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from ..config._checks import Check, ConfigError, check_group
-from ..config._keys import OPTIMIZER_SETTINGS, SHARED_SETTINGS
+from ..config._optimizer_keys import OPTIMIZER_SETTINGS, SHARED_SETTINGS
 
 
 @dataclass(frozen=True)

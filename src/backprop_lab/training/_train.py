@@ -65,6 +65,28 @@ def _epoch_permutation(key: Array, epoch: Array, n: int) -> Array:
     return jax.random.permutation(jax.random.fold_in(key, epoch), n)
 
 
+def _minibatch(
+    x: Array, y: Array, key: Array, i: Array, perm: Array, batch_size: int | None, per_epoch: int
+) -> tuple[Array, Array, Array]:
+    """Step ``i``'s minibatch and the epoch's permutation carried to the next step (traceable).
+
+    The batches are those of batch_indices, but the epoch's permutation (a sort
+    of n random keys, costlier than a small network's whole step) is drawn once
+    per epoch and carried, not redrawn every step."""
+    if batch_size is None:
+        return x, y, perm
+    n = x.shape[0]
+    if per_epoch == 1:  # every step is an epoch of its own
+        order = _epoch_permutation(key, i, n)
+    else:
+        perm = jax.lax.cond(
+            i % per_epoch == 0, lambda: _epoch_permutation(key, i // per_epoch, n), lambda: perm
+        )
+        order = perm
+    idx = jax.lax.dynamic_slice_in_dim(order, (i % per_epoch) * batch_size, batch_size)
+    return x[idx], y[idx], perm
+
+
 def scan_steps(
     model: MLP,
     opt_state: optax.OptState,
@@ -94,23 +116,9 @@ def scan_steps(
     n = x.shape[0]
     per_epoch = 1 if batch_size is None else n // batch_size
 
-    # The batches are those of batch_indices, but the epoch's permutation (a sort
-    # of n random keys, costlier than a small network's whole step) is drawn once
-    # per epoch and carried, not redrawn every step.
     def step(carry, i):
         model, opt_state, perm = carry
-        if batch_size is None:
-            xb, yb = x, y
-        else:
-            if per_epoch == 1:  # every step is an epoch of its own
-                order = _epoch_permutation(key, i, n)
-            else:
-                perm = jax.lax.cond(
-                    i % per_epoch == 0, lambda: _epoch_permutation(key, i // per_epoch, n), lambda: perm
-                )
-                order = perm
-            idx = jax.lax.dynamic_slice_in_dim(order, (i % per_epoch) * batch_size, batch_size)
-            xb, yb = x[idx], y[idx]
+        xb, yb, perm = _minibatch(x, y, key, i, perm, batch_size, per_epoch)
         if batch_sharding is not None:  # data parallel: each device takes its rows of the batch
             xb = jax.lax.with_sharding_constraint(xb, batch_sharding)
             yb = jax.lax.with_sharding_constraint(yb, batch_sharding)

@@ -46,7 +46,8 @@ from backprop_lab.config._keys import LANE_KEYS
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 
-from .vmap_launcher import VmapLauncher, check_max_padding
+from ._programs import check_max_padding, check_vmap_keys
+from .vmap_launcher import VmapLauncher
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ class SlurmVmapLauncher(submitit_launcher.SlurmLauncher):
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         check_max_padding(self.max_padding)  # before anything is submitted, not inside each job
+        check_vmap_keys(self.vmap_keys)
         _require_slurm("slurm_vmap")
         by_key: dict = {}
         for i, overrides in enumerate(job_overrides):

@@ -11,7 +11,7 @@ job of each group composed in full, the others derived from it.
 Jobs whose config is refused run through the app's own task function, which
 records ``config_error``. The others are grouped by everything but the keys in
 ``vmap_keys`` (the learning rate, the seed, the numeric optimizer settings and the
-architecture: ``model.sizes``, ``model.activation``, ``model.init``; networks of
+architecture: ``model.sizes``, ``model.hidden``, ``model.activation``, ``model.init``; networks of
 one group are padded to its largest shape and masked, see docs/architecture-sweeps.md).
 A group whose padding would cost more than ``max_padding`` times its real FLOPs is
 split by shape. The launcher logs one line naming what tells the programs apart and
@@ -22,24 +22,25 @@ writes nothing. An app without ``run_lanes`` (compare, explain) has its jobs
 run one by one, as the basic launcher would.
 """
 
-import copy
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from backprop_lab.config._keys import LANE_KEYS
+
+from ._programs import check_max_padding, check_vmap_keys, programs
+from ._sweep_configs import SweepConfigs
+
+__all__ = ["SweepConfigs", "VmapLauncher", "VmapLauncherConf", "check_max_padding", "check_vmap_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -90,98 +91,6 @@ def _group_key(plain: dict, vmap_keys: Sequence[str]) -> str:
     return json.dumps(plain, sort_keys=True, default=str)
 
 
-class SweepConfigs:
-    """``load_sweep_config`` of Hydra's config loader for jobs that differ in ``vmap_keys``.
-
-    The first job of a group (the jobs whose overrides differ only in the values
-    of ``vmap_keys``) is composed as Hydra composes it; every other job's config
-    is a copy of that one with its own values applied as Hydra applies a
-    command-line override, and its ``hydra.overrides.task`` and
-    ``hydra.job.override_dirname`` made from its own overrides: the config
-    Hydra would compose, at the cost of a copy. A job with any other difference
-    (a config group, ``+key``, ``~key``, a Hydra key) is composed in full.
-
-    Hydra's sweeper asks for every job's config to validate a batch and drops
-    it; the launcher then asks for the same configs. So a config is kept after
-    it is made, and the next request with the same overrides gets that object
-    (once) instead of a new copy.
-    """
-
-    def __init__(self, compose, repository, vmap_keys: Sequence[str]) -> None:
-        self.compose, self.repository = compose, repository
-        self.vmap_keys = set(vmap_keys)
-        self.parser = OverridesParser.create()
-        self.parsed: dict[str, Override] = {}
-        self.bases: dict = {}
-        self.groups: dict = {}
-        self.made: dict = {}
-
-    def _parse(self, line: str) -> Override:
-        """One override parsed as Hydra parses it, each distinct line once (a sweep's jobs share
-        most of theirs); an Override is not changed once parsed."""
-        if line not in self.parsed:
-            (self.parsed[line],) = self.parser.parse_overrides([line])
-        return self.parsed[line]
-
-    def _varies(self, o: Override) -> bool:
-        if not (
-            o.key_or_group in self.vmap_keys
-            and o.type == OverrideType.CHANGE
-            and o.value_type == ValueType.ELEMENT
-            and o.package is None
-            and not o.is_hydra_override()
-        ):
-            return False
-        if o.key_or_group not in self.groups:
-            self.groups[o.key_or_group] = self.repository.group_exists(o.key_or_group)
-        return not self.groups[o.key_or_group]
-
-    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        asked = (id(master_config), tuple(sweep_overrides))
-        if asked in self.made:
-            return self.made.pop(asked)
-        self.made[asked] = cfg = self._make(master_config, sweep_overrides)
-        return cfg
-
-    def _make(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        from backprop_lab.compat._hydra import overrides_dirname
-
-        parsed = [self._parse(line) for line in sweep_overrides]
-        varies = [self._varies(o) for o in parsed]
-        key = (
-            id(master_config),
-            tuple(o.key_or_group if v else o.input_line for o, v in zip(parsed, varies)),
-        )
-        base = self.bases.get(key)
-        if base is None:
-            cfg = self.compose(master_config, list(sweep_overrides))
-            self.bases[key] = copy.deepcopy(cfg)
-            return cfg
-        cfg = copy.deepcopy(base)
-        for o, v in zip(parsed, varies):  # key=value of a key the base config has (see _varies)
-            if v:
-                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
-        app = [o for o in parsed if not o.is_hydra_override()]
-        names = cfg.hydra.job.config.override_dirname
-        cfg.hydra.overrides.task = [o.input_line for o in app]
-        cfg.hydra.job.override_dirname = overrides_dirname(
-            app, kv_sep=names.kv_sep, item_sep=names.item_sep, exclude_keys=names.exclude_keys
-        )
-        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
-        return cfg
-
-
-def check_max_padding(max_padding: object) -> None:
-    """Exit 2 with one line, before any job, unless ``max_padding`` is a number >= 1."""
-    if not (isinstance(max_padding, (int, float)) and not isinstance(max_padding, bool) and max_padding >= 1):
-        log.error(
-            "hydra.launcher.max_padding=%s: expected a number >= 1, e.g. 4 (1 gives every model.sizes "
-            "its own program)",
-            max_padding,
-        )
-        sys.exit(2)
-
-
 class VmapLauncher(Launcher):
     def __init__(self, vmap_keys: Sequence[str] = LANE_KEYS, max_padding: float = 4.0) -> None:
         super().__init__()
@@ -225,6 +134,7 @@ class VmapLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         check_max_padding(self.max_padding)
+        check_vmap_keys(self.vmap_keys)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
         jobs = []
@@ -253,7 +163,8 @@ class VmapLauncher(Launcher):
             else:  # the app's own task records the config error, as under any launcher
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 returns[idx] = self._run(self.task_function, cfg)
-        for group in _programs(list(groups.values()), list(groups), self.max_padding):
+        sizes = {idx: tuple(exp.model.sizes) for idx, exp in built.items() if exp is not None}
+        for group in programs(list(groups.values()), list(groups), self.max_padding, sizes):
             lanes: list[tuple] = []
             rets: list[JobReturn] = []
             for idx, overrides, _ in group:
@@ -264,78 +175,12 @@ class VmapLauncher(Launcher):
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
                 values = run_lanes(lanes)  # each lane's return value, as the app's task gives it
             except SystemExit:  # a signal: every job directory made says so
-                _interrupted([lane[1] for lane in lanes])
+                _interrupted([out for out in map(_job_dir, (cfg for _, _, cfg in group)) if out is not None])
                 raise
             for (idx, _, _), ret, value in zip(group, rets, values):
                 ret.return_value = value
                 returns[idx] = ret
         return [returns[idx] for idx, _, _ in jobs]
-
-
-def _flat(node: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in node.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _labels(keys: Sequence[str]) -> list[str]:
-    """Per group (its config minus the lane keys, as JSON), the values that tell it from the
-    others: ``data.name=moons``."""
-    flat = [_flat(json.loads(k)) for k in keys]
-    names = sorted({n for f in flat for n in f})
-    differ = [n for n in names if len({json.dumps(f.get(n, "<none>"), default=str) for f in flat}) > 1]
-    return [
-        " ".join(f"{n}={json.dumps(f.get(n), default=str)}".replace('"', "") for n in differ) for f in flat
-    ]
-
-
-def _sizes(cfg: DictConfig) -> tuple[int, ...]:
-    return tuple(int(w) for w in cfg.model.sizes)
-
-
-def _ratio(jobs: list) -> float:
-    from backprop_lab.training._masked import padding_ratio
-
-    try:
-        return padding_ratio([_sizes(cfg) for _, _, cfg in jobs])
-    except ValueError:  # widths that cannot share a program (no such job passes its checks)
-        return float("inf")
-
-
-def _programs(groups: list[list], keys: Sequence[str], max_padding: float) -> list[list]:
-    """The groups of jobs as programs, a group whose padding costs more than ``max_padding``
-    times its real FLOPs split by ``model.sizes``; logs what tells the programs apart and
-    each program's padded/real FLOPs."""
-    programs: list[tuple[list, str, float]] = []
-    for jobs, label in zip(groups, _labels(keys)):
-        ratio = _ratio(jobs)
-        if ratio <= max_padding:
-            programs.append((jobs, label, ratio))
-            continue
-        shapes: dict = {}
-        for job in jobs:
-            shapes.setdefault(_sizes(job[2]), []).append(job)
-        log.info(
-            "padding %s to one shape would cost %.2fx its real FLOPs, more than max_padding=%g: "
-            "one program per model.sizes",
-            label or "the jobs",
-            ratio,
-            max_padding,
-        )
-        for sizes, part in shapes.items():
-            programs.append((part, f"{label} model.sizes={list(sizes)}".strip(), 1.0))
-    n = sum(len(jobs) for jobs, _, _ in programs)
-    labels = ", ".join(label for _, label, _ in programs) if len(programs) > 1 else ""
-    log.info(
-        "%d jobs as %d program%s%s", n, len(programs), "s" * (len(programs) != 1), labels and f": {labels}"
-    )
-    for i, (jobs, _, ratio) in enumerate(programs):
-        log.info("program %d: %d lanes, padded/real FLOPs %.3g", i + 1, len(jobs), ratio)
-    return [jobs for jobs, _, _ in programs]
 
 
 def _checked(cfg: DictConfig, names_hydra: bool):
@@ -346,7 +191,8 @@ def _checked(cfg: DictConfig, names_hydra: bool):
     uses Hydra's resolver (``names_hydra``) is resolved against its own job's Hydra node, as
     its task would resolve it; the others need no Hydra node (setting it copies the node)."""
     from backprop_lab.apps._hydra import setup_jax
-    from backprop_lab.runs._experiment import ConfigError, build_experiment, plain_config
+    from backprop_lab.runs._config import plain_config
+    from backprop_lab.runs._experiment import ConfigError, build_experiment
 
     if names_hydra:
         HydraConfig.instance().set_config(cfg)
@@ -358,8 +204,15 @@ def _checked(cfg: DictConfig, names_hydra: bool):
         return None
 
 
+def _job_dir(cfg: DictConfig) -> Path | None:
+    """The job's output directory once Hydra's ``run_job`` has set it (before it makes the
+    directory); None for a job not set up yet."""
+    out = OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None, throw_on_missing=False)
+    return None if out is None else Path(str(out))
+
+
 def _interrupted(outs: Sequence[Path]) -> None:
-    from backprop_lab.apps.cli import record_interrupted
+    from backprop_lab.apps._interrupted import record_interrupted
 
     for out in outs:
         record_interrupted(out, "train", runs=True)
