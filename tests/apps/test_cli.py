@@ -235,13 +235,13 @@ def test_a_sweep_too_large_to_list_is_refused_before_it_is_listed(tmp_path: Path
     """Checked from the command line (backprop-lab) and in the apps' callback (experiments/*.py,
     whose overrides go to Hydra unchecked): one line, exit status 2, no sweep directory."""
     from backprop_lab.apps.callbacks import RunDirCallback
-    from backprop_lab.apps.cli import UsageError, _compose, check_app_overrides
+    from backprop_lab.apps._compose import UsageError, check_app_overrides, compose
 
     sweep = tmp_path / "sweep"
     argv = ["seed=range(0,1000)", "optimizer.lr=range(0,101)", f"hydra.sweep.dir={sweep}"]
     with pytest.raises(UsageError, match=r"^a sweep of 101,000 jobs \(seed=range\(0,1000\): 1,000 values"):
         check_app_overrides("train", ["-m", *argv])
-    cfg = _compose("compare", ["seed=range(0,200000000)", f"hydra.sweep.dir={sweep}"], multirun=True)
+    cfg = compose("compare", ["seed=range(0,200000000)", f"hydra.sweep.dir={sweep}"], multirun=True)
     with pytest.raises(SystemExit) as stopped:
         RunDirCallback().on_multirun_start(cfg)
     assert stopped.value.code == 2 and not sweep.exists()
@@ -285,14 +285,14 @@ def test_a_sweep_its_launcher_or_sweeper_cannot_run_is_one_line(
     the machine hangs) and a batch size of 0 (the basic sweeper's assertion), from the command
     line and in the callback, before anything starts."""
     from backprop_lab.apps.callbacks import RunDirCallback
-    from backprop_lab.apps.cli import UsageError, _compose, check_app_overrides
+    from backprop_lab.apps._compose import UsageError, check_app_overrides, compose
 
     sweep = tmp_path / "sweep"
     argv = ["hydra/launcher=parallel", override, "seed=0,1", f"hydra.sweep.dir={sweep}"]
     with pytest.raises(UsageError, match=f"^{re.escape(override)}: {says}"):
         check_app_overrides("train", ["-m", *argv])
     with pytest.raises(SystemExit) as stopped:
-        RunDirCallback().on_multirun_start(_compose("train", argv, multirun=True))
+        RunDirCallback().on_multirun_start(compose("train", argv, multirun=True))
     (line,) = capsys.readouterr().err.splitlines()
     assert stopped.value.code == 2 and f"{override}:" in line and not sweep.exists()
 
