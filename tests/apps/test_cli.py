@@ -234,8 +234,8 @@ def test_wheel_carries_the_configs_and_the_command(tmp_path: Path) -> None:
 def test_a_sweep_too_large_to_list_is_refused_before_it_is_listed(tmp_path: Path, capsys) -> None:
     """Checked from the command line (backprop-lab) and in the apps' callback (experiments/*.py,
     whose overrides go to Hydra unchecked): one line, exit status 2, no sweep directory."""
-    from backprop_lab.apps.callbacks import RunDirCallback
     from backprop_lab.apps._compose import UsageError, check_app_overrides, compose
+    from backprop_lab.apps.callbacks import RunDirCallback
 
     sweep = tmp_path / "sweep"
     argv = ["seed=range(0,1000)", "optimizer.lr=range(0,101)", f"hydra.sweep.dir={sweep}"]
@@ -284,8 +284,8 @@ def test_a_sweep_its_launcher_or_sweeper_cannot_run_is_one_line(
     """n_jobs=0 (joblib's traceback), more workers than the machine holds (loky starts them all:
     the machine hangs) and a batch size of 0 (the basic sweeper's assertion), from the command
     line and in the callback, before anything starts."""
-    from backprop_lab.apps.callbacks import RunDirCallback
     from backprop_lab.apps._compose import UsageError, check_app_overrides, compose
+    from backprop_lab.apps.callbacks import RunDirCallback
 
     sweep = tmp_path / "sweep"
     argv = ["hydra/launcher=parallel", override, "seed=0,1", f"hydra.sweep.dir={sweep}"]
