@@ -27,9 +27,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scale")]
 
 
 def _env(devices: int | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    """The suite's environment (its XLA options, tests/conftest.py) with ``devices`` host CPU
+    devices; every process compared runs under the same options."""
+    env = dict(os.environ)
     if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = (
+            f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+        )
     return env
 
 
