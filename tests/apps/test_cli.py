@@ -255,7 +255,7 @@ def test_a_cache_directory_that_cannot_be_one_is_one_warning(tmp_path: Path, cap
     import jax
     from omegaconf import OmegaConf
 
-    from backprop_lab.apps._hydra import setup_jax, usable_cache
+    from backprop_lab.apps._jax_setup import setup_jax, usable_cache
 
     (tmp_path / "file").write_text("mine")
     before = jax.config.jax_compilation_cache_dir

@@ -44,11 +44,11 @@ def main(out: Path, kind: str, devices: str, *dist: str) -> None:
             for i, lr in enumerate(lrs)
         ]
 
-    from backprop_lab.apps import _hydra as _apps
+    from backprop_lab.apps import _jax_setup
     from backprop_lab.runs._engine import RunSpec, run_experiments
     from backprop_lab.runs._experiment import build_experiment
 
-    _apps.setup_jax(cfgs[0])
+    _jax_setup.setup_jax(cfgs[0])
     import jax
     import numpy as np
 

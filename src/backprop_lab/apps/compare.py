@@ -182,12 +182,13 @@ def compare(cfg: DictConfig | dict, out_dir: str | Path | None = None) -> dict:
     """
     from backprop_lab import check_grads
     from backprop_lab.apps import _hydra as apps
+    from backprop_lab.apps import _jax_setup
     from backprop_lab.runs._config import plain_config
     from backprop_lab.runs._model import build_model
 
     cfg = plain_config(cfg)
     batch, repeats, numerical = _check_config(cfg)
-    apps.setup_jax(cfg)  # float64 switched on before anything is built
+    _jax_setup.setup_jax(cfg)  # float64 switched on before anything is built
     model = build_model(cfg)
     x, y = _examples(cfg, model.sizes, batch)
     report = check_grads(model, x, y, cfg["loss"], numerical=numerical)

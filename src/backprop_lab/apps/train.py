@@ -36,10 +36,11 @@ def train(cfg: DictConfig, out_dir: str | Path | None = None) -> dict | None:
         RunInterrupted: SIGINT, SIGTERM or SIGHUP ended the run (its files say so).
     """
     from backprop_lab.apps import _hydra as apps
+    from backprop_lab.apps import _jax_setup
     from backprop_lab.runs._engine import RunSpec, run_experiments
     from backprop_lab.runs._experiment import build_experiment
 
-    apps.setup_jax(cfg)
+    _jax_setup.setup_jax(cfg)
     exp = build_experiment(cfg)
     out = Path(out_dir) if out_dir is not None else apps.output_dir()
     refuse = "skip" if apps.in_multirun() else "raise"
@@ -57,11 +58,12 @@ def train_lanes(jobs) -> list[float | None]:
     experiment when the launcher built it already, or None. A signal ends the sweep as it
     ends a run: the lanes record ``status: "interrupted"``, the exit status is 128 + n."""
     from backprop_lab.apps import _hydra as apps
+    from backprop_lab.apps import _jax_setup
     from backprop_lab.runs._engine import RunInterrupted, RunSpec, run_experiments
     from backprop_lab.runs._experiment import ConfigError, build_experiment
     from backprop_lab.training._masked import padding_ratio
 
-    apps.setup_jax(jobs[0][0])
+    _jax_setup.setup_jax(jobs[0][0])
     specs = [
         RunSpec(build_experiment(cfg) if exp is None else exp, Path(out), files, name, log_file)
         for cfg, out, files, name, log_file, exp in jobs
@@ -86,12 +88,13 @@ def task(cfg: DictConfig) -> float | None:
     """One job; returns its objective: the summary's ``optimized_metric``, the worst value
     for the sweep's direction when the run did not complete, None when the key is null."""
     from backprop_lab.apps import _hydra as apps
+    from backprop_lab.apps import _jax_setup
     from backprop_lab.files._checkpoint import CheckpointError
     from backprop_lab.files._rundir import RunDirError
     from backprop_lab.runs._engine import RunInterrupted
     from backprop_lab.runs._experiment import ConfigError
 
-    apps.quiet_backend_probe()
+    _jax_setup.quiet_backend_probe()
     try:
         return apps.job_objective(train(cfg), cfg)
     except ConfigError as err:

@@ -190,7 +190,7 @@ def _checked(cfg: DictConfig, names_hydra: bool):
     The config is resolved once, for both JAX's settings and the experiment. A config that
     uses Hydra's resolver (``names_hydra``) is resolved against its own job's Hydra node, as
     its task would resolve it; the others need no Hydra node (setting it copies the node)."""
-    from backprop_lab.apps._hydra import setup_jax
+    from backprop_lab.apps._jax_setup import setup_jax
     from backprop_lab.runs._config import plain_config
     from backprop_lab.runs._experiment import ConfigError, build_experiment
 
