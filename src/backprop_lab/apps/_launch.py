@@ -26,7 +26,8 @@ def check_launcher(launcher) -> None:
     if isinstance(n_jobs, int) and (n_jobs == 0 or n_jobs > most):
         raise ValueError(
             f"hydra.launcher.n_jobs={n_jobs}: expected 1 to {most} jobs at a time ({WORKERS_PER_CORE} "
-            f"per core of this machine's {os.cpu_count() or 1}), or -1 for one per core"
+            f"per core of this machine's {os.cpu_count() or 1}), or a negative number as joblib counts "
+            "them (-1: one per core, -2: all cores but one)"
         )
 
 
