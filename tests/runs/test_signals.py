@@ -9,6 +9,7 @@ files byte for byte), the signal's number, and the summary a stopped run must le
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from backprop_lab.files._rundir import RunDir, RunDirError
 from backprop_lab.runs._config import check_distributed
 from backprop_lab.runs._engine import RunSpec, run_experiments
 from backprop_lab.runs._experiment import ConfigError, build_experiment
+from backprop_lab.runs._signals import Interrupted, Signals
 from helpers.train_app import ROOT, SLOW, TRAIN, app, cfg_of
 
 LANES = ("data=moons", "data.n_samples=200", "model.sizes=[2,8,2]", "batch_size=50", "log_every=1")
@@ -90,6 +92,25 @@ def test_a_lane_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(tmp_path, 
         assert _state(killed / lane) == _state(straight / lane), f"lane {lane}"
 
 
+def test_a_second_signal_while_the_first_is_said_stops_once_its_line_is_whole():
+    said = []
+
+    class SecondSignalMidLine(logging.Handler):  # the second signal cuts the first one's write
+        def emit(self, record: logging.LogRecord) -> None:
+            signal.raise_signal(signal.SIGINT)
+            said.append(record.getMessage())
+
+    logger, handler = logging.getLogger("backprop_lab.run"), SecondSignalMidLine()
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(Interrupted) as stop, Signals():
+            signal.raise_signal(signal.SIGHUP)
+    finally:
+        logger.removeHandler(handler)
+    assert stop.value.code == 128 + signal.SIGHUP
+    assert said == ["SIGHUP received: stopping after the current chunk (again to stop at once)"]
+
+
 # --- real processes, real signals, sent at moments the run's own files mark ----------------
 
 
@@ -101,7 +122,9 @@ def _signalled(
     args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path
 ) -> subprocess.CompletedProcess:
     """The app run with ``args``; once ``ready(output so far)`` holds, ``signals`` sent one after
-    the other; its exit status and whole output (when every process writing it has ended)."""
+    the other, each once the app has said it received the one before (two signals sent at once
+    may reach the process in either order); its exit status and whole output (when every
+    process writing it has ended)."""
     log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -110,7 +133,10 @@ def _signalled(
     deadline = time.monotonic() + 300
     while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.005)
-    for sig in signals:
+    for before, sig in zip((None, *signals), signals):
+        said = f"{signal.Signals(before).name} received" if before else ""
+        while proc.poll() is None and said not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.001)
         proc.send_signal(sig)
     proc.wait(timeout=300)
     _ended(log)
@@ -184,6 +210,8 @@ def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_t
         run = tmp_path / name
         result = _signalled([f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path)
         _clean(result, 128 + signals[0])
+        if name != "startup":  # the engine runs: it says which signal stops it
+            assert f"{signal.Signals(signals[0]).name} received" in result.stdout, name
         assert _status(run) == "interrupted", name
         app.train(cfg_of(*SLOW, "resume=true"), out_dir=run)
         assert _status(run) == "completed", name

@@ -102,6 +102,8 @@ class Signals:
     def __init__(self) -> None:
         self.received: int | None = None
         self._old: dict[int, Any] = {}  # signal → its handler before (signal.signal's answer)
+        self._saying = False  # the first signal's line is being written
+        self._again = False  # a second signal came meanwhile
 
     def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
@@ -117,13 +119,24 @@ class Signals:
         _idle.set()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        """A handler may run inside another (a write the first signal's line makes is cut
+        short by the second, which Python then handles at once): a second signal that
+        comes while the first one's line is written stops once that line is whole."""
         if self.received is not None:
+            if not self._saying:
+                raise Interrupted(self.received)
+            self._again = True
+            return
+        self.received, self._saying = signum, True
+        try:
+            log.warning(
+                "%s received: stopping after the current chunk (again to stop at once)",
+                signal.Signals(signum).name,
+            )
+        finally:
+            self._saying = False
+        if self._again:
             raise Interrupted(self.received)
-        self.received = signum
-        log.warning(
-            "%s received: stopping after the current chunk (again to stop at once)",
-            signal.Signals(signum).name,
-        )
 
 
 _watching = False
