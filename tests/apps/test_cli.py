@@ -131,6 +131,8 @@ def test_unknown_command_and_bad_overrides_are_one_line_and_status_2(tmp_path: P
         (["train", "data=nope"], "Available options in 'data': and, circles"),
         (["train", "-m", "data=xor,nope", "model.sizes=[2,4,1]"], "Could not find 'data/nope'"),
         (["compare", "model.sizes=[2,"], "model.sizes=[2,"),
+        (["train", "--cfg", "nope"], "argument --cfg/-c: invalid choice: 'nope'"),  # Hydra: its usage
+        (["explain", "epochs=1", "--bogus"], "unrecognized arguments: --bogus"),
     ):
         result = cli(*args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr[-2000:])
@@ -139,6 +141,24 @@ def test_unknown_command_and_bad_overrides_are_one_line_and_status_2(tmp_path: P
             lines
         )
         assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_flags_after_overrides_read_as_flags_first(tmp_path: Path) -> None:
+    """Hydra's parser takes the overrides as one run of words (``seed=1 -m lr=...`` is its usage
+    message): the words are read as Hydra reads them with the flags first."""
+    from backprop_lab.apps._compose import UsageError, check_app_overrides, flags_first, hydra_args
+    from backprop_lab.compat._hydra import args_parser
+
+    words = ["seed=1", "-m", "optimizer.lr=0.1,0.2", "--cfg", "job", "epochs=2"]
+    first = ["-m", "--cfg", "job", "seed=1", "optimizer.lr=0.1,0.2", "epochs=2"]
+    assert flags_first(words) == first
+    assert vars(hydra_args(words)) == vars(args_parser().parse_args(first))
+    check_app_overrides("train", words[:3])
+    with pytest.raises(UsageError, match="Could not override 'optimizer.lrr'"):  # after -m: composed
+        check_app_overrides("train", ["seed=1", "-m", "optimizer.lrr=0.1,0.2"])
+    shown = cli("train", "seed=7", "--cfg", "job", "epochs=3", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "\nseed: 7\n" in shown.stdout and "\nepochs: 3\n" in shown.stdout
 
 
 @pytest.mark.slow

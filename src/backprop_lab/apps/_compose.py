@@ -7,14 +7,24 @@ is several lines and exit status 1. Imports no Hydra until a function is called.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ..runs._signals import Interrupted
 from ._launch import check_sweep
 
-__all__ = ["UsageError", "one_line", "compose", "composed_yaml", "check_app_overrides"]
+__all__ = [
+    "UsageError",
+    "one_line",
+    "compose",
+    "composed_yaml",
+    "check_app_overrides",
+    "flags_first",
+    "hydra_args",
+]
 
 
 class UsageError(Exception):
@@ -92,23 +102,59 @@ def composed_yaml(name: str, overrides: Sequence[str], multirun: bool) -> str:
     return OmegaConf.to_yaml(cfg)
 
 
+def hydra_args(argv: Sequence[str]) -> argparse.Namespace:
+    """A Hydra app's command line read as Hydra reads it (``args.overrides``, ``args.multirun``,
+    ...), its flags anywhere; raises :class:`UsageError` with argparse's one line where Hydra
+    would print its usage message."""
+    from ..compat._hydra import args_parser
+
+    def refuse(message: str) -> NoReturn:
+        raise UsageError(message)
+
+    parser = args_parser()
+    parser.error = refuse  # type: ignore[method-assign]  # argparse's hook for its messages
+    try:
+        args, unknown = parser.parse_known_intermixed_args(list(argv))
+    except Interrupted:
+        raise  # a signal while Hydra is imported: not a command line to leave to Hydra
+    if unknown:
+        refuse(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def flags_first(argv: Sequence[str]) -> list[str]:
+    """A Hydra app's command line with its flags (``-m``, ``--cfg job``, ...) ahead of the
+    overrides, in their orders: Hydra's parser takes the overrides only as one run of words,
+    so ``seed=1 -m optimizer.lr=0.1,0.2`` would be a usage error (overrides never start
+    with ``-``, so the words mean the same in either order). A command line Hydra cannot
+    read is left as it is, for Hydra to say so.
+
+    >>> flags_first(["seed=1", "-m", "optimizer.lr=0.1,0.2", "--cfg", "job"])
+    ['-m', '--cfg', 'job', 'seed=1', 'optimizer.lr=0.1,0.2']
+    """
+    try:
+        overrides = list(hydra_args(argv).overrides)
+    except UsageError:
+        return list(argv)
+    flags = list(argv)
+    for override in overrides:
+        flags.remove(override)
+    return flags + overrides
+
+
 def check_app_overrides(name: str, argv: Sequence[str]) -> None:
     """Raise :class:`UsageError` when Hydra cannot compose the config ``argv`` asks for.
 
     The overrides compose as Hydra composes them before it launches; in a sweep of
     the basic sweeper, also the first job, and that job with each other option of
     each swept group (a misspelt option in a list of options fails its job only, after
-    the jobs before it ran). Command lines Hydra reads differently (``--config-dir``,
+    the jobs before it ran). A command line Hydra cannot read is one line too (where Hydra
+    prints its usage). Command lines Hydra reads differently (``--config-dir``,
     ``--experimental-rerun``, ...) are left to Hydra.
     """
-    from ..compat._hydra import args_parser, basic_sweep_jobs
+    from ..compat._hydra import basic_sweep_jobs
 
-    try:
-        args, _ = args_parser().parse_known_args(list(argv))
-    except Interrupted:
-        raise  # a signal while Hydra is imported: not a command line to leave to Hydra
-    except SystemExit:
-        return  # Hydra's own parser will say what is wrong
+    args = hydra_args(argv)
     if (
         args.config_path
         or args.config_name

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..runs._signals import Interrupted, stop_on_signals
-from ._compose import UsageError, check_app_overrides, composed_yaml, one_line
+from ._compose import UsageError, check_app_overrides, composed_yaml, flags_first, one_line
 from ._evaluate import data_overrides, evaluate
 from ._help import APPS, app_help
 from ._interrupted import record_interrupted, stopped_dirs
@@ -140,7 +140,7 @@ def _run_app(name: str, argv: list[str], check_overrides: bool) -> int:
 
     configure_cpu()  # CPU options for XLA, set before JAX starts its backend
     app = importlib.import_module(f"backprop_lab.apps.{name}")
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *flags_first(argv)]
     app.main()
     return 0
 
