@@ -317,6 +317,32 @@ def test_a_sweep_its_launcher_or_sweeper_cannot_run_is_one_line(
     assert stopped.value.code == 2 and f"{override}:" in line and not sweep.exists()
 
 
+@pytest.mark.parametrize(
+    ("sweep", "jobs"),
+    [(["seed=0,1,2"], 3), (["hydra/sweeper=optuna", "hydra.sweeper.n_trials=4"], 4)],
+    ids=["basic", "optuna"],
+)
+def test_jobs_that_would_share_one_directory_are_refused_before_any_runs(
+    sweep: list[str], jobs: int, tmp_path: Path, capsys
+) -> None:
+    """A ``hydra.sweep.subdir`` the same for every job: each job after the first was refused,
+    one line apiece, after the first had run, and the sweep ended with status 0."""
+    from backprop_lab.apps._compose import UsageError, check_app_overrides, compose
+    from backprop_lab.apps.callbacks import RunDirCallback
+
+    dirs = [f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    same = f"is the same for each of the {jobs} jobs, which would all write into one directory"
+    with pytest.raises(UsageError, match=f"^hydra.sweep.subdir='same' {same}"):
+        check_app_overrides("train", ["-m", *sweep, "hydra.sweep.subdir=same", *dirs])
+    with pytest.raises(SystemExit) as stopped:
+        RunDirCallback().on_multirun_start(compose("train", [*sweep, "hydra.sweep.subdir=", *dirs], True))
+    assert stopped.value.code == 2 and same in capsys.readouterr().err
+    for subdir in ("${seed}", "lr${optimizer.lr}", "${hydra.job.override_dirname}"):
+        check_app_overrides("train", ["-m", *sweep, f"hydra.sweep.subdir={subdir}", *dirs])
+    check_app_overrides("train", ["-m", "seed=0", "hydra.sweep.subdir=one", *dirs])  # one job
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_signal_while_the_command_line_is_read_ends_the_app() -> None:
     """Ctrl-C while Hydra's parser is imported and run (the first second of every command) is the
     app's Interrupted, not a command line left to Hydra: swallowed, it left Hydra half imported and
