@@ -1,11 +1,13 @@
 """A process of the multi-device and multi-process tests (tests/test_scale.py).
 
-    python tests/scale_worker.py OUT KIND DEVICES [PROCESS_ID NUM_PROCESSES PORT]
+    python tests/helpers/scale_worker.py OUT KIND:DEVICES[,KIND:DEVICES...] [PROCESS_ID NUM_PROCESSES PORT]
 
-KIND is "run" (one data-parallel run of moons) or "sweep" (three lanes: two
-learning rates x ... padded to the device count). Writes OUT/result.json with
-each lane's summary, metrics and final parameters, and the sharding of the
-arrays the compiled program returned.
+KIND is "run" (one data-parallel run of moons) or "sweep" (three lanes: three
+learning rates, padded to the device count); DEVICES is the config's ``devices``.
+Each job, one after another in this process (a process starts JAX, and
+jax.distributed, once), writes OUT/KIND-DEVICES/result{PROCESS}.json with each
+lane's summary, metrics and final parameters, and the sharding of the arrays
+the compiled program returned.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def main(out: Path, kind: str, devices: str, *dist: str) -> None:
+def main(out: Path, jobs: str, *dist: str) -> None:
+    for job in jobs.split(","):
+        kind, devices = job.split(":")
+        run_job(out / f"{kind}-{devices}", kind, devices, *dist)
+
+
+def run_job(out: Path, kind: str, devices: str, *dist: str) -> None:
     overrides = [
         "jax_cache_dir=null",
         "data=moons",
