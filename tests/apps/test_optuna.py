@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,6 @@ TINY = (
     "log_every=1",
     "hydra.sweeper.n_jobs=2",
 )
-LAUNCHERS = {"basic": [], "vmap": ["hydra/launcher=vmap"]}
 
 
 @pytest.fixture(autouse=True)
@@ -74,70 +74,103 @@ def _jobs(sweep_dir: Path) -> list[tuple[dict, dict]]:
     return jobs
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("launcher", LAUNCHERS)
-def test_best_value_is_the_best_trials_summary_metric(tmp_path, launcher):
-    """Four trials over a log-scaled learning rate, two per batch, minimizing the test loss."""
-    sweep = tmp_path / "sweep"
-    _sweep(
+#: The sweep of each launcher: its launcher, its direction and the metric it optimizes. Each
+#: direction under one launcher: a direction the sweep ignored would make the refused trial's
+#: worst value the best one in one of the two.
+STUDIES = {
+    "basic": ([], "minimize", "final_test_loss"),
+    "vmap": (["hydra/launcher=vmap"], "maximize", "test_accuracy"),
+}
+#: a grid of four learning rates, two trials per batch; the config refuses lr=-1.0
+RATES = ("0.001", "0.03", "0.3", "-1.0")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(name, marks=pytest.mark.xdist_group(f"optuna-{name}")) for name in STUDIES],
+)
+def study(request, tmp_path_factory) -> dict:
+    """One Optuna sweep per launcher, its trials stored in SQLite; the tests of a launcher
+    share it (one xdist group each)."""
+    launcher, direction, metric = STUDIES[request.param]
+    tmp = tmp_path_factory.mktemp(f"optuna-{request.param}")
+    sweep, db = tmp / "sweep", f"sqlite:///{tmp / 'study.db'}"
+    proc = _sweep(
         sweep,
-        *LAUNCHERS[launcher],
+        *launcher,
+        "hydra/sweeper/sampler=grid",
         "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.sampler.seed=0",
-        "optimized_metric=final_test_loss",
-        "optimizer.lr=tag(log,interval(0.001,0.3))",
+        f"optimized_metric={metric}",
+        f"hydra.sweeper.direction={direction}",
+        f"hydra.sweeper.storage={db}",
+        "hydra.sweeper.study_name=t",
+        f"optimizer.lr=choice({','.join(RATES)})",
     )
+    return {
+        "launcher": request.param,
+        "direction": direction,
+        "metric": metric,
+        "sweep": sweep,
+        "db": db,
+        "log": proc.stdout + proc.stderr,
+    }
+
+
+@pytest.mark.slow
+def test_best_value_is_the_best_trials_summary_metric(study):
+    """Four trials over the grid, two per batch; the refused one counts as the worst."""
+    sweep, metric = study["sweep"], study["metric"]
     jobs = _jobs(sweep)
     assert len(jobs) == 4
-    values = [s["final_test_loss"] if s["status"] == "completed" else math.inf for _, s in jobs]
-    best = min(range(4), key=values.__getitem__)
+    worst = math.inf if study["direction"] == "minimize" else -math.inf
+    values = [s[metric] if s["status"] == "completed" else worst for _, s in jobs]
+    best = (min if study["direction"] == "minimize" else max)(values)
+    assert best not in (math.inf, -math.inf)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert results["best_value"] == pytest.approx(values[best], rel=1e-12)
-    assert results["best_params"]["optimizer.lr"] == pytest.approx(float(jobs[best][0]["optimizer.lr"]))
-    if launcher == "vmap":
-        assert all(s["launcher"] == "vmap" for _, s in jobs)
+    assert results["best_value"] == pytest.approx(best, rel=1e-12)
+    # the best parameters are a best trial's (test accuracies may tie)
+    assert results["best_params"]["optimizer.lr"] in [
+        pytest.approx(float(o["optimizer.lr"])) for (o, _), v in zip(jobs, values) if v == best
+    ]
+    if study["launcher"] == "vmap":
+        assert all(s["launcher"] == "vmap" for _, s in jobs if s["status"] == "completed")
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2's SQLAlchemy 1.4 models
-@pytest.mark.parametrize("launcher", LAUNCHERS)
-def test_a_refused_trial_scores_worst_and_the_sweep_finishes(tmp_path, launcher):
-    """A grid of two trials in one batch, one with a learning rate the config refuses."""
+def test_a_refused_trial_scores_worst_and_the_sweep_finishes(study):
+    """The trial with a learning rate the config refuses scores the worst value of the sweep's
+    direction, and the others run."""
     import optuna
 
-    sweep, db = tmp_path / "sweep", f"sqlite:///{tmp_path / 'study.db'}"
-    proc = _sweep(
-        sweep,
-        *LAUNCHERS[launcher],
-        "hydra/sweeper/sampler=grid",
-        "hydra.sweeper.n_trials=2",
-        "optimized_metric=test_accuracy",
-        "hydra.sweeper.direction=maximize",
-        f"hydra.sweeper.storage={db}",
-        "hydra.sweeper.study_name=t",
-        "optimizer.lr=choice(0.05,-1.0)",
-    )
-    by_status = {s["status"]: (o, s) for o, s in _jobs(sweep)}
-    assert set(by_status) == {"completed", "config_error"}
-    assert "optimizer.lr=-1.0" in by_status["config_error"][1]["error"]
-    overrides, done = by_status["completed"]
-    assert float(overrides["optimizer.lr"]) == 0.05
-    trials = {t.params["optimizer.lr"]: t for t in optuna.load_study(study_name="t", storage=db).trials}
-    assert trials[-1.0].state.name == "COMPLETE" and trials[-1.0].value == -math.inf
-    assert trials[0.05].value == pytest.approx(done["test_accuracy"], rel=1e-12)
-    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert results["best_value"] == pytest.approx(done["test_accuracy"], rel=1e-12)
+    sweep, metric = study["sweep"], study["metric"]
+    jobs = _jobs(sweep)
+    refused = [s for _, s in jobs if s["status"] == "config_error"]
+    done = {float(o["optimizer.lr"]): s for o, s in jobs if s["status"] == "completed"}
+    assert len(refused) == 1 and "optimizer.lr=-1.0" in refused[0]["error"]
+    assert sorted(done) == sorted(float(r) for r in RATES if r != "-1.0")
+    trials = {
+        t.params["optimizer.lr"]: t for t in optuna.load_study(study_name="t", storage=study["db"]).trials
+    }
+    worst = math.inf if study["direction"] == "minimize" else -math.inf
+    assert trials[-1.0].state.name == "COMPLETE" and trials[-1.0].value == worst
+    for lr, summary in done.items():
+        assert trials[lr].state.name == "COMPLETE"
+        assert trials[lr].value == pytest.approx(summary[metric], rel=1e-12)
     # the sweep's log: Optuna's lines in Hydra's plain format, no database set-up, no TPU probe
-    log = proc.stdout + proc.stderr
+    log = study["log"]
     assert "A new study created in RDB" in log  # Optuna's own line, kept
     assert "\x1b[" not in log and "setup plugin" not in log and "Unable to initialize backend" not in log
-    if launcher == "vmap":  # a lane's log file holds its banner and epoch lines, not only its end
-        (job_log,) = [p.parent / "train.log" for p in sweep.glob("*/checkpoint.eqx")]
-        lines = job_log.read_text().splitlines()
-        assert "training: data moons" in lines[0]
-        assert [line.split(" - ", 1)[1].split("  step")[0] for line in lines[1:4]] == [
-            f"epoch {e}/3" for e in (1, 2, 3)
-        ]
+    if study["launcher"] == "vmap":  # a lane's log file holds its banner and epoch lines, not only its end
+        job_logs = [p.parent / "train.log" for p in sweep.glob("*/checkpoint.eqx")]
+        assert len(job_logs) == len(done)
+        for job_log in job_logs:
+            lines = job_log.read_text().splitlines()
+            # its program's banner: one lane's, or the batch's two lanes'
+            assert re.search(r" - training( 2 lanes as one program)?: data moons", lines[0]), lines[0]
+            assert [line.split(" - ", 1)[1].split("  step")[0] for line in lines[1:4]] == [
+                f"epoch {e}/3" for e in (1, 2, 3)
+            ]
 
 
 @pytest.mark.parametrize(
