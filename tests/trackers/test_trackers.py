@@ -486,13 +486,11 @@ def _tensorboard_runs(logdir: Path) -> dict:
     return {run: [(e.step, e.value) for e in events.Scalars(run, "loss")] for run in events.Runs()}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("logger", ["[mlflow,tensorboard]", "[csv,wandb]"])
-def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
-    """A sweep started from a directory: MLflow's runs in one experiment of the store there,
-    TensorBoard's readable over the sweep directory, each named by its overrides; the sweep's
-    summary counts its jobs only."""
-    sweep = tmp_path / "multirun" / "lr"
+@pytest.fixture(scope="module")
+def tracked_sweep(tmp_path_factory) -> Path:
+    """A vmapped sweep of two jobs with every tracker at once, started from a directory of its
+    own (MLflow's store is there); returns that directory."""
+    launch = tmp_path_factory.mktemp("tracked_sweep")
     result = subprocess.run(
         [
             sys.executable,
@@ -501,16 +499,28 @@ def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
             *TINY,
             "optimizer.lr=0.01,0.1",
             "hydra/launcher=vmap",
-            f"logger={logger}",
+            "logger=[mlflow,tensorboard,csv,wandb]",
             "hydra.sweep.dir=multirun/lr",
             "jax_cache_dir=null",
         ],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=launch,
         timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return launch
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("tracked_sweep")
+@pytest.mark.parametrize("loggers", ["[mlflow,tensorboard]", "[csv,wandb]"])
+def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(loggers, tracked_sweep):
+    """A sweep started from a directory: MLflow's runs in one experiment of the store there,
+    TensorBoard's readable over the sweep directory, each named by its overrides; the sweep's
+    summary counts its jobs only. One sweep with the four trackers serves both cases."""
+    tmp_path = tracked_sweep
+    sweep = tmp_path / "multirun" / "lr"
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert len(jobs) == 2
     names = {}
@@ -518,7 +528,7 @@ def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
         files = _files(job)
         assert files["summary"]["launcher"] == "vmap" and files["summary"]["lanes"] == 2
         names[job.name] = f"optimizer.lr={files['config']['optimizer']['lr']}"
-        if logger == "[csv,wandb]":
+        if loggers == "[csv,wandb]":
             _check_csv(job, files)
             _check_wandb(job, files)
         else:
@@ -531,7 +541,7 @@ def test_each_lane_of_a_vmapped_sweep_has_its_own_tracker_run(logger, tmp_path):
                 (s, pytest.approx(v, rel=1e-6)) for s, v in sorted(files["losses"].items())
             ]
     assert set(names.values()) == {"optimizer.lr=0.01", "optimizer.lr=0.1"}
-    if logger == "[mlflow,tensorboard]":
+    if loggers == "[mlflow,tensorboard]":
         assert len(_tensorboard_runs(sweep)) == 2
         assert len(_mlflow_runs(_mlflow_client(tmp_path), "multirun/lr")) == 2
         assert summarize(sweep, plot=False).counts == "2 jobs: 2 completed"
