@@ -15,6 +15,7 @@ import yaml
 
 import backprop_lab as bl
 from backprop_lab import load_dataset
+from helpers.train_app import app, cfg_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +124,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
     assert statuses[1e6] == {"diverged"}
     assert statuses[0.1] == statuses[0.01] == {"completed"}
 
-    # A vmapped job ends where the same job run on its own ends.
+    # A vmapped job ends where the same job run on its own (here, in this process) ends.
     job = next(
         j
         for j in jobs
@@ -131,22 +132,7 @@ def test_vmap_launcher_writes_every_job_directory(tmp_path):
         <= set(yaml.safe_load((j / ".hydra" / "overrides.yaml").read_text()))
     )
     single = tmp_path / "single"
-    alone = subprocess.run(
-        [
-            sys.executable,
-            "experiments/train.py",
-            *common,
-            "optimizer=sgd",
-            "optimizer.lr=0.1",
-            "seed=1",
-            f"hydra.run.dir={single}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert alone.returncode == 0, alone.stderr[-3000:]
+    app.train(cfg_of(*common, "optimizer=sgd", "optimizer.lr=0.1", "seed=1"), out_dir=single)
     vmapped = json.loads((job / "summary.json").read_text())["final_train_loss"]
     sequential = json.loads((single / "summary.json").read_text())["final_train_loss"]
     assert vmapped == pytest.approx(sequential, rel=1e-6)
