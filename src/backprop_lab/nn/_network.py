@@ -186,15 +186,19 @@ class MLP(eqx.Module):
                     raise ValueError(f"biases[{l}] has shape {b.shape}; expected ({w.shape[0]},)")
                 _check_finite(f"biases[{l}]", b)
         sizes = (ws[0].shape[1],) + tuple(w.shape[0] for w in ws)
-        # a network of these widths (its activations checked by the constructor), arrays replaced
-        template = cls(
-            sizes,
-            activation,
-            output_activation,
-            False,
-            key=jax.random.PRNGKey(0),
-            init="glorot",
-            dtype=ws[0].dtype,
+        # a network of these widths (its activations checked by the constructor), arrays replaced;
+        # built abstractly (shapes only): drawing initial values, only to replace them, would compile
+        # the random-number programs for every new shape
+        template = jax.eval_shape(
+            lambda: cls(
+                sizes,
+                activation,
+                output_activation,
+                False,
+                key=jax.random.PRNGKey(0),
+                init="glorot",
+                dtype=ws[0].dtype,
+            )
         )
         return eqx.tree_at(
             lambda m: (m.weights, m.biases),
