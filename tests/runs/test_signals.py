@@ -141,16 +141,22 @@ def _lines(path: Path) -> int:
 
 
 def _signalled(
-    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path
+    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path, group: bool = False
 ) -> subprocess.CompletedProcess:
     """The app run with ``args``; once ``ready(output so far)`` holds, ``signals`` sent one after
     the other, each once the app has said it received the one before (two signals sent at once
-    may reach the process in either order); its exit status and whole output (when every
-    process writing it has ended)."""
+    may reach the process in either order), to the app alone or (``group``) to its whole
+    process group, its plot workers too, as SLURM signals a job; its exit status and whole
+    output (when every process writing it has ended)."""
     log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out, env=_with_helpers()
+            [sys.executable, str(TRAIN), *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            env=_with_helpers(),
+            start_new_session=group,
         )
     deadline = time.monotonic() + 300
     while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
@@ -159,7 +165,10 @@ def _signalled(
         said = f"{signal.Signals(before).name} received" if before else ""
         while proc.poll() is None and said not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.001)
-        proc.send_signal(sig)
+        if group and proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
     proc.wait(timeout=300)
     _ended(log)
     return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
@@ -220,7 +229,9 @@ def _clean(result: subprocess.CompletedProcess, code: int) -> None:
 def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_the_same_run(
     tmp_path, straight_slow
 ):
-    moments = [  # start-up (its directory made, JAX starting), compiling its first chunk, training
+    # start-up (its directory made, JAX starting); compiling its first chunk, SIGTERM to the
+    # whole process group (as SLURM stops a job: its plot workers end too); training, twice
+    moments = [
         ("startup", lambda out: (tmp_path / "startup" / ".hydra").exists(), (signal.SIGINT,)),
         ("compile", lambda out: (tmp_path / "compile" / "metrics.jsonl").exists(), (signal.SIGTERM,)),
         (
@@ -231,13 +242,19 @@ def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_t
     ]
     for name, ready, signals in moments:
         run = tmp_path / name
-        result = _signalled([f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path)
+        result = _signalled(
+            [f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path, group=name == "compile"
+        )
         _clean(result, 128 + signals[0])
         if name != "startup":  # the engine runs: it says which signal stops it
             assert f"{signal.Signals(signals[0]).name} received" in result.stdout, name
+        if name == "compile":  # the workers ended with it: their plots are the resume's to draw
+            assert "the plot workers ended with the signal" in result.stdout, result.stdout[-2000:]
+            assert not (run / "loss_curve.png").exists()
         assert _status(run) == "interrupted", name
         app.train(cfg_of(*SLOW, "resume=true"), out_dir=run)
         assert _status(run) == "completed", name
+        assert (run / "loss_curve.png").exists(), name
         _same_run(run, straight_slow)
 
 

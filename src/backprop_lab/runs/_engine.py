@@ -281,11 +281,14 @@ def run_experiments(
             _keep_finished([l for l, a in zip(lanes, actions) if a == _KEEP], results, painter)
             _start_lanes(runnable)
             seconds, wall = _train_all(runnable, signals, lanes)
+            painter.stopping = signals.received is not None
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
             if len(runnable) > 1 and runnable[0].writer:
                 report_program(len(runnable), results[id(runnable[0])], wall)
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
+            if painter is not None:
+                painter.stopping = True
             raise _interrupted(lanes, actions, results, stop.signum) from None
         except Exception as err:
             close_trackers(lanes, results, "failed", str(err))
