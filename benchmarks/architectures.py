@@ -230,9 +230,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
                 seeds=1,
                 epochs=1,
                 masking_steps=10,
-                # one architecture: the per-architecture sweep is then the padded sweep's own
-                # program, read from the compile cache, and the basic launcher runs one job
-                sizes=("[2,4,2]",),
+                sizes=("[2,4,2]", "[2,4,4,2]"),
                 activations=("tanh",),
                 warm=False,
             ),
