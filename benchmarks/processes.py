@@ -668,11 +668,13 @@ def bench_help(
     apps: Sequence[str] = ("train", "compare", "explain"),
     flags: Sequence[Sequence[str]] = (("--help",), ("--cfg", "job")),
     repeats: int = 9,
+    warmup: int = 1,
 ) -> list[Row]:
     """T11: ``--help`` and ``--cfg job`` of every app against a minimal Hydra app's ``--help``.
 
     The minimal app (one YAML file, an empty main) is written into a temporary
-    directory and run with the same interpreter. All commands take turns. The
+    directory and run with the same interpreter. All commands take turns, after ``warmup``
+    untimed rounds (the tiny mode has none: it checks the harness, not the figures). The
     goal: the slowest app command ≤ 1.5 × the minimal ``--help``, and none of
     them imports a :data:`HEAVY` package (checked with ``-X importtime``).
     """
@@ -685,7 +687,7 @@ def bench_help(
             for flag in flags:
                 cmds[f"{app} {' '.join(flag)}"] = [*_app(app), *flag]
         times = time_interleaved(
-            {k: functools.partial(run_command, c, env=env) for k, c in cmds.items()}, repeats, warmup=1
+            {k: functools.partial(run_command, c, env=env) for k, c in cmds.items()}, repeats, warmup=warmup
         )
         heavy = {
             k: heavy_imports(run_command([c[0], "-X", "importtime", *c[1:]], env=env).stderr)
@@ -744,7 +746,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], dict[str, dict[str, Any]]]
         {
             "full": dict(repeats=9),
             "quick": dict(repeats=3),
-            "tiny": dict(apps=("train",), flags=(("--help",),), repeats=1),
+            "tiny": dict(apps=("train",), flags=(("--help",),), repeats=1, warmup=0),
         },
     ),
 }

@@ -162,7 +162,12 @@ def test_flags_after_overrides_read_as_flags_first(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_from_another_directory_then_evaluate(tmp_path: Path) -> None:
+def test_train_from_another_directory_then_evaluate(tmp_path: Path, capsys) -> None:
+    """The console script trains from outside the checkout and its evaluate reads that run, each
+    a process of its own; evaluate's table and its one-line refusals are the same ``main`` called
+    here (each process would start JAX again for them)."""
+    from backprop_lab.apps.cli import main
+
     run = tmp_path / "run"
     result = cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -176,18 +181,19 @@ def test_train_from_another_directory_then_evaluate(tmp_path: Path) -> None:
     assert values["test_loss"] == pytest.approx(summary["final_test_loss"], rel=1e-5)
     assert values["test_accuracy"] == summary["test_accuracy"]
 
-    table = cli("evaluate", str(run), "data=and", cwd=tmp_path)
-    assert table.returncode == 0, table.stderr[-3000:]
-    assert "data and" in table.stdout and table.stdout.splitlines()[-1].split()[0] == "test"
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "data=and"]) == 0
+    table = capsys.readouterr().out
+    assert "data and" in table and table.splitlines()[-1].split()[0] == "test"
 
     for args, says in (
         ([str(run), "data=moons"], "sizes must start with 2 and end with 2"),
         ([str(run), "model.sizes=[2,2]"], "evaluate takes the data group only"),
         ([str(tmp_path / "nowhere")], "does not exist"),
     ):
-        bad = cli("evaluate", *args, cwd=tmp_path)
-        lines = bad.stderr.strip().splitlines()
-        assert bad.returncode == 2 and len(lines) == 1 and says in lines[0], bad.stderr[-2000:]
+        status = main(["evaluate", *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(lines) == 1 and says in lines[0], lines
 
 
 @pytest.mark.slow

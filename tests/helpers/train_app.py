@@ -34,7 +34,12 @@ def cfg_of(*overrides: str):
 
 TINY = ("data=moons", "model.sizes=[2,8,2]", "epochs=3", "batch_size=50", "log_every=1")
 #: Long enough to stop mid-run at a moment its records mark: 30 epochs of 168 steps, a record each.
-SLOW = ("data=digits", "model.sizes=[64,32,10]", "epochs=30", "batch_size=8", "log_every=1")
+#: The tests signal it once its first records are written (epoch 2 or so); the epochs left are
+#: the runway in which the signal must arrive: about 10 ms an epoch on a quiet machine, so the
+#: whole run is a fraction of a second of training, and fewer epochs would leave a loaded
+#: machine's scheduling delays room to let the run finish first.
+SLOW_EPOCHS = 30
+SLOW = ("data=digits", "model.sizes=[64,32,10]", f"epochs={SLOW_EPOCHS}", "batch_size=8", "log_every=1")
 
 
 def trained_run(tmp_path_factory, *overrides: str) -> Path:

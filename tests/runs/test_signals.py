@@ -53,6 +53,19 @@ def _sweep(root: Path, epochs: int, resume: bool = False, lanes=RATE_LANES) -> N
     run_experiments(specs, resume=resume, refuse="skip")
 
 
+#: epochs of the rates sweep that the tests stop and resume
+RATE_EPOCHS = 8
+
+
+@pytest.fixture(scope="module")
+def straight_rates(tmp_path_factory) -> Path:
+    """The rates sweep of RATE_EPOCHS, never stopped: what the tests' stopped sweeps end as.
+    Its tests name ``xdist_group("straight_rates")``, so one worker runs it once."""
+    root = tmp_path_factory.mktemp("straight_rates")
+    _sweep(root, RATE_EPOCHS)
+    return root
+
+
 def _rows(path: Path) -> list[dict]:
     return [
         {k: v for k, v in json.loads(line).items() if k != "wall_time"}
@@ -70,12 +83,21 @@ def _state(run: Path) -> bytes:
     # rates: lane 1 five epochs behind; architectures: lane 1 resumes apart from the lanes that
     # set its program's padded shape, and is laid out as the whole program was (with a shape of
     # its own its numbers would differ in float32)
-    [(RATE_LANES, 3, 8), (ARCHITECTURES, 1, 4)],
+    [
+        pytest.param(RATE_LANES, 3, RATE_EPOCHS, marks=pytest.mark.xdist_group("straight_rates")),
+        (ARCHITECTURES, 1, 4),
+    ],
     ids=["rates", "architectures"],
 )
-def test_a_lane_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(tmp_path, lanes, behind, epochs):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    _sweep(straight, epochs, lanes=lanes)
+def test_a_lane_behind_resumes_to_the_uninterrupted_sweep_bit_for_bit(
+    tmp_path, request, lanes, behind, epochs
+):
+    killed = tmp_path / "killed"
+    if lanes is RATE_LANES:  # the rates sweep, shared with the signalled sweep's test
+        straight = request.getfixturevalue("straight_rates")
+    else:
+        straight = tmp_path / "straight"
+        _sweep(straight, epochs, lanes=lanes)
     # a sweep killed (kill -9: no summaries) with lane 1 behind the others, which had
     # checkpointed their last epoch: lane 1 as the sweep leaves it ...
     _sweep(killed, behind, lanes=lanes)
@@ -119,16 +141,22 @@ def _lines(path: Path) -> int:
 
 
 def _signalled(
-    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path
+    args: list[str], ready: Callable[[str], bool], signals: tuple[int, ...], tmp: Path, group: bool = False
 ) -> subprocess.CompletedProcess:
     """The app run with ``args``; once ``ready(output so far)`` holds, ``signals`` sent one after
     the other, each once the app has said it received the one before (two signals sent at once
-    may reach the process in either order); its exit status and whole output (when every
-    process writing it has ended)."""
+    may reach the process in either order), to the app alone or (``group``) to its whole
+    process group, its plot workers too, as SLURM signals a job; its exit status and whole
+    output (when every process writing it has ended)."""
     log = tmp / f"out{len(list(tmp.glob('out*')))}.txt"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(TRAIN), *args], cwd=ROOT, stdout=out, stderr=out, env=_with_helpers()
+            [sys.executable, str(TRAIN), *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            env=_with_helpers(),
+            start_new_session=group,
         )
     deadline = time.monotonic() + 300
     while proc.poll() is None and not ready(log.read_text()) and time.monotonic() < deadline:
@@ -137,7 +165,10 @@ def _signalled(
         said = f"{signal.Signals(before).name} received" if before else ""
         while proc.poll() is None and said not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.001)
-        proc.send_signal(sig)
+        if group and proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
     proc.wait(timeout=300)
     _ended(log)
     return subprocess.CompletedProcess(args, proc.returncode, log.read_text(), "")
@@ -194,10 +225,13 @@ def _clean(result: subprocess.CompletedProcess, code: int) -> None:
 
 
 @pytest.mark.slow
-def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_the_same_run(tmp_path):
-    straight = tmp_path / "straight"
-    app.train(cfg_of(*SLOW), out_dir=straight)
-    moments = [  # start-up (its directory made, JAX starting), compiling its first chunk, training
+@pytest.mark.xdist_group("straight_slow")  # one worker runs the shared straight run (conftest.py)
+def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_the_same_run(
+    tmp_path, straight_slow
+):
+    # start-up (its directory made, JAX starting); compiling its first chunk, SIGTERM to the
+    # whole process group (as SLURM stops a job: its plot workers end too); training, twice
+    moments = [
         ("startup", lambda out: (tmp_path / "startup" / ".hydra").exists(), (signal.SIGINT,)),
         ("compile", lambda out: (tmp_path / "compile" / "metrics.jsonl").exists(), (signal.SIGTERM,)),
         (
@@ -208,19 +242,25 @@ def test_a_run_signalled_at_any_moment_says_so_exits_128_plus_n_and_resumes_to_t
     ]
     for name, ready, signals in moments:
         run = tmp_path / name
-        result = _signalled([f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path)
+        result = _signalled(
+            [f"hydra.run.dir={run}", *SLOW], ready, signals, tmp_path, group=name == "compile"
+        )
         _clean(result, 128 + signals[0])
         if name != "startup":  # the engine runs: it says which signal stops it
             assert f"{signal.Signals(signals[0]).name} received" in result.stdout, name
+        if name == "compile":  # the workers ended with it: their plots are the resume's to draw
+            assert "the plot workers ended with the signal" in result.stdout, result.stdout[-2000:]
+            assert not (run / "loss_curve.png").exists()
         assert _status(run) == "interrupted", name
         app.train(cfg_of(*SLOW, "resume=true"), out_dir=run)
         assert _status(run) == "completed", name
-        _same_run(run, straight)
+        assert (run / "loss_curve.png").exists(), name
+        _same_run(run, straight_slow)
 
 
 def _same_run(run: Path, straight: Path) -> None:
-    """The records of ``run`` are those of ``straight``, step by step, once each. The two ran in
-    processes whose XLA options differ (the app's own and the test's), so the numbers agree to
+    """The records of ``run`` are those of ``straight``, step by step, once each. Their chunks ran
+    in processes whose XLA options differ (the app's own and the test's), so the numbers agree to
     float32 rounding, not bit for bit (tests/runs/test_run_contract.py compares two apps)."""
     got, want = _rows(run / "metrics.jsonl"), _rows(straight / "metrics.jsonl")
     assert [r["step"] for r in got] == [r["step"] for r in want]
@@ -233,32 +273,37 @@ def _cli_sweep(root: Path, launcher: str, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(tmp_path):
+@pytest.mark.xdist_group("straight_rates")
+def test_a_vmap_sweep_signalled_in_its_set_up_or_killed_while_plotting_resumes_without_a_traceback(
+    tmp_path, straight_rates
+):
     rates = "optimizer.lr=" + ",".join(map(str, RATES))
     set_up = tmp_path / "set_up"
     # SIGTERM as Hydra sets up the second job: its directory made, its task not run yet
     stop = "+hydra.callbacks.stop._target_=helpers.signal_callback.SignalAtJob"
     result = _signalled(
-        _cli_sweep(set_up, "vmap", *LANES, "epochs=8", rates, stop), lambda out: False, (), tmp_path
+        _cli_sweep(set_up, "vmap", *LANES, f"epochs={RATE_EPOCHS}", rates, stop),
+        lambda out: False,
+        (),
+        tmp_path,
     )
     _clean(result, 128 + signal.SIGTERM)
     assert sorted(job.name for job in set_up.glob("[0-9]*")) == ["0", "1"], result.stdout[-2000:]
     assert all(_status(job) == "interrupted" for job in set_up.glob("[0-9]*")), result.stdout[-2000:]
 
-    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    killed = tmp_path / "killed"
     result = _signalled(
-        _cli_sweep(killed, "vmap", *LANES, "epochs=8", rates),
+        _cli_sweep(killed, "vmap", *LANES, f"epochs={RATE_EPOCHS}", rates),
         lambda out: any(killed.glob("*/summary.json")),  # the plots being drawn
         (signal.SIGKILL,),
         tmp_path,
     )
     assert result.returncode == -signal.SIGKILL
     assert "Traceback" not in result.stdout and "BrokenPipe" not in result.stdout, result.stdout[-3000:]
-    _sweep(killed, epochs=8, resume=True)
-    _sweep(straight, epochs=8)
+    _sweep(killed, RATE_EPOCHS, resume=True)
     for lane in ("0", "1", "2"):
         assert _status(killed / lane) == "completed"
-        _same_run(killed / lane, straight / lane)
+        _same_run(killed / lane, straight_rates / lane)
 
 
 @pytest.mark.slow

@@ -11,7 +11,10 @@ summary plots (:func:`submit`), and ends with the process. A job in a process
 that multiprocessing started (Hydra's parallel launcher) draws its plots itself.
 
 Nothing is lost to a worker that dies (killed, out of memory): the plots the
-pool did not draw are drawn in the run's process, with a warning. A worker
+pool did not draw are drawn in the run's process, with a warning; but when a
+signal stopped the run (:attr:`Painter.stopping`), workers that ended with it
+(a signal to the whole process group, as SLURM sends before a requeue) leave
+their plots to the resumed run, so that the process ends at once. A worker
 whose run's process is gone (``kill -9``) finishes the plot it is writing and
 ends.
 """
@@ -153,15 +156,26 @@ def _lost(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True)
 
 
-def _hand(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], args: tuple) -> Future:
-    """``fn(*args)`` handed to ``pool``, or done here (a future already done) without one."""
+def _left(folder: str) -> None:
+    log.warning(
+        "the plot workers ended with the signal; the plots of %s are drawn when the run resumes", folder
+    )
+
+
+def _hand(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], args: tuple, here: bool = True) -> Future:
+    """``fn(*args)`` handed to ``pool``, or done here (a future already done) without one; with
+    ``here`` false, not done at all when the pool's workers are gone."""
+    done: Future = Future()
     if pool is not None:
         try:
             return pool.submit(fn, *args)
         except (BrokenProcessPool, RuntimeError) as err:  # broken, or shut down
-            log.warning("the plot workers are gone (%s); drawing here", err)
             _lost(pool)
-    done: Future = Future()
+            if not here:
+                _left(args[0])
+                done.set_result(None)
+                return done
+            log.warning("the plot workers are gone (%s); drawing here", err)
     try:
         done.set_result(fn(*args))
     except Exception as err:
@@ -169,15 +183,21 @@ def _hand(pool: ProcessPoolExecutor | None, fn: Callable[..., Any], args: tuple)
     return done
 
 
-def _value(pool: ProcessPoolExecutor | None, job: Future, fn: Callable[..., Any], args: tuple) -> Any:
+def _value(
+    pool: ProcessPoolExecutor | None, job: Future, fn: Callable[..., Any], args: tuple, here: bool = True
+) -> Any:
     """The value of ``fn(*args)`` handed over as ``job``: the worker's, or, when the worker
-    died before it was done, this process's. Raises what ``fn`` raised."""
+    died before it was done, this process's (None with ``here`` false). Raises what ``fn``
+    raised."""
     try:
         return job.result()
     except BrokenProcessPool:
-        log.warning("a plot worker ended before drawing the plots of %s; drawing them here", args[0])
         if pool is not None:
             _lost(pool)
+        if not here:
+            _left(args[0])
+            return None
+        log.warning("a plot worker ended before drawing the plots of %s; drawing them here", args[0])
         return fn(*args)
 
 
@@ -197,6 +217,8 @@ class Painter:
     def __init__(self, lanes: int):
         self.pool: ProcessPoolExecutor | None = None
         self.jobs: list[tuple[Future, tuple]] = []
+        #: A signal stopped the run: plots whose workers ended with it are left to the resume.
+        self.stopping = False
         if multiprocessing.parent_process() is not None:
             return  # a job in another process's worker (the parallel launcher's): drawn here
         try:
@@ -208,14 +230,14 @@ class Painter:
         """Hand the plots of the run in ``folder`` (its records and losses written) to the pool;
         ``scale``: ``plot.scale``."""
         args = (str(folder), title, scale)
-        self.jobs.append((_hand(self.pool, lane_plots, args), args))
+        self.jobs.append((_hand(self.pool, lane_plots, args, here=not self.stopping), args))
 
     def close(self) -> None:
         """Wait until every plot handed over is written; one that failed is a warning, not an error."""
         jobs, self.jobs = self.jobs, []
         for job, args in jobs:
             try:
-                _value(self.pool, job, lane_plots, args)
+                _value(self.pool, job, lane_plots, args, here=not self.stopping)
             except Exception as err:  # a plot is not worth losing the run's results
                 log.warning("the plots of %s could not be drawn: %s", args[0], str(err).replace("\n", " "))
 

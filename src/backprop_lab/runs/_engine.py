@@ -54,7 +54,7 @@ from ._finish import (
     stopped,
 )
 from ._lane import Lane, RunSpec
-from ._resume import resume_point
+from ._resume import resume_point, wall_before
 from ._signals import Interrupted, RunInterrupted, Signals
 
 __all__ = ["DIVERGENCE_FACTOR", "RunInterrupted", "RunSpec", "run_experiments"]
@@ -105,6 +105,7 @@ def _open(lane: Lane, resume: bool) -> int:
     if point.action == "resume":
         lane.model, lane.opt_state = point.model, point.opt_state
         lane.epoch, lane.initial_loss = point.epoch, point.initial_loss
+        lane.wall_before = wall_before(point.header or {})
         restore_best(lane, point.header or {})
     return {"start": _START, "resume": _RESUME, "keep": _KEEP}[point.action]
 
@@ -115,6 +116,7 @@ def _follow(lane: Lane, action: int) -> None:
         like = (lane.exp.model, lane.exp.optimizer.init(lane.exp.model))
         (lane.model, lane.opt_state), header = load_checkpoint(lane.dir / CHECKPOINT, like)
         lane.epoch, lane.initial_loss = header["epoch"], header["meta"].get("initial_loss")
+        lane.wall_before = wall_before(header)
 
 
 def _open_all(lanes: list[Lane], resume: bool, refuse: str) -> list[int]:
@@ -279,11 +281,14 @@ def run_experiments(
             _keep_finished([l for l, a in zip(lanes, actions) if a == _KEEP], results, painter)
             _start_lanes(runnable)
             seconds, wall = _train_all(runnable, signals, lanes)
+            painter.stopping = signals.received is not None
             _finish_all(runnable, seconds, wall, {"lanes": len(specs), **extra}, painter, results)
             if len(runnable) > 1 and runnable[0].writer:
-                report_program(len(runnable), results[id(runnable[0])])
+                report_program(len(runnable), results[id(runnable[0])], wall)
             painter.close()  # every plot drawn before the run returns
         except Interrupted as stop:  # a second signal: the runs' short summaries, then out
+            if painter is not None:
+                painter.stopping = True
             raise _interrupted(lanes, actions, results, stop.signum) from None
         except Exception as err:
             close_trackers(lanes, results, "failed", str(err))

@@ -151,7 +151,7 @@ def finish(
         "final_test_loss": last.get("test_loss"),
         "test_accuracy": last.get("test_accuracy"),
         "samples_per_second": lanes * steps_timed * exp.batch_size / sum(timed) if sum(timed) > 0 else None,
-        "wall_time": wall,
+        "wall_time": lane.wall_before + wall,
         "timing": "program" if lanes > 1 else "run",
         "first_chunk_seconds": seconds[0] if seconds else None,
         "grad": exp.grad,
@@ -197,15 +197,15 @@ def close_trackers(lanes: list[Lane], results: dict, status: str, error: str) ->
                 pass
 
 
-def report_program(lanes: int, summary: dict | None) -> None:
-    """The timing of a program of several lanes, once: every lane's summary holds the same
-    figures (``timing: "program"``), which are the program's, not a lane's."""
+def report_program(lanes: int, summary: dict | None, wall: float) -> None:
+    """The timing of a program of several lanes (``wall`` seconds), once: every lane's summary
+    holds the same figures (``timing: "program"``), which are the program's, not a lane's."""
     if summary is None:
         return
     rate = summary.get("samples_per_second")
     log.info(
         "the program of %d lanes took %.3g s%s (each job's time and samples/s are the program's)",
         lanes,
-        summary["wall_time"],
+        wall,
         "" if rate is None else f", {rate:.4g} samples/s over all lanes",
     )

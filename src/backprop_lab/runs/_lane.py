@@ -56,6 +56,7 @@ class Lane:
     dir: RunDir
     epoch: int = 0
     initial_loss: float | None = None
+    wall_before: float = 0.0  # seconds the run trained before it was resumed (its checkpoint's)
     status: str = "running"
     diverged_at: int | None = None
     note: str = ""
@@ -110,7 +111,7 @@ def record(lane: Lane, m: dict, i: int, epoch_loss, wall: float) -> dict:
         "epoch_loss": None if epoch_loss is None else finite_or_none(epoch_loss),
         "test_loss": finite_or_none(m["test_loss"][i]),
         "test_accuracy": float(m["test_accuracy"][i]) if exp.data.n_classes is not None else None,
-        "wall_time": round(wall, 4),
+        "wall_time": round(lane.wall_before + wall, 4),
     }
     real = m["real_layers"][i] if "real_layers" in m else None  # a padded lane: its own layers only
     for key in ("grad_norms", "bias_grad_norms", "mean_abs_delta"):
@@ -160,6 +161,7 @@ def save(lane: Lane, rec: dict | None = None) -> None:
         "config": result_config(exp.config),
         "epochs": exp.epochs,
         "initial_loss": lane.initial_loss,
+        "wall_time": lane.wall_before if rec is None else rec["wall_time"],
         **data_record(exp),
         "architecture": architecture(exp),
         "run": lane.dir.run_id,

@@ -16,6 +16,7 @@ are cut back only when the files' first bytes are what the checkpoint recorded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from ..files._checkpoint import load_checkpoint, read_header
@@ -166,3 +167,10 @@ def resume_point(d: RunDir, exp: Experiment, resume: bool) -> ResumePoint:
         meta.get("initial_loss"),
         header,
     )
+
+
+def wall_before(header: dict) -> float:
+    """The seconds a resumed run had trained when its checkpoint was written (its record's
+    ``wall_time``; 0 for a checkpoint that does not say), so that its times go on from there."""
+    wall = header.get("meta", {}).get("wall_time")
+    return float(wall) if isinstance(wall, (int, float)) and math.isfinite(wall) and wall >= 0 else 0.0
